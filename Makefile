@@ -1,0 +1,71 @@
+# The Makefile is the user interface of this repository: `make` alone lists every target.
+# Each concern keeps its targets in mk/<concern>.mk; this file holds what they all share.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# ---- Settings (override on the command line or in the environment) -------------------------
+PYTHON ?= python3
+VENV ?= .venv
+ARTIFACTS ?= artifacts
+MODEL_NAME ?= mnist
+DATA_DIR ?= $(ARTIFACTS)/data/mnist
+TRAIN_DIR ?= $(ARTIFACTS)/training
+MODEL_BASE_PATH ?= $(ARTIFACTS)/models/$(MODEL_NAME)
+GRPC_PORT ?= 8500
+REST_PORT ?= 8501
+UI_PORT ?= 8080
+export MODEL_NAME GRPC_PORT REST_PORT UI_PORT
+
+VENV_PY := $(VENV)/bin/python
+VENV_BIN := $(VENV)/bin
+CONSTRAINTS := requirements/constraints.txt
+# Every Python package of this repo, installed editable into .venv.
+PACKAGES := libs/mnist_common services/trainer services/model-exporter services/tf-serving services/web-ui
+SETUP_STAMP := $(VENV)/.setup-done
+
+##@ Getting started
+
+.PHONY: help
+help: ## Show every target with one line of help (the default target)
+	@awk 'BEGIN {FS = ":.*?## "} \
+	  /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5); next} \
+	  /^[a-zA-Z0-9_.-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables (make VAR=value target): PYTHON VENV ARTIFACTS MODEL_NAME DATA_DIR TRAIN_DIR"
+	@echo "  MODEL_BASE_PATH GRPC_PORT REST_PORT UI_PORT DATA_SOURCE; see README.md for the rest."
+
+.PHONY: setup
+setup: $(SETUP_STAMP) ## Create .venv with every service and tool, pinned by requirements/constraints.txt
+
+# The stamp depends on every file that decides what is installed, so a second run does nothing
+# and a change to the lock or a pyproject.toml reinstalls.
+$(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$(PACKAGES))
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+	  { echo "error: Python 3.11 is required; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --upgrade pip
+	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) setuptools wheel
+	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) -r requirements/dev.in
+	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) --no-build-isolation $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+.PHONY: lock
+lock: $(SETUP_STAMP) ## Rewrite requirements/constraints.txt from what .venv has installed
+	@{ sed -n '1,2p' $(CONSTRAINTS); \
+	   $(VENV_PY) -m pip freeze --exclude-editable | grep -v -E '^(pip|wheel)=='; \
+	   $(VENV_PY) -m pip freeze --all | grep '^setuptools=='; } > $(CONSTRAINTS).tmp
+	@mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	@echo "wrote $(CONSTRAINTS)"
+
+.PHONY: clean
+clean: ## Delete generated artifacts (data, training runs, models, reports); keeps .venv
+	rm -rf $(ARTIFACTS)
+
+.PHONY: distclean
+distclean: clean ## Delete artifacts and .venv
+	rm -rf $(VENV)
+
+include $(sort $(wildcard mk/*.mk))

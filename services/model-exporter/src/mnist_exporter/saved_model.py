@@ -1,0 +1,69 @@
+"""Build the SavedModel that TF Serving loads: two signatures over one Keras model.
+
+serving_default      images       float32 [-1, 28, 28] in [0, 1]
+predict_image_bytes  image_bytes  string  [-1], encoded PNG or JPEG (REST sends {"b64": ...});
+                                  decoded, made grayscale, resized to 28x28 and scaled to [0, 1]
+                                  inside the graph, so any client can send an image file.
+Both return probabilities float32 [-1, 10] and classes int64 [-1].
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+DEFAULT_SIGNATURE = "serving_default"
+IMAGE_BYTES_SIGNATURE = "predict_image_bytes"
+IMAGES_INPUT = "images"
+IMAGE_BYTES_INPUT = "image_bytes"
+PROBABILITIES_OUTPUT = "probabilities"
+CLASSES_OUTPUT = "classes"
+
+# What the validation gate checks: {signature: ({input: (dtype, shape)}, {output: (dtype, shape)})}
+EXPECTED_SIGNATURES = {
+    DEFAULT_SIGNATURE: (
+        {IMAGES_INPUT: (tf.float32, [None, 28, 28])},
+        {PROBABILITIES_OUTPUT: (tf.float32, [None, 10]), CLASSES_OUTPUT: (tf.int64, [None])},
+    ),
+    IMAGE_BYTES_SIGNATURE: (
+        {IMAGE_BYTES_INPUT: (tf.string, [None])},
+        {PROBABILITIES_OUTPUT: (tf.float32, [None, 10]), CLASSES_OUTPUT: (tf.int64, [None])},
+    ),
+}
+
+
+def _decode_one(encoded: tf.Tensor) -> tf.Tensor:
+    image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
+    image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
+    image = tf.image.resize(image, [28, 28], antialias=True)
+    return tf.clip_by_value(tf.reshape(image, [28, 28]), 0.0, 1.0)
+
+
+class ServingModule(tf.Module):
+    """Holds the Keras model so its variables are saved, and the two serving functions."""
+
+    def __init__(self, model):
+        super().__init__(name="mnist_serving")
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name=IMAGES_INPUT)])
+    def predict_images(self, images):
+        probabilities = self.model(images, training=False)
+        classes = tf.argmax(probabilities, axis=1, output_type=tf.int64)
+        return {PROBABILITIES_OUTPUT: probabilities, CLASSES_OUTPUT: classes}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
+    def predict_image_bytes(self, image_bytes):
+        images = tf.map_fn(
+            _decode_one, image_bytes, fn_output_signature=tf.TensorSpec([28, 28], tf.float32)
+        )
+        return self.predict_images(images)
+
+
+def export_saved_model(keras_model, export_dir: str) -> None:
+    """Write the SavedModel with both signatures into export_dir (which must not exist)."""
+    module = ServingModule(keras_model)
+    signatures = {
+        DEFAULT_SIGNATURE: module.predict_images.get_concrete_function(),
+        IMAGE_BYTES_SIGNATURE: module.predict_image_bytes.get_concrete_function(),
+    }
+    tf.saved_model.save(module, export_dir, signatures=signatures)
