@@ -82,3 +82,37 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# ---- Tree operations (added for the model exporter's publishing and retention) --------------
+# Kept apart from the basics above: only the exporter needs to copy and delete whole folders.
+
+
+def copy_file(source: str, destination: str) -> None:
+    """Copy one file, replacing the destination. On gs:// each object copy is all-or-nothing."""
+    if is_remote(source) or is_remote(destination):
+        _gfile().copy(source, destination, overwrite=True)
+        return
+    import shutil
+
+    shutil.copyfile(source, destination)
+
+
+def remove_file(path: str) -> None:
+    if is_remote(path):
+        _gfile().remove(path)
+    else:
+        os.remove(path)
+
+
+def remove_tree(path: str) -> None:
+    """Delete a folder and everything in it; a folder that is already gone is not an error."""
+    if is_remote(path):
+        gfile = _gfile()
+        if gfile.exists(path):
+            gfile.rmtree(path)
+        return
+    import shutil
+
+    if os.path.lexists(path):
+        shutil.rmtree(path)

@@ -1,0 +1,117 @@
+"""mnist-export: publish the trained model as a new, validated TF Serving model version.
+
+Exit codes: 0 published (or this training run is already the newest version);
+2 bad flag, or missing/corrupt trainer output or data (the message names it);
+3 the validation gate refused the model (the message names each failed check and its figures);
+1 anything else (e.g. the version folder appeared meanwhile, storage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from mnist_exporter.errors import EXIT_GATE_FAILURE, EXIT_INPUT_ERROR, GateFailure, InputError, PublishConflict
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="mnist-export",
+        description="Export the trained Keras model as a SavedModel version for TensorFlow "
+        "Serving, publishing it only if it passes the validation gate.",
+        epilog="Exit codes: 0 published (or already the newest version); 2 bad flag or "
+        "missing/corrupt input; 3 refused by the validation gate (nothing published); "
+        "1 other errors. Every flag with an env name takes its default from that variable.",
+    )
+    parser.add_argument("--train-dir", default=env("TRAIN_DIR", "artifacts/training"),
+                        help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)")
+    parser.add_argument("--data-dir", default=env("DATA_DIR", "artifacts/data/mnist"),
+                        help="prepared MNIST data; its validation split feeds the gate (env DATA_DIR; default %(default)s)")
+    parser.add_argument("--model-base-path", default=env("MODEL_BASE_PATH", "artifacts/models/mnist"),
+                        help="TF Serving model base path, local or gs:// (env MODEL_BASE_PATH; default %(default)s)")
+    parser.add_argument("--model-name", default=env("MODEL_NAME", "mnist"),
+                        help="model name written into the warmup requests (env MODEL_NAME; default %(default)s)")
+    parser.add_argument("--min-accuracy", type=_fraction, default=env("MIN_ACCURACY", "0.97"),
+                        help="refuse a model below this validation accuracy (env MIN_ACCURACY; default %(default)s)")
+    parser.add_argument("--max-regression", type=_fraction, default=env("MAX_REGRESSION", "0.005"),
+                        help="refuse a model whose accuracy is lower than the newest published version's "
+                        "by more than this (env MAX_REGRESSION; default %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="publish even if worse than the newest version (the other checks still apply)")
+    parser.add_argument("--keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
+                        help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; default %(default)s)")
+    parser.add_argument("--republish", action="store_true",
+                        help="publish even if the newest version already holds this very training run")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Our progress at INFO; TensorFlow's chatter (tracing notes, asset paths) only with -v.
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="mnist-export: %(message)s",
+        force=True,
+    )
+    logging.getLogger("mnist_exporter").setLevel(logging.INFO)
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from mnist_exporter.exporter import ExportOptions, run_export  # imports TensorFlow
+
+    options = ExportOptions(
+        train_dir=args.train_dir,
+        data_dir=args.data_dir,
+        model_base_path=args.model_base_path,
+        model_name=args.model_name,
+        min_accuracy=args.min_accuracy,
+        max_regression=args.max_regression,
+        force=args.force,
+        keep=args.keep,
+        republish=args.republish,
+    )
+    try:
+        result = run_export(options)
+    except InputError as error:
+        print(f"mnist-export: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except GateFailure as error:
+        print(f"mnist-export: REFUSED, nothing published in {options.model_base_path}:", file=sys.stderr)
+        for check in error.failed_checks:
+            print(f"  failed check {check}", file=sys.stderr)
+        return EXIT_GATE_FAILURE
+    except PublishConflict as error:
+        print(f"mnist-export: error: {error}", file=sys.stderr)
+        return 1
+    print(result.message)
+    if result.removed_versions:
+        print(f"retention (--keep {options.keep}): deleted version(s) "
+              + ", ".join(str(v) for v in result.removed_versions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

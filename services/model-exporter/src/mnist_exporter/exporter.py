@@ -1,0 +1,205 @@
+"""One export: trainer output -> staged SavedModel -> validation gate -> new version -> retention.
+
+Nothing becomes visible in the base path until every check has passed; on any failure the
+staging folder is removed and the base path is left as it was (see versions.py for how the
+version appears in one step).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from mnist_common import storage
+from mnist_common.dataset import DatasetError, dataset_sha256, load_split
+from mnist_common.idx import IdxFormatError
+
+from mnist_exporter import model_card, versions, warmup
+from mnist_exporter.errors import GateFailure, InputError
+from mnist_exporter.saved_model import export_saved_model
+from mnist_exporter.trainer_output import TrainerOutput, load_trainer_output
+from mnist_exporter.validation import GateReport, evaluate, run_gate
+
+log = logging.getLogger(__name__)
+
+# Test hook (documented in the README): when set to a file path, the exporter writes the
+# staging folder's path into that file once the export is staged and validated, then waits
+# until the file is deleted before publishing. Tests use it to kill an exporter at exactly that
+# moment; nothing in production sets it.
+PAUSE_ENV = "MNIST_EXPORT_PAUSE_BEFORE_PUBLISH"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    train_dir: str
+    data_dir: str
+    model_base_path: str
+    model_name: str = "mnist"
+    min_accuracy: float = 0.97
+    max_regression: float = 0.005
+    force: bool = False
+    keep: int = 3
+    republish: bool = False
+
+
+@dataclass
+class ExportResult:
+    version: int | None  # the version published, or the existing one if nothing was done
+    path: str | None
+    published: bool
+    report: GateReport | None = None
+    removed_versions: list[int] = field(default_factory=list)
+    message: str = ""
+
+
+def _load_validation(data_dir: str):
+    try:
+        split = load_split(data_dir, "validation")
+        digest = dataset_sha256(data_dir)
+    except FileNotFoundError as error:
+        raise InputError(
+            f"{error.filename or error}: validation data is missing; run 'make data' or point "
+            "--data-dir / DATA_DIR at a prepared data set"
+        ) from None
+    except (DatasetError, IdxFormatError, KeyError, OSError) as error:
+        raise InputError(f"{data_dir}: the validation data set is unusable ({error})") from None
+    if len(split) < max(warmup.WARMUP_BATCH_SIZES):
+        raise InputError(f"{data_dir}: only {len(split)} validation digits, too few to judge a model")
+    return split, digest
+
+
+def _baseline(base: str, dataset_digest: str, split) -> tuple[int, float] | None:
+    """The newest published version and its validation accuracy on this data set.
+
+    Read from its model card; if the card is missing, unreadable or was measured on another
+    data set, the version is loaded and measured again, so figures are always comparable.
+    """
+    published = versions.published_versions(base)
+    if not published:
+        return None
+    newest = published[-1]
+    card = model_card.read_card(base, newest) or {}
+    accuracy = (card.get("validation") or {}).get("accuracy")
+    if isinstance(accuracy, (int, float)) and card.get("dataset_sha256") == dataset_digest:
+        return newest, float(accuracy)
+    log.info("version %d has no comparable model card; measuring it on the validation digits", newest)
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(versions.version_path(base, newest))
+        return newest, evaluate(loaded, split.images, split.labels).accuracy
+    except Exception as error:  # an unloadable published version cannot be a baseline
+        raise GateFailure(
+            [f"max-regression: cannot measure the newest published version {newest} ({error})"]
+        ) from None
+
+
+def _already_published(base: str, trained: TrainerOutput, dataset_digest: str) -> int | None:
+    published = versions.published_versions(base)
+    if not published:
+        return None
+    card = model_card.read_card(base, published[-1]) or {}
+    same_model = (card.get("source") or {}).get("model_keras_sha256") == trained.model_sha256
+    return published[-1] if same_model and card.get("dataset_sha256") == dataset_digest else None
+
+
+def _first_missing_ancestor(path: str) -> str | None:
+    """The outermost folder of `path` that does not exist yet (local paths), else None."""
+    if storage.is_remote(path) or os.path.exists(path):
+        return None
+    path = os.path.abspath(path)
+    while not os.path.exists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
+
+
+def _pause_before_publish(staging: str) -> None:
+    flag = os.environ.get(PAUSE_ENV)
+    if not flag:
+        return
+    storage.write_bytes_atomic(flag, staging.encode())
+    log.warning("%s is set: paused before publishing until %s is deleted", PAUSE_ENV, flag)
+    while os.path.exists(flag):
+        time.sleep(0.05)
+
+
+def run_export(options: ExportOptions) -> ExportResult:
+    base = options.model_base_path
+    trained = load_trainer_output(options.train_dir)
+    split, dataset_digest = _load_validation(options.data_dir)
+    trained_on = trained.metrics.get("dataset_sha256")
+    if trained_on and trained_on != dataset_digest:
+        log.warning("the model was trained on data set %s but is validated on %s", trained_on, dataset_digest)
+
+    removed = versions.clean_stale(base)
+    if removed:
+        log.info("removed leftovers of interrupted exports: %s", ", ".join(removed))
+
+    if not options.republish:
+        existing = _already_published(base, trained, dataset_digest)
+        if existing is not None:
+            return ExportResult(
+                version=existing,
+                path=versions.version_path(base, existing),
+                published=False,
+                message=f"version {existing} already holds this training run "
+                f"({trained.model_path}); nothing to do (use --republish to publish it again)",
+            )
+
+    baseline = _baseline(base, dataset_digest, split)
+    version = versions.next_version(base)
+    created_root = _first_missing_ancestor(base)
+    staging = versions.new_staging_dir(base)
+    published = False
+    try:
+        log.info("exporting %s into staging %s", trained.model_path, staging)
+        export_saved_model(trained.model, staging)
+        warmup_path = warmup.write_warmup_file(
+            staging, warmup.build_warmup_logs(split.images, options.model_name)
+        )
+        report = run_gate(
+            staging,
+            split.images,
+            split.labels,
+            min_accuracy=options.min_accuracy,
+            max_regression=options.max_regression,
+            baseline=baseline,
+            force=options.force,
+            warmup_path=warmup_path,
+        )
+        if not report.passed:
+            raise GateFailure(report.failures)
+        card = model_card.build_card(
+            model_name=options.model_name,
+            report=report,
+            dataset_sha256=dataset_digest,
+            training_metrics=trained.metrics,
+            model_sha256=trained.model_sha256,
+            gate_settings={
+                "min_accuracy": options.min_accuracy,
+                "max_regression": options.max_regression,
+                "forced": options.force,
+            },
+        )
+        model_card.write_card(staging, card)
+        _pause_before_publish(staging)
+        path = versions.publish(staging, base, version)
+        published = True
+    finally:
+        if not published:
+            versions.discard_staging_dir(staging, base)
+            if created_root and not any(files for _, _, files in os.walk(created_root)):
+                storage.remove_tree(created_root)  # we created it only to stage in it
+
+    removed_versions = versions.apply_retention(base, options.keep)
+    return ExportResult(
+        version=version,
+        path=path,
+        published=True,
+        report=report,
+        removed_versions=removed_versions,
+        message=f"published version {version} at {path}: validation accuracy "
+        f"{report.evaluation.accuracy:.4f} on {report.evaluation.count} digits",
+    )

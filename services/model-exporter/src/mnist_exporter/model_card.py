@@ -1,0 +1,92 @@
+"""assets.extra/model_card.json: what a published version is and how it was judged.
+
+TF Serving ignores assets.extra except for its warmup file, so the card travels with the version
+and is what the next export's regression check reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+
+from mnist_common import storage
+
+from mnist_exporter.validation import GateReport
+from mnist_exporter.versions import version_path
+
+CARD_DIR = "assets.extra"
+CARD_FILE = "model_card.json"
+CARD_SCHEMA = 1
+
+
+def git_commit() -> str:
+    """GIT_COMMIT (set when images are built), else the checkout's HEAD, else 'unknown'."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),  # an editable install is in a checkout
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else "unknown"
+
+
+def build_card(
+    *,
+    model_name: str,
+    report: GateReport,
+    dataset_sha256: str,
+    training_metrics: dict,
+    model_sha256: str,
+    gate_settings: dict,
+) -> dict:
+    evaluation = report.evaluation
+    return {
+        "schema": CARD_SCHEMA,
+        "model_name": model_name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "dataset_sha256": dataset_sha256,
+        "source": {"model_keras_sha256": model_sha256},
+        "validation": {
+            "split": "validation",
+            "digits": evaluation.count,
+            "accuracy": round(evaluation.accuracy, 6),
+            "loss": round(evaluation.loss, 6),
+            "per_class_accuracy": evaluation.per_class_accuracy,
+            "image_bytes_agreement": report.image_bytes_agreement,
+        },
+        "gate": {
+            **gate_settings,
+            "compared_with_version": report.baseline_version,
+            "compared_with_accuracy": report.baseline_accuracy,
+            "notes": report.notes,
+        },
+        # Everything the trainer reported: epochs, batch size, learning rate, seed, timings ...
+        "training": training_metrics,
+    }
+
+
+def write_card(export_dir: str, card: dict) -> str:
+    path = os.path.join(export_dir, CARD_DIR, CARD_FILE)
+    storage.write_bytes_atomic(path, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_card(base: str, version: int) -> dict | None:
+    """The card of a published version, or None if it is missing or unreadable."""
+    path = storage.join(version_path(base, version), CARD_DIR, CARD_FILE)
+    try:
+        card = json.loads(storage.read_bytes(path))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
