@@ -23,7 +23,7 @@ VENV_PY := $(VENV)/bin/python
 VENV_BIN := $(VENV)/bin
 CONSTRAINTS := requirements/constraints.txt
 # Every Python package of this repo, installed editable into .venv.
-PACKAGES := libs/mnist_common services/trainer services/model-exporter services/tf-serving services/web-ui
+PACKAGES := libs/mnist_common libs/mnist_run libs/mnist_deploy services/trainer services/model-exporter services/tf-serving services/web-ui
 SETUP_STAMP := $(VENV)/.setup-done
 
 ##@ Getting started

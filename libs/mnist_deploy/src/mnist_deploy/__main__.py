@@ -1,0 +1,5 @@
+import sys
+
+from mnist_deploy.cli import main
+
+sys.exit(main())

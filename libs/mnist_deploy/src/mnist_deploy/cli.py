@@ -1,0 +1,94 @@
+"""`mnist-deploy`: render an overlay, deploy a render, show its status, remove it.
+
+  mnist-deploy render --overlay kustomize/overlays/gke --out FILE \
+      --image mnist-trainer=REGISTRY/mnist-trainer:TAG ... --set PROJECT_ID=my-project ...
+  mnist-deploy deploy   --manifests FILE [--context CONTEXT]
+  mnist-deploy status   --manifests FILE [--context CONTEXT]
+  mnist-deploy undeploy --manifests FILE [--context CONTEXT] [--delete-storage]
+
+Exit codes: 0 done, 1 a workload failed or timed out (its pod's last log lines are printed),
+2 a usage or set-up problem (the message says what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mnist_deploy import deploy as deploying
+from mnist_deploy import render as rendering
+from mnist_deploy.cluster import connect
+from mnist_deploy.errors import DeployError
+from mnist_deploy.waiting import Poller
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise DeployError(f"{flag} {value!r}: expected NAME=VALUE")
+        pairs[name] = setting
+    return pairs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-deploy", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser("render", help="kustomize an overlay into one manifest file")
+    render.add_argument("--overlay", required=True, help="overlay directory, e.g. kustomize/overlays/gke")
+    render.add_argument("--out", required=True, help="where to write the manifests")
+    render.add_argument("--image", action="append", default=[], metavar="NAME=REF",
+                        help="set image NAME (as written in the manifests) to REF (registry/name:tag)")
+    render.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for ${NAME} in the manifests; empty means unset")
+    render.add_argument("--kubectl", default="kubectl", help="kubectl binary (its kustomize builds)")
+
+    for name, text in (("deploy", "apply a render in stages and wait for each"),
+                       ("status", "show every object of a render and its state"),
+                       ("undeploy", "delete a render's objects (storage kept by default)")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--manifests", required=True, help="the file `render` wrote")
+        command.add_argument("--context", default=None, help="kubeconfig context (default: current)")
+        if name == "deploy":
+            command.add_argument("--poll-seconds", type=float, default=5.0)
+        if name == "undeploy":
+            command.add_argument("--delete-storage", action="store_true",
+                                 help="also delete the PersistentVolumeClaim and the namespace")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "render":
+        text = rendering.render(args.overlay, _pairs(args.image, "--image"), _pairs(args.set, "--set"), args.kubectl)
+        rendering.write_atomically(args.out, text)
+        print(f"wrote {args.out} ({len(rendering.parse(text))} objects)")
+        return 0
+    objects = rendering.load_manifests(args.manifests)
+    cluster = connect(args.context)
+    if args.command == "deploy":
+        deploying.deploy(cluster, objects, Poller(interval=args.poll_seconds))
+    elif args.command == "status":
+        for name, stage, state in deploying.status(cluster, objects):
+            print(f"{stage:<9} {name:<45} {state}")
+        print(deploying.how_to_open(cluster, objects))
+    else:
+        deploying.undeploy(cluster, objects, Poller(), args.delete_storage)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DeployError as error:
+        print(f"mnist-deploy {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"mnist-deploy {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

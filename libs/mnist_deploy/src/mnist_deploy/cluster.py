@@ -1,0 +1,123 @@
+"""The one module that talks to the Kubernetes API. Everything else gets a `Cluster` handed in,
+so tests use an in-memory fake with the same five methods."""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from mnist_deploy.errors import DeployError
+
+FIELD_MANAGER = "mnist-deploy"
+# Where a missing custom resource kind comes from, for the error message.
+KIND_SOURCES = {
+    "TFJob": "install the Kubeflow Training Operator (it provides kubeflow.org/v1 TFJob)",
+    "PodMonitoring": "enable Google Cloud Managed Service for Prometheus on the cluster",
+    "BackendConfig": "GKE provides it; this overlay needs a GKE cluster",
+    "FrontendConfig": "GKE provides it; this overlay needs a GKE cluster",
+    "ManagedCertificate": "GKE provides it; this overlay needs a GKE cluster",
+}
+
+
+def refusal_message(error) -> str:
+    """The API server's own explanation from an error response, without the traceback the
+    client library appends to str(error)."""
+    try:
+        return json.loads(error.body).get("message") or str(error.body)
+    except (TypeError, ValueError):
+        return str(error.body or "")
+
+
+class Cluster(Protocol):
+    def apply(self, obj: dict) -> dict: ...
+    def get(self, obj: dict) -> dict | None: ...
+    def delete(self, obj: dict) -> None: ...
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict]: ...
+    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str: ...
+
+
+class KubeCluster:
+    """A real cluster through the kubernetes client's dynamic client (any kind, CRDs included)."""
+
+    def __init__(self, api_client, dynamic_client=None, core_api=None):
+        from kubernetes import client, dynamic
+
+        self._dynamic = dynamic_client or dynamic.DynamicClient(api_client)
+        self._core = core_api or client.CoreV1Api(api_client)
+
+    def _resource(self, obj: dict):
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        try:
+            return self._dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError:
+            hint = KIND_SOURCES.get(obj["kind"], "install the CRD that provides it")
+            raise DeployError(f"the cluster has no {obj['kind']} ({obj['apiVersion']}): {hint}") from None
+
+    def apply(self, obj: dict) -> dict:
+        """Server-side apply as field manager `mnist-deploy`, taking over fields it set before
+        with other tools (force), so re-running `make deploy` always converges."""
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
+        resource = self._resource(obj)
+        try:
+            result = self._dynamic.server_side_apply(
+                resource, body=obj, namespace=obj["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER, force_conflicts=True,
+            )
+        except DynamicApiError as error:
+            raise DeployError(f"the API server refused {obj['kind']}/{obj['metadata']['name']}: "
+                              f"{error.status} {error.reason}: {refusal_message(error)}") from None
+        return result.to_dict()
+
+    def get(self, obj: dict) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            found = self._dynamic.get(self._resource(obj), name=obj["metadata"]["name"],
+                                      namespace=obj["metadata"].get("namespace"))
+        except NotFoundError:
+            return None
+        return found.to_dict()
+
+    def delete(self, obj: dict) -> None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            # Background: the object goes now, its pods are garbage-collected after it.
+            self._dynamic.delete(self._resource(obj), name=obj["metadata"]["name"],
+                                 namespace=obj["metadata"].get("namespace"),
+                                 body={"propagationPolicy": "Background"})
+        except NotFoundError:
+            pass
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict]:
+        pods = self._dynamic.resources.get(api_version="v1", kind="Pod")
+        return self._dynamic.get(pods, namespace=namespace, label_selector=label_selector).to_dict()["items"]
+
+    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str:
+        return self._core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=tail_lines)
+
+
+def connect(context: str | None = None) -> KubeCluster:
+    """A KubeCluster from the kubeconfig (or the in-cluster account), or a message saying how
+    to get one."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        api_client = config.new_client_from_config(context=context)
+    except (ConfigException, FileNotFoundError, TypeError) as kube_error:
+        try:
+            config.load_incluster_config()
+            api_client = client.ApiClient()
+        except ConfigException:
+            raise DeployError(
+                f"no Kubernetes cluster configured ({kube_error}). Point KUBECONFIG or "
+                "~/.kube/config at one: for GKE run 'gcloud container clusters get-credentials "
+                "CLUSTER --region REGION --project PROJECT_ID'; locally 'kind create cluster'."
+            ) from None
+    try:
+        return KubeCluster(api_client)
+    except Exception as error:  # discovery is the first request: unreachable, bad credentials
+        raise DeployError(f"cannot reach the Kubernetes API server: {error}") from None
