@@ -1,0 +1,137 @@
+"""`make bench`: the web UI's predict path under locust, on this machine.
+
+Starts the model server and the web UI from the Procfile on free loopback ports, serving the
+published model, runs locust headless (the WebUIPredictUser class: real held-out digits to
+POST /api/v1/predict, no think time) and prints requests per second and p50/p95/p99 latency.
+Writes <out>/webui.json plus locust's HTML report and CSV under <out>/<timestamp>/.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from mnist_common import storage
+from mnist_exporter.versions import published_versions
+
+from mnist_run.ports import free_port
+from mnist_run.procfile import ProcfileStack, StackError, venv_environment
+
+PREDICT_NAME = "/api/v1/predict"
+LOCUST_CLASS = "WebUIPredictUser"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    procfile: str
+    locustfile: str
+    model_base_path: str
+    data_dir: str
+    model_name: str
+    out_dir: str
+    users: int = 50
+    spawn_rate: float = 25
+    duration: str = "40s"
+
+
+def locust_command(options: BenchOptions, host: str, prefix: str) -> list[str]:
+    return [
+        sys.executable, "-m", "locust",
+        "-f", options.locustfile,
+        "--headless",
+        "--users", str(options.users),
+        "--spawn-rate", str(options.spawn_rate),
+        "--run-time", options.duration,
+        "--host", host,
+        "--csv", prefix,
+        "--html", prefix + ".html",
+        "--only-summary",
+        "--exit-code-on-error", "0",
+        LOCUST_CLASS,
+    ]
+
+
+def read_predict_row(stats_csv: str) -> dict[str, str]:
+    with open(stats_csv, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == PREDICT_NAME:
+                return row
+    raise ValueError(f"{stats_csv} has no {PREDICT_NAME} row: did any request run?")
+
+
+def run_bench(options: BenchOptions) -> int:
+    if not published_versions(options.model_base_path):
+        print(f"error: no model is published in {options.model_base_path}: run `make export` (or `make run`) first",
+              file=sys.stderr)
+        return 2
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = os.path.join(options.out_dir, stamp)
+    os.makedirs(run_dir, exist_ok=True)
+    ports = {"GRPC_PORT": free_port(), "REST_PORT": free_port(), "UI_PORT": free_port()}
+    ui_url = f"http://127.0.0.1:{ports['UI_PORT']}"
+    env = {
+        **{name: str(port) for name, port in ports.items()},
+        "MODEL_NAME": options.model_name,
+        "MODEL_BASE_PATH": options.model_base_path,
+        "DATA_DIR": options.data_dir,
+        "SERVING_GRPC_ADDRESS": f"127.0.0.1:{ports['GRPC_PORT']}",
+        "SERVING_REST_URL": f"http://127.0.0.1:{ports['REST_PORT']}",
+    }
+    stack = ProcfileStack(options.procfile, env, os.path.join(run_dir, "servers.log"), ["serving", "webui"])
+    prefix = os.path.join(run_dir, "webui")
+    command = locust_command(options, ui_url, prefix)
+    print(f"bench: servers on {ui_url} (web UI) and :{ports['GRPC_PORT']} (gRPC), logs in {stack.log_path}")
+    try:
+        stack.start()
+        stack.wait_until_ok(ui_url + "/readyz", timeout_seconds=180)
+        print("bench: " + shlex.join(command), flush=True)
+        load_before = os.getloadavg()
+        result = subprocess.run(command, env=venv_environment({"DATA_DIR": options.data_dir}), check=False)
+        load_after = os.getloadavg()
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+    if result.returncode != 0:
+        print(f"error: locust exited with {result.returncode}", file=sys.stderr)
+        return 1
+    row = read_predict_row(prefix + "_stats.csv")
+    requests = int(row["Request Count"])
+    failures = int(row["Failure Count"])
+    figures = {
+        "endpoint": "POST " + PREDICT_NAME,
+        "users": options.users,
+        "duration": options.duration,
+        "requests": requests,
+        "failures": failures,
+        "requests_per_second": round(float(row["Requests/s"]), 1),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "target": {"requests_per_second_min": 300, "p95_ms_max": 100},
+        "command": shlex.join(command),
+        "report": prefix + ".html",
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    figures["meets_target"] = figures["requests_per_second"] >= 300 and figures["p95_ms"] <= 100 and failures == 0
+    storage.write_bytes_atomic(os.path.join(options.out_dir, "webui.json"),
+                               (json.dumps(figures, indent=2) + "\n").encode())
+    print(
+        f"bench: web UI predict, {options.users} users, {options.duration} on {os.cpu_count()} cores "
+        f"(load average {load_before[0]:.1f} before the run, shared machine):\n"
+        f"  {figures['requests_per_second']} requests/s, p50 {figures['p50_ms']:g} ms, "
+        f"p95 {figures['p95_ms']:g} ms, p99 {figures['p99_ms']:g} ms, {failures} failed of {requests}\n"
+        f"  target: >= 300 requests/s and p95 <= 100 ms: {'met' if figures['meets_target'] else 'NOT met'}\n"
+        f"  wrote {os.path.join(options.out_dir, 'webui.json')} and {prefix}.html"
+    )
+    return 0

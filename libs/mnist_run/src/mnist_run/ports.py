@@ -1,0 +1,80 @@
+"""Before anything starts: is every port free? A clear message naming the variable if not.
+
+The check binds each port the way the servers will (all interfaces, SO_REUSEADDR so sockets
+left in TIME_WAIT by a previous run do not count as "in use"; Linux still refuses the bind when
+something is listening there) and releases it at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PortProblem:
+    variable: str
+    port: int
+    message: str
+
+
+def port_is_free(port: int, host: str = "0.0.0.0") -> tuple[bool, str]:
+    """(True, "") if `port` can be bound on `host`, else (False, why)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return False, "in use"
+            if error.errno == errno.EACCES:
+                return False, "needs privileges to bind"
+            return False, error.strerror or str(error)
+    return True, ""
+
+
+def check_ports(ports: dict[str, int], host: str = "0.0.0.0", command: str = "make run") -> list[PortProblem]:
+    """Every problem with the wanted ports, in the order given (empty: all free).
+
+    `command` is what the message suggests re-running with another port.
+    """
+    problems = []
+    owners: dict[int, str] = {}
+    for variable, port in ports.items():
+        if not 0 < port < 65536:
+            problems.append(PortProblem(variable, port, f"{variable}={port} is not a TCP port (1-65535)"))
+            continue
+        if port in owners:
+            problems.append(
+                PortProblem(variable, port, f"{variable} and {owners[port]} are both {port}: give each service its own port")
+            )
+            continue
+        owners[port] = variable
+        free, why = port_is_free(port, host)
+        if not free:
+            problems.append(
+                PortProblem(
+                    variable,
+                    port,
+                    f"port {port} ({variable}) is {why}: stop what holds it, or run "
+                    f"`{command} {variable}={suggest_port(port, set(ports.values()))}`",
+                )
+            )
+    return problems
+
+
+def suggest_port(busy: int, taken: set[int]) -> int:
+    """A nearby port number to suggest (not checked: only a hint for the message)."""
+    candidate = busy + 1
+    while candidate in taken:
+        candidate += 1
+    return candidate if candidate < 65536 else 1024
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS considers free right now (for tests and the benchmark)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

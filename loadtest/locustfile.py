@@ -1,0 +1,199 @@
+"""Load tests of the inference path: the web UI, and TF Serving's REST and gRPC Predict.
+
+User classes (pick by name: `locust -f loadtest/locustfile.py WebUIUser`, or by tag: `--tags grpc`):
+  WebUIUser         a person clicking around: the page, a random digit, its prediction   tags: webui, page, sample, predict
+  WebUIPredictUser  POST /api/v1/predict with real digits, no think time (make bench)      tags: webui, predict
+  ServingRestUser   TF Serving REST  POST /v1/models/<name>:predict                         tags: serving, rest, predict
+  ServingGrpcUser   TF Serving gRPC  PredictionService/Predict (mnist_common's client)      tags: serving, grpc, predict
+
+Host: --host (make loadtest TARGET=...) applies to every selected class, so give one class a
+host at a time; without it each class targets the local stack: http://127.0.0.1:$UI_PORT,
+http://127.0.0.1:$REST_PORT and 127.0.0.1:$GRPC_PORT. The gRPC host may be written host:port,
+grpc://host:port or http://host:port.
+Digits: the held-out test split of $DATA_DIR (default artifacts/data/mnist), real MNIST digits.
+"""
+
+from __future__ import annotations
+
+# gRPC's own threads would block gevent's loop (and with it every locust user): let gRPC
+# cooperate with gevent before any channel exists. Locust has monkey-patched by this point.
+import grpc.experimental.gevent as grpc_gevent
+
+grpc_gevent.init_gevent()
+
+import functools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+from locust import FastHttpUser, User, between, constant, tag, task  # noqa: E402
+
+MODEL_NAME = os.environ.get("MODEL_NAME", "mnist")
+DATA_DIR = os.environ.get("DATA_DIR", "artifacts/data/mnist")
+LOOPBACK = "127.0.0.1"
+DIGITS_IN_POOL = 200  # pre-encoded request bodies: the load generator must stay cheap
+
+
+def _port(variable: str, default: int) -> int:
+    return int(os.environ.get(variable) or default)
+
+
+@functools.lru_cache(maxsize=1)
+def held_out_digits() -> tuple:
+    """(images float32 [N,28,28] in [0,1], labels) from the test split: what people would draw."""
+    from mnist_common.dataset import load_split
+
+    split = load_split(DATA_DIR, "test", limit=DIGITS_IN_POOL)
+    return split.as_float(), split.labels
+
+
+@functools.lru_cache(maxsize=1)
+def webui_bodies() -> tuple[bytes, ...]:
+    images, _ = held_out_digits()
+    return tuple(json.dumps({"pixels": [[round(float(v), 4) for v in row] for row in image]}).encode() for image in images)
+
+
+@functools.lru_cache(maxsize=1)
+def rest_bodies() -> tuple[bytes, ...]:
+    images, _ = held_out_digits()
+    return tuple(
+        json.dumps({"signature_name": "serving_default", "inputs": {"images": [image.round(4).tolist()]}}).encode()
+        for image in images
+    )
+
+
+def check_webui_answer(response) -> None:
+    """Mark a web UI prediction failed unless it has the documented shape."""
+    try:
+        body = response.json()
+        ok = (
+            response.status_code == 200
+            and body["prediction"] in range(10)
+            and len(body["probabilities"]) == 10
+            and isinstance(body["model"]["version"], int)
+        )
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class WebUIUser(FastHttpUser):
+    """Someone on the web UI: opens the page, asks for digits, looks at predictions."""
+
+    host = f"http://{LOOPBACK}:{_port('UI_PORT', 8080)}"
+    wait_time = between(0.5, 2.0)
+
+    @tag("webui", "page")
+    @task(1)
+    def open_page(self):
+        self.client.get("/", name="/")
+
+    @tag("webui", "sample", "predict")
+    @task(5)
+    def predict_a_sample(self):
+        with self.client.get("/api/v1/sample", name="/api/v1/sample", catch_response=True) as response:
+            try:
+                pixels = response.json()["pixels"]
+            except (ValueError, KeyError, TypeError):
+                response.failure(f"HTTP {response.status_code}: no pixels in the sample")
+                return
+        with self.client.post(
+            "/api/v1/predict", data=json.dumps({"pixels": pixels}), headers=JSON_HEADERS,
+            name="/api/v1/predict", catch_response=True,
+        ) as response:
+            check_webui_answer(response)
+
+
+class WebUIPredictUser(FastHttpUser):
+    """The web UI's predict path at full speed: real digits, no think time (make bench)."""
+
+    host = WebUIUser.host
+    wait_time = constant(0)
+
+    @tag("webui", "predict")
+    @task
+    def predict(self):
+        body = random.choice(webui_bodies())
+        with self.client.post(
+            "/api/v1/predict", data=body, headers=JSON_HEADERS, name="/api/v1/predict", catch_response=True
+        ) as response:
+            check_webui_answer(response)
+
+
+class ServingRestUser(FastHttpUser):
+    """A caller of TF Serving's REST predict (what the web UI does with SERVING_PROTOCOL=rest)."""
+
+    host = f"http://{LOOPBACK}:{_port('REST_PORT', 8501)}"
+    wait_time = between(0.05, 0.25)
+
+    @tag("serving", "rest", "predict")
+    @task
+    def predict(self):
+        body = random.choice(rest_bodies())
+        path = f"/v1/models/{MODEL_NAME}:predict"
+        with self.client.post(path, data=body, headers=JSON_HEADERS, name=path, catch_response=True) as response:
+            try:
+                outputs = response.json()["outputs"]
+                ok = response.status_code == 200 and len(outputs["probabilities"][0]) == 10
+            except (ValueError, KeyError, TypeError, IndexError):
+                ok = False
+            if not ok:
+                response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
+
+
+def grpc_address(host: str) -> str:
+    """host:port from host:port, grpc://host:port or http://host:port."""
+    if "://" in host:
+        parts = urlsplit(host)
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"gRPC host {host!r} needs a host and a port")
+        return f"{parts.hostname}:{parts.port}"
+    return host
+
+
+@functools.lru_cache(maxsize=None)
+def shared_grpc_client(address: str):
+    """One client (one channel) per process and address, like the web UI has."""
+    from mnist_common.serving_client import create_client
+
+    return create_client("grpc", MODEL_NAME, grpc_address=address)
+
+
+class ServingGrpcUser(User):
+    """A caller of TF Serving's gRPC PredictionService/Predict through mnist_common's client."""
+
+    host = f"{LOOPBACK}:{_port('GRPC_PORT', 8500)}"
+    wait_time = between(0.05, 0.25)
+    request_name = "PredictionService/Predict"
+
+    def on_start(self):
+        # The first client imports TensorFlow's protos (seconds); every user then shares it.
+        self.client = shared_grpc_client(grpc_address(self.host))
+
+    @tag("serving", "grpc", "predict")
+    @task
+    def predict(self):
+        images, _ = held_out_digits()
+        image = images[random.randrange(len(images))][None]
+        started = time.perf_counter()
+        exception = None
+        try:
+            prediction = self.client.predict(image)
+            if prediction.probabilities.shape != (1, 10):
+                raise ValueError(f"probabilities of shape {prediction.probabilities.shape}")
+        except Exception as error:  # every failure is a failed request in the statistics
+            exception = error
+        self.environment.events.request.fire(
+            request_type="grpc",
+            name=self.request_name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exception,
+            context={},
+        )

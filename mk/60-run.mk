@@ -1,0 +1,62 @@
+##@ Run, load-test, benchmark
+
+# How often the model server looks for a new version under MODEL_BASE_PATH (seconds).
+POLL_SECONDS ?= 2
+# make loadtest: locust against the running stack (make run in another terminal).
+USERS ?= 10
+SPAWN_RATE ?= 5
+DURATION ?= 60s
+# Empty: each user class targets the local stack on UI_PORT / REST_PORT / GRPC_PORT.
+TARGET ?=
+LOCUST_CLASSES ?= WebUIUser ServingRestUser ServingGrpcUser
+LOCUST_TAGS ?=
+SLO_FILE ?= loadtest/slo.yaml
+LOCUSTFILE := loadtest/locustfile.py
+# make bench: the web UI's predict path.
+BENCH_USERS ?= 50
+BENCH_DURATION ?= 40s
+
+RUN_PORTS = GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT) UI_PORT=$(UI_PORT)
+# The training inputs `make train` uses, named as the trainer records them in metrics.json.
+TRAINING_PARAMETERS = epochs=$(EPOCHS) batch_size=$(BATCH_SIZE) learning_rate=$(LEARNING_RATE) seed=$(SEED) limit=$(TRAIN_LIMIT)
+RUN_ENV = PATH="$(abspath $(VENV_BIN)):$$PATH" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" DATA_DIR="$(DATA_DIR)" POLL_SECONDS="$(POLL_SECONDS)"
+
+.PHONY: run
+run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then model server + web UI (Ctrl-C stops)
+	@$(VENV_BIN)/mnist-run check-ports $(RUN_PORTS)
+	@$(MAKE) data
+	@action=$$($(VENV_BIN)/mnist-run plan --data-dir "$(DATA_DIR)" --train-dir "$(TRAIN_DIR)" \
+	   --model-base-path "$(MODEL_BASE_PATH)" $(TRAINING_PARAMETERS)); \
+	 case "$$action" in \
+	   reuse) ;; \
+	   export) $(MAKE) export ;; \
+	   train) $(MAKE) train && $(MAKE) export ;; \
+	   *) exit 2 ;; \
+	 esac
+	@$(VENV_BIN)/mnist-run check-ports $(RUN_PORTS)
+	@echo "run: starting the model server (gRPC :$(GRPC_PORT), REST :$(REST_PORT)) and the web UI (:$(UI_PORT)); Ctrl-C stops both"
+	@$(RUN_ENV) exec $(VENV_BIN)/honcho --no-colour -f Procfile start
+
+.PHONY: retrain
+retrain: $(SETUP_STAMP) data ## Train again and publish a new version even if it is not better (a running make run picks it up)
+	@$(MAKE) train
+	@$(MAKE) export EXPORT_FLAGS="--force --republish"
+
+.PHONY: loadtest
+loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + CSV in artifacts/loadtest/<time>/; fails on a missed SLO
+	@dir="$(ARTIFACTS)/loadtest/$$(date +%Y%m%d-%H%M%S)"; mkdir -p "$$dir"; \
+	 echo "loadtest: $(USERS) users, spawn rate $(SPAWN_RATE)/s, $(DURATION), classes: $(LOCUST_CLASSES) -> $$dir"; \
+	 rc=0; DATA_DIR="$(DATA_DIR)" $(VENV_BIN)/locust -f $(LOCUSTFILE) --headless \
+	   --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
+	   $(if $(TARGET),--host "$(TARGET)") $(if $(LOCUST_TAGS),--tags $(LOCUST_TAGS)) \
+	   --csv "$$dir/locust" --html "$$dir/report.html" --only-summary --exit-code-on-error 0 \
+	   $(LOCUST_CLASSES) || rc=$$?; \
+	 if [ $$rc -ne 0 ]; then echo "error: locust itself failed (exit $$rc); see above" >&2; exit $$rc; fi; \
+	 $(VENV_BIN)/mnist-run check-slo --slo "$(SLO_FILE)" "$$dir/locust_stats.csv"; \
+	 echo "report: $$dir/report.html"
+
+.PHONY: bench
+bench: $(SETUP_STAMP) ## Web UI predict path under locust (BENCH_USERS=50): requests/s and p50/p95/p99; writes artifacts/bench/webui.json
+	@$(VENV_BIN)/mnist-run bench --procfile Procfile --locustfile $(LOCUSTFILE) \
+	  --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" --model-name "$(MODEL_NAME)" \
+	  --out "$(ARTIFACTS)/bench" --users $(BENCH_USERS) --duration $(BENCH_DURATION)
