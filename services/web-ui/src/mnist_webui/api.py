@@ -1,0 +1,71 @@
+"""The JSON API under /api/v1 (described by /api/v1/openapi.json)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from flask import Blueprint, Response, jsonify, request
+
+from mnist_webui import images
+from mnist_webui.errors import ApiError
+from mnist_webui.extensions import webui
+from mnist_webui.samples import Sample, SamplesUnavailable
+from mnist_webui.validation import parse_predict_request
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_OPENAPI = resources.files("mnist_webui").joinpath("openapi.json").read_bytes()
+
+
+@bp.post("/predict")
+def predict():
+    if request.mimetype != "application/json":
+        raise ApiError(415, "send the body as application/json")
+    settings = webui().settings
+    image, from_picture = parse_predict_request(request.get_data(), settings.max_image_pixels)
+    answer = webui().model.predict(image)
+    if from_picture:
+        # What the model saw after MNIST-style preprocessing, so people can compare.
+        answer["preprocessed"] = images.png_data_uri(image)
+    return jsonify(answer)
+
+
+def random_sample() -> Sample:
+    try:
+        return webui().digits.random()
+    except SamplesUnavailable as error:
+        raise ApiError(503, str(error)) from None
+
+
+def sample_json(sample: Sample) -> dict:
+    return {
+        "index": sample.index,
+        "label": sample.label,
+        "pixels": [[round(float(v), 4) for v in row] for row in sample.pixels],
+        "image": images.png_data_uri(sample.pixels),
+    }
+
+
+@bp.get("/sample")
+def sample():
+    return jsonify(sample_json(random_sample()))
+
+
+@bp.get("/model")
+def model():
+    gateway = webui().model
+    status = gateway.status()
+    metadata = gateway.metadata()
+    return jsonify(
+        {
+            "name": gateway.model_name,
+            "protocol": gateway.client.protocol,
+            "status": status.to_dict(),
+            "metadata": metadata.to_dict(),
+        }
+    )
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return Response(_OPENAPI, mimetype="application/json")

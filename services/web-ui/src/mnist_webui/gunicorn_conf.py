@@ -1,0 +1,53 @@
+"""gunicorn settings for the web UI (`gunicorn -c python:mnist_webui.gunicorn_conf ...`).
+
+gthread workers: a prediction mostly waits on the model server, so threads overlap that wait
+while the few CPU-bound parts stay short. One process per core sidesteps the GIL.
+
+Environment: UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
+WEB_ACCESS_LOG (0; 1 logs every request to stdout).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"error: {name}={raw!r} is not an integer") from None
+
+
+bind = f"0.0.0.0:{_int('UI_PORT', 8080)}"
+worker_class = "gthread"
+workers = _int("WEB_WORKERS", os.cpu_count() or 1)
+threads = _int("WEB_THREADS", 8)
+timeout = _int("WEB_TIMEOUT", 30)
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-" if os.environ.get("WEB_ACCESS_LOG") == "1" else None
+errorlog = "-"
+loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
+
+# Workers share their Prometheus metrics through files in one directory (set here, before any
+# worker imports prometheus_client) so /metrics sums all workers. Removed when gunicorn exits.
+_owns_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _owns_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="webui-metrics-")
+
+
+def child_exit(server, worker):
+    # Imported here, not at the top: prometheus_client decides its storage when first imported,
+    # which has to happen after PROMETHEUS_MULTIPROC_DIR is set (and is harmless by now).
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _owns_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

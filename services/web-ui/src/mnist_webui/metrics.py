@@ -1,0 +1,89 @@
+"""Prometheus metrics per endpoint: requests, errors, latency; and the model server calls.
+
+Each app has its own registry (tests create many apps). Under gunicorn with several workers,
+gunicorn_conf sets PROMETHEUS_MULTIPROC_DIR so every worker's numbers are summed on /metrics
+instead of showing whichever worker happened to answer the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, g, request
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "webui_http_requests_total",
+            "HTTP requests by endpoint, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "webui_http_errors_total",
+            "HTTP requests answered with a 4xx or 5xx status, by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "webui_http_request_duration_seconds",
+            "Time to answer an HTTP request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_calls = Histogram(
+            "webui_model_server_request_duration_seconds",
+            "Round trip of model server calls (retries included), by call and outcome.",
+            ["call", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def _endpoint() -> str:
+    # The route pattern, not the path: unknown paths must not create a label value each.
+    rule = request.url_rule
+    return rule.rule if rule is not None else "unmatched"
+
+
+def install(app: Flask) -> Metrics:
+    """Time and count every request of `app`; /metrics itself is served by the health blueprint."""
+    metrics = Metrics()
+
+    @app.before_request
+    def start_timer():
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def record(response):
+        started = g.pop("request_started", None)
+        endpoint = _endpoint()
+        if started is not None:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        status = str(response.status_code)
+        metrics.requests.labels(endpoint, request.method, status).inc()
+        if response.status_code >= 400:
+            metrics.errors.labels(endpoint, status).inc()
+        return response
+
+    return metrics

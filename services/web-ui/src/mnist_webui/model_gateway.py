@@ -1,0 +1,67 @@
+"""The app's one path to the model server: calls the shared client, times it, and turns serving
+failures into API errors (503 when the server is down, slow or has no model; 502 otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from mnist_common import serving_client as sc
+
+from mnist_webui.errors import ApiError
+from mnist_webui.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class ModelGateway:
+    def __init__(self, client: sc.ServingClient, metrics: Metrics):
+        self.client = client
+        self.metrics = metrics
+
+    @property
+    def model_name(self) -> str:
+        return self.client.model_name
+
+    def _call(self, name: str, function, *args):
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return function(*args)
+        except sc.ServingError as error:
+            outcome = type(error).__name__
+            raise self._api_error(error) from None
+        finally:
+            self.metrics.model_calls.labels(name, outcome).observe(time.perf_counter() - started)
+
+    def _api_error(self, error: sc.ServingError) -> ApiError:
+        # The details (addresses, server messages) go to the log, not to the visitor.
+        log.warning("model server call failed: %s", error)
+        if isinstance(error, sc.ModelServerUnavailable):
+            return ApiError(503, "the model server is unavailable or too slow; try again shortly")
+        if isinstance(error, sc.NotFound):
+            return ApiError(503, f"the model server has no available version of model '{self.model_name}'")
+        if isinstance(error, sc.BadRequest):
+            return ApiError(502, "the model server rejected the input")
+        return ApiError(502, "the model server failed to answer")
+
+    def predict(self, image: np.ndarray) -> dict:
+        """The API's prediction object for one float32 [28, 28] image."""
+        started = time.perf_counter()
+        result = self._call("predict", self.client.predict, image[np.newaxis])
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        probabilities = result.probabilities[0]
+        return {
+            "prediction": int(result.classes[0]),
+            "probabilities": [round(float(p), 6) for p in probabilities],
+            "model": {"name": result.model_name, "version": result.model_version},
+            "latency_ms": round(latency_ms, 2),
+        }
+
+    def status(self) -> sc.ModelStatus:
+        return self._call("status", self.client.model_status)
+
+    def metadata(self) -> sc.ModelMetadata:
+        return self._call("metadata", self.client.model_metadata)

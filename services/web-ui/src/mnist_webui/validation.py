@@ -1,0 +1,105 @@
+"""Turning the body of POST /api/v1/predict into a float32 [28, 28] image, or a 4xx reason.
+
+Accepted bodies:
+    {"pixels": 28 lists of 28 numbers, or 784 numbers, each in [0, 1]}
+    {"image": "<base64 PNG or JPEG>"}   (a data: URI is accepted too)
+Anything else is a 400 with a reason; a picture that is not a PNG/JPEG is a 415; a picture with
+too many pixels is a 413. NaN and Infinity are refused already by the JSON parser.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+
+import numpy as np
+
+from mnist_common import preprocessing
+
+from mnist_webui.errors import ApiError
+
+PIXELS = 28 * 28
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json_object(body: bytes) -> dict:
+    if not body:
+        raise ApiError(400, "the request body is empty; send a JSON object")
+    try:
+        payload = json.loads(body, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise ApiError(400, "the request body is not UTF-8 JSON") from None
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, f"the request body is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return payload
+
+
+def _is_number(value) -> bool:
+    # bool is an int in Python; true/false are not pixel values.
+    return (type(value) is float and math.isfinite(value)) or type(value) is int
+
+
+def pixels_to_image(pixels) -> np.ndarray:
+    """28x28 nested or 784 flat numbers in [0, 1] -> float32 [28, 28]."""
+    if not isinstance(pixels, list):
+        raise ApiError(400, "'pixels' must be a list of 784 numbers or 28 lists of 28 numbers")
+    if len(pixels) == PIXELS:
+        flat = pixels
+    elif len(pixels) == 28 and all(isinstance(row, list) and len(row) == 28 for row in pixels):
+        flat = [value for row in pixels for value in row]
+    else:
+        raise ApiError(
+            400,
+            f"'pixels' must be 784 numbers or 28 lists of 28 numbers, got a list of {len(pixels)}",
+        )
+    if not all(_is_number(value) for value in flat):
+        raise ApiError(400, "every pixel must be a finite number")
+    image = np.asarray(flat, dtype=np.float32).reshape(28, 28)
+    if image.min() < 0.0 or image.max() > 1.0:
+        raise ApiError(400, "pixel values must lie in [0, 1]")
+    return image
+
+
+def decode_base64_image(text) -> bytes:
+    if not isinstance(text, str) or not text:
+        raise ApiError(400, "'image' must be a non-empty base64 string")
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if not header.endswith(";base64"):
+            raise ApiError(400, "'image' data URI must be base64-encoded")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "'image' is not valid base64") from None
+
+
+def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
+    try:
+        return preprocessing.preprocess_image_bytes(data, max_pixels=max_pixels)
+    except preprocessing.ImageTooLargeError as error:
+        raise ApiError(413, str(error)) from None
+    except preprocessing.NotAnImageError as error:
+        raise ApiError(415, f"{error}; send a PNG or JPEG") from None
+    except preprocessing.ImageError as error:
+        raise ApiError(400, str(error)) from None
+
+
+def parse_predict_request(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """(image float32 [28, 28], whether it came from an encoded picture)."""
+    payload = parse_json_object(body)
+    has_pixels, has_image = "pixels" in payload, "image" in payload
+    if has_pixels == has_image:
+        raise ApiError(400, "send exactly one of 'pixels' or 'image'")
+    unknown = set(payload) - {"pixels", "image"}
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    if has_pixels:
+        return pixels_to_image(payload["pixels"]), False
+    return image_to_mnist(decode_base64_image(payload["image"]), max_pixels), True
