@@ -28,12 +28,37 @@ import random  # noqa: E402
 import time  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
-from locust import FastHttpUser, User, between, constant, tag, task  # noqa: E402
+from locust import FastHttpUser, User, between, constant, events, tag, task  # noqa: E402
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist")
 DATA_DIR = os.environ.get("DATA_DIR", "artifacts/data/mnist")
 LOOPBACK = "127.0.0.1"
 DIGITS_IN_POOL = 200  # pre-encoded request bodies: the load generator must stay cheap
+
+
+@events.init.add_listener
+def keep_only_users_with_tasks(environment, **_kwargs):
+    """With --tags, drop the selected classes that have no task left, so `--tags grpc` works
+    without naming the class (locust would start such users and fail: "No tasks defined")."""
+    # Locust filters by tag when the run starts; filtering is idempotent, so do it now to see.
+    environment._filter_tasks_by_tags()
+    kept = [user_class for user_class in environment.user_classes if user_class.tasks]
+    if not kept:
+        raise SystemExit(f"error: no task of {[u.__name__ for u in environment.user_classes]} has the tags given")
+    environment.user_classes[:] = kept
+    warm_up(kept, environment.host)
+
+
+def warm_up(user_classes, host: str | None) -> None:
+    """Load digits, encode bodies and import gRPC's protos before the clock starts, not while
+    the first users run (TensorFlow's import alone takes seconds and would block every user)."""
+    held_out_digits()
+    if WebUIPredictUser in user_classes:
+        webui_bodies()
+    if ServingRestUser in user_classes:
+        rest_bodies()
+    if ServingGrpcUser in user_classes:
+        shared_grpc_client(grpc_address(host or ServingGrpcUser.host))
 
 
 def _port(variable: str, default: int) -> int:
@@ -64,6 +89,13 @@ def rest_bodies() -> tuple[bytes, ...]:
     )
 
 
+def describe(response) -> str:
+    """Why a request failed, in one line: the connection error or the status and body."""
+    if getattr(response, "error", None) is not None and not response.status_code:
+        return f"{type(response.error).__name__}: {response.error}"
+    return f"HTTP {response.status_code}: {(response.text or '')[:200]}"
+
+
 def check_webui_answer(response) -> None:
     """Mark a web UI prediction failed unless it has the documented shape."""
     try:
@@ -77,7 +109,7 @@ def check_webui_answer(response) -> None:
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
+        response.failure(describe(response))
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -101,7 +133,7 @@ class WebUIUser(FastHttpUser):
             try:
                 pixels = response.json()["pixels"]
             except (ValueError, KeyError, TypeError):
-                response.failure(f"HTTP {response.status_code}: no pixels in the sample")
+                response.failure("no pixels in the sample: " + describe(response))
                 return
         with self.client.post(
             "/api/v1/predict", data=json.dumps({"pixels": pixels}), headers=JSON_HEADERS,
@@ -144,7 +176,7 @@ class ServingRestUser(FastHttpUser):
             except (ValueError, KeyError, TypeError, IndexError):
                 ok = False
             if not ok:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200] if response.text else ''}")
+                response.failure(describe(response))
 
 
 def grpc_address(host: str) -> str:

@@ -1,0 +1,43 @@
+"""The port pre-flight of make run: a busy port is a message naming it and its variable."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+from mnist_run.ports import check_ports, free_port
+
+
+def check(*assignments):
+    return subprocess.run([sys.executable, "-m", "mnist_run.cli", "check-ports", *assignments],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_busy_port_names_port_and_variable():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        free = free_port()
+        result = check(f"GRPC_PORT={free}", f"UI_PORT={busy}")
+    assert result.returncode == 2
+    assert f"port {busy} (UI_PORT) is in use" in result.stderr
+    assert "`make run UI_PORT=" in result.stderr
+    assert "GRPC_PORT" not in result.stderr
+
+
+def test_free_ports_pass():
+    ports = [free_port() for _ in range(3)]
+    result = check(*(f"{name}={port}" for name, port in zip(("GRPC_PORT", "REST_PORT", "UI_PORT"), ports)))
+    assert result.returncode == 0, result.stderr
+
+
+def test_same_port_twice_and_nonsense():
+    port = free_port()
+    problems = check_ports({"GRPC_PORT": port, "REST_PORT": port, "UI_PORT": 70000})
+    assert [p.variable for p in problems] == ["REST_PORT", "UI_PORT"]
+    assert "REST_PORT and GRPC_PORT are both" in problems[0].message
+    assert "UI_PORT=70000 is not a TCP port" in problems[1].message
+    result = check("UI_PORT=http")
+    assert result.returncode == 2 and "UI_PORT='http' is not a port number" in result.stderr
