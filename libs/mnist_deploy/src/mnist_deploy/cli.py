@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from mnist_deploy import deploy as deploying
+from mnist_deploy import policy
 from mnist_deploy import render as rendering
 from mnist_deploy.cluster import connect
 from mnist_deploy.errors import DeployError
@@ -62,8 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.command == "render":
         text = rendering.render(args.overlay, _pairs(args.image, "--image"), _pairs(args.set, "--set"), args.kubectl)
+        objects = rendering.parse(text)
+        problems = policy.violations(objects)
+        if problems:
+            raise DeployError(f"{args.overlay} breaks the manifest rules (mnist_deploy.policy):\n  "
+                              + "\n  ".join(problems))
         rendering.write_atomically(args.out, text)
-        print(f"wrote {args.out} ({len(rendering.parse(text))} objects)")
+        print(f"wrote {args.out} ({len(objects)} objects)")
         return 0
     objects = rendering.load_manifests(args.manifests)
     cluster = connect(args.context)
