@@ -1,0 +1,103 @@
+"""What both front ends answer, built once on TF Serving's own response protos.
+
+REST and gRPC differ only in how they read a request and write the answer; model resolution,
+status, metadata, input checks and the batched signature call live here, so the two APIs cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, status_pb2
+
+from tfserving_standin.errors import invalid_argument
+from tfserving_standin.manager import ModelManager
+
+_STATE_ENUM = get_model_status_pb2.ModelVersionStatus.State
+SIGNATURE_DEF_FIELD = "signature_def"
+_METHOD_NAMES = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
+
+
+class ServingApi:
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+
+    def model_status(self, name: str, version=None, label=None) -> get_model_status_pb2.GetModelStatusResponse:
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for state in self.manager.status(name, version, label):
+            entry = response.model_version_status.add(version=state.version, state=_STATE_ENUM.Value(state.state))
+            entry.status.CopyFrom(
+                status_pb2.StatusProto(error_code=_error_code_enum(state.error_code), error_message=state.error_message)
+            )
+        return response
+
+    def model_metadata(self, name: str, version=None, label=None,
+                       fields=(SIGNATURE_DEF_FIELD,)) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        if not fields:
+            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+        for field in fields:
+            if field != SIGNATURE_DEF_FIELD:
+                raise invalid_argument(f"Metadata field {field} is not supported")
+        state = self.manager.resolve(name, version, label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = state.version
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, definition in state.servable.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(definition)
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+        return response
+
+    def resolve_signature(self, name: str, version, label, signature_name: str):
+        state = self.manager.resolve(name, version, label)
+        return state, state.servable.signature(signature_name)
+
+    async def predict(self, state, signature, inputs, output_filter=()) -> dict:
+        rows = signature.check_inputs(inputs)
+        for alias in output_filter:
+            if alias not in signature.outputs:
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+                    f"{{{','.join(sorted(signature.outputs))}}}."
+                )
+        outputs = await self.manager.batcher(state, signature).submit(inputs, rows)
+        if output_filter:
+            outputs = {alias: outputs[alias] for alias in output_filter}
+        return outputs
+
+    def unsupported_method(self, name: str, version, label, signature_name: str, method: str):
+        """:classify / :regress against this model's predict signatures: TF Serving's refusal."""
+        state = self.manager.resolve(name, version, label)
+        key = signature_name or "serving_default"
+        definition = state.servable.signature_defs.get(key)
+        if definition is None:
+            raise invalid_argument(f'No signature was found with the name "{key}"')
+        kind = "classification" if method == "classify" else "regression"
+        raise invalid_argument(
+            f"Expected {kind} signature method_name to be {_METHOD_NAMES[method]}. "
+            f"Was: {definition.method_name}"
+        )
+
+
+_ERROR_CODE_ENUM = status_pb2.StatusProto.DESCRIPTOR.fields_by_name["error_code"].enum_type
+
+
+def _error_code_enum(name: str) -> int:
+    value = _ERROR_CODE_ENUM.values_by_name.get(name) or _ERROR_CODE_ENUM.values_by_name["UNKNOWN"]
+    return value.number
+
+
+def status_json(response) -> dict:
+    return json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+
+
+def metadata_json(response: get_model_metadata_pb2.GetModelMetadataResponse) -> dict:
+    """TF Serving's REST metadata body: proto field names, the signature map unpacked."""
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
+    options = {"always_print_fields_with_no_presence": True, "preserving_proto_field_name": True}
+    return {
+        "model_spec": json_format.MessageToDict(response.model_spec, **options),
+        "metadata": {SIGNATURE_DEF_FIELD: json_format.MessageToDict(signature_map, **options)},
+    }
+

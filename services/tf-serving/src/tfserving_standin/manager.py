@@ -1,0 +1,194 @@
+"""Versions of each model: polling the base path, loading, unloading, and finding the servable.
+
+Mirrors TF Serving's file-system source plus its availability-preserving version policy: only
+all-digit folder names are versions (the exporter stages in hidden folders and renames them into
+place), the model's version policy picks the aspired versions, a new version is loaded (and
+warmed up) before the old one is unloaded, and a version that fails to load is shown with its
+error in the status API while the versions already loaded keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import re
+
+from mnist_common import storage
+from tfserving_standin.batching import Batcher
+from tfserving_standin.config import BatchingParameters, ModelConfig
+from tfserving_standin.errors import invalid_argument, not_found
+from tfserving_standin.servable import LoadError, Servable
+
+log = logging.getLogger(__name__)
+
+_VERSION_FOLDER = re.compile(r"[0-9]+")
+
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+
+
+@dataclasses.dataclass
+class VersionState:
+    version: int
+    state: str = START
+    error_code: str = "OK"
+    error_message: str = ""
+    servable: Servable | None = None
+    folder_marker: tuple | None = None  # folder listing when a load failed, to retry on change
+    batchers: dict = dataclasses.field(default_factory=dict)
+
+
+class ModelManager:
+    def __init__(self, models: list[ModelConfig], batching: BatchingParameters | None,
+                 batch_executor: concurrent.futures.Executor, metrics=None):
+        self.models = {model.name: model for model in models}
+        self._batching = batching
+        self._batch_executor = batch_executor
+        self._load_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load")
+        self._metrics = metrics
+        self._states: dict[str, dict[int, VersionState]] = {name: {} for name in self.models}
+        self._poll_lock = asyncio.Lock()
+
+    # ---- finding what answers a request ------------------------------------------------------
+
+    def resolve(self, model_name: str, version: int | None = None, label: str | None = None) -> VersionState:
+        """The AVAILABLE version a request names, or TF Serving's error for it."""
+        states = self._states.get(model_name)
+        if label is not None:
+            if states is None:
+                raise not_found(f"Servable not found for request: Latest({model_name})")
+            labels = self.models[model_name].labels
+            if label not in labels:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            version = labels[label]
+        if version is not None:
+            state = (states or {}).get(version)
+            if state is None or state.state != AVAILABLE:
+                raise not_found(f"Servable not found for request: Specific({model_name}, {version})")
+            return state
+        available = [s for s in (states or {}).values() if s.state == AVAILABLE]
+        if not available:
+            raise not_found(f"Servable not found for request: Latest({model_name})")
+        return max(available, key=lambda s: s.version)
+
+    def status(self, model_name: str, version: int | None = None, label: str | None = None) -> list[VersionState]:
+        """Version states for GetModelStatus, newest first, with TF Serving's errors."""
+        states = self._states.get(model_name) or {}
+        if label is not None:
+            labels = self.models[model_name].labels if model_name in self.models else {}
+            if label not in labels:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            version = labels[label]
+        if version is not None:
+            if version not in states:
+                raise not_found(f"Could not find version {version} of model {model_name}")
+            return [states[version]]
+        if not states:
+            raise not_found(f"Could not find any versions of model {model_name}")
+        return [states[v] for v in sorted(states, reverse=True)]
+
+    def batcher(self, state: VersionState, signature) -> Batcher:
+        batcher = state.batchers.get(signature.name)
+        if batcher is None:
+            on_batch = None
+            if self._metrics:
+                on_batch = self._metrics.batch_observer(state.servable.model_name, state.version, signature.name)
+            batcher = Batcher(signature, self._batching, self._batch_executor, on_batch)
+            state.batchers[signature.name] = batcher
+        return batcher
+
+    # ---- polling the base paths ----------------------------------------------------------------
+
+    async def poll_forever(self, interval_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            await self.poll_once()
+
+    async def poll_once(self) -> None:
+        async with self._poll_lock:
+            for model in self.models.values():
+                try:
+                    await self._poll_model(model)
+                except Exception:  # noqa: BLE001 - a bad poll must not stop serving
+                    log.exception("polling model %s failed", model.name)
+
+    async def _poll_model(self, model: ModelConfig) -> None:
+        listing = await asyncio.to_thread(_list_versions, model.base_path)
+        if not listing:
+            log.warning("No versions of servable %s found under base path %s", model.name, model.base_path)
+            return  # keep serving what is loaded, as TF Serving does
+        aspired = model.policy.select(sorted(listing))
+        states = self._states[model.name]
+        for version in sorted(aspired, reverse=True):
+            state = states.get(version)
+            retry_failed = (
+                state is not None and state.state == END and state.error_code != "OK"
+                and state.folder_marker != listing[version]
+            )
+            unloaded_before = state is not None and state.state == END and state.error_code == "OK"
+            if state is None or retry_failed or unloaded_before:
+                await self._load(model, version, storage.join(model.base_path, str(version)), listing[version])
+        # Unload versions no longer aspired, but only once an aspired version serves.
+        if any(states[v].state == AVAILABLE for v in aspired if v in states):
+            for version, state in list(states.items()):
+                if version not in aspired and state.state == AVAILABLE:
+                    await self._unload(model.name, state)
+
+    async def _load(self, model: ModelConfig, version: int, path: str, marker) -> None:
+        state = VersionState(version=version, state=LOADING)
+        self._states[model.name][version] = state
+        log.info("Loading servable: {name: %s version: %d} from %s", model.name, version, path)
+        loop = asyncio.get_running_loop()
+        try:
+            servable = await loop.run_in_executor(self._load_executor, Servable.load, model.name, version, path)
+        except LoadError as error:
+            state.state, state.error_code, state.error_message = END, error.error_code, error.message
+            state.folder_marker = marker
+            log.error("Loading servable: {name: %s version: %d} failed: %s: %s",
+                      model.name, version, error.error_code, error.message)
+            return
+        state.servable = servable
+        state.state = AVAILABLE
+        if self._metrics:
+            self._metrics.set_available(model.name, version, True)
+        log.info("Successfully loaded servable version {name: %s version: %d}", model.name, version)
+
+    async def _unload(self, model_name: str, state: VersionState) -> None:
+        state.state = UNLOADING  # resolve() stops handing it out; queued requests still finish
+        log.info("Unloading servable version {name: %s version: %d}", model_name, state.version)
+        for batcher in list(state.batchers.values()):
+            await batcher.drain_and_close()
+        state.batchers.clear()
+        state.servable = None
+        state.state = END
+        if self._metrics:
+            self._metrics.set_available(model_name, state.version, False)
+
+    async def close(self) -> None:
+        for name, states in self._states.items():
+            for state in states.values():
+                for batcher in list(state.batchers.values()):
+                    await batcher.drain_and_close()
+        self._load_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _list_versions(base_path: str) -> dict[int, tuple]:
+    """{version: marker} for the all-digit folders; the marker changes when a folder's content does."""
+    try:
+        names = storage.listdir(base_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    versions = {}
+    for name in names:
+        if not _VERSION_FOLDER.fullmatch(name):
+            continue
+        path = storage.join(base_path, name)
+        if not storage.isdir(path):
+            continue
+        try:
+            marker = tuple(sorted(storage.listdir(path)))
+        except OSError:
+            marker = ()
+        versions[int(name)] = marker
+    return versions

@@ -1,0 +1,135 @@
+"""TF Serving's REST API on aiohttp: the same URLs, bodies and status codes.
+
+GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            model status
+GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   signature defs
+POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict     (also :classify, :regress)
+GET  {monitoring path}                                        Prometheus metrics, when enabled
+Errors are {"error": "..."} with the HTTP status TF Serving maps the canonical code to.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import urllib.parse
+
+import orjson
+from aiohttp import web
+
+from tfserving_standin import rest_json
+from tfserving_standin.api import ServingApi, metadata_json, status_json
+from tfserving_standin.errors import ServingError, invalid_argument
+
+log = logging.getLogger(__name__)
+
+# The same patterns as TF Serving's http_rest_api_util.cc (case-insensitive, like RE2's (?i)).
+_PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
+_STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?", re.I)
+_INT64_MAX = 2**63 - 1
+_JSON = "application/json"
+
+
+def _version(text: str | None) -> int | None:
+    if not text:
+        return None
+    value = int(text)
+    if value > _INT64_MAX:
+        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
+    return value
+
+
+def _json_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type=_JSON)
+
+
+class RestFrontEnd:
+    def __init__(self, api: ServingApi, metrics=None, monitoring=None, max_request_bytes: int = 4 << 20):
+        self._api = api
+        self._metrics = metrics
+        self._metrics_path = monitoring.prometheus_path if monitoring and monitoring.prometheus_enabled else None
+        self._max_request_bytes = max_request_bytes
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self._max_request_bytes, handler_args={"max_field_size": 16384})
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if self._metrics_path and path == self._metrics_path and self._metrics is not None:
+            if request.method != "GET":
+                return web.Response(status=405, text="Use GET\n")
+            return web.Response(body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type})
+        started = time.perf_counter()
+        model_name, version, api_name, status = "", None, "unknown", "OK"
+        try:
+            if not path.lower().startswith("/v1/"):
+                return _json_response(rest_json.error_body(f"Not found: {request.method} {path}"), 404)
+            malformed = invalid_argument(f"Malformed request: {request.method} {path}")
+            if request.method == "POST":
+                match = _PREDICT_PATH.fullmatch(path)
+                if not match or match.group(4) not in ("predict", "classify", "regress"):
+                    raise malformed
+                model_name = urllib.parse.unquote(match.group(1))
+                api_name = match.group(4)
+                version_number = _version(match.group(2))
+                label = urllib.parse.unquote(match.group(3)) if match.group(3) else None
+                body, version = await self._predict(request, api_name, model_name, version_number, label)
+                return _json_response(body)
+            if request.method == "GET":
+                match = _STATUS_PATH.fullmatch(path)
+                if not match:
+                    raise malformed
+                model_name = urllib.parse.unquote(match.group(1) or "")
+                if not model_name:
+                    raise invalid_argument("Missing model name in request.")
+                version_number = _version(match.group(2))
+                label = urllib.parse.unquote(match.group(3)) if match.group(3) else None
+                if version_number is not None and label is not None:
+                    raise malformed
+                if match.group(4):
+                    api_name = "get_model_metadata"
+                    response = self._api.model_metadata(model_name, version_number, label)
+                    version = response.model_spec.version.value
+                    return _json_response(orjson.dumps(metadata_json(response), option=orjson.OPT_INDENT_2))
+                api_name = "get_model_status"
+                body = orjson.dumps(status_json(self._api.model_status(model_name, version_number, label)),
+                                    option=orjson.OPT_INDENT_2)
+                return _json_response(body)
+            raise malformed
+        except ServingError as error:
+            status = error.code_name
+            return _json_response(rest_json.error_body(error.message), error.http_status)
+        except web.HTTPRequestEntityTooLarge:
+            status = "RESOURCE_EXHAUSTED"
+            return _json_response(
+                rest_json.error_body(f"Request body larger than the limit of {self._max_request_bytes} bytes"), 413
+            )
+        except Exception:  # noqa: BLE001 - never a stack trace in a response
+            status = "INTERNAL"
+            log.exception("REST %s %s failed", request.method, path)
+            return _json_response(rest_json.error_body("Internal error; see the server log"), 500)
+        finally:
+            if self._metrics is not None and api_name != "unknown":
+                self._metrics.observe(model_name, version, api_name, "REST", status, time.perf_counter() - started)
+
+    async def _predict(self, request, method, model_name, version_number, label):
+        body = await request.read()
+        document = rest_json.parse_body(body)
+        signature_name = rest_json.signature_name(document)
+        if method != "predict":
+            self._api.unsupported_method(model_name, version_number, label, signature_name, method)
+        state, signature = self._resolve(model_name, version_number, label, signature_name)
+        form, inputs = rest_json.inputs_from_document(document, signature.inputs)
+        outputs = await self._api.predict(state, signature, inputs)
+        return rest_json.predict_response(form, outputs), state.version
+
+    def _resolve(self, model_name, version_number, label, signature_name):
+        state = self._api.manager.resolve(model_name, version_number, label)
+        if (signature_name or "serving_default") not in state.servable.signatures:
+            # REST says it with TF Serving's REST wording (GetInfoMap), gRPC with Predict's.
+            raise invalid_argument(
+                f'Serving signature name: "{signature_name or "serving_default"}" not found in signature def'
+            )
+        return state, state.servable.signature(signature_name)

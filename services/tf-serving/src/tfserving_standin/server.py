@@ -1,0 +1,87 @@
+"""Wires the pieces into one process: initial load, gRPC and REST on one event loop, polling.
+
+As TF Serving does, the initial versions are loaded before the ports open, then the base paths
+are polled every file_system_poll_wait_seconds. SIGINT/SIGTERM stop accepting, finish queued
+requests and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import signal
+
+from aiohttp import web
+
+from tfserving_standin.api import ServingApi
+from tfserving_standin.config import BatchingParameters, ModelConfig, MonitoringConfig
+from tfserving_standin.grpc_server import make_server
+from tfserving_standin.manager import ModelManager
+from tfserving_standin.metrics import Metrics
+from tfserving_standin.rest_server import RestFrontEnd
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    models: list[ModelConfig]
+    grpc_port: int = 8500
+    rest_port: int = 8501
+    host: str = "0.0.0.0"
+    poll_seconds: float = 1.0
+    batching: BatchingParameters | None = None  # None: batching off
+    monitoring: MonitoringConfig = MonitoringConfig()
+    max_request_bytes: int = 4 << 20
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+
+def _configure_tensorflow(options: ServerOptions) -> None:
+    import tensorflow as tf
+
+    # Must happen before TensorFlow runs anything; 0 lets TensorFlow pick from the core count.
+    tf.config.threading.set_intra_op_parallelism_threads(options.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(options.inter_op_threads)
+
+
+async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> None:
+    _configure_tensorflow(options)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    batch_threads = options.batching.num_batch_threads if options.batching else 2
+    executor = concurrent.futures.ThreadPoolExecutor(batch_threads, thread_name_prefix="batch")
+    metrics = Metrics([model.name for model in options.models])
+    manager = ModelManager(options.models, options.batching, executor, metrics)
+    api = ServingApi(manager)
+
+    await manager.poll_once()  # initial load, before the ports open
+
+    grpc_server = make_server(api, metrics, f"{options.host}:{options.grpc_port}", options.max_request_bytes)
+    await grpc_server.start()
+    log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
+    rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes)
+    runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, options.host, options.rest_port, backlog=1024).start()
+    log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
+    if options.monitoring.prometheus_enabled:
+        log.info("Prometheus metrics at http://%s:%d%s", options.host, options.rest_port,
+                 options.monitoring.prometheus_path)
+
+    polling = asyncio.create_task(manager.poll_forever(options.poll_seconds)) if options.poll_seconds > 0 else None
+    try:
+        await stop.wait()
+    finally:
+        log.info("Shutting down")
+        if polling:
+            polling.cancel()
+        await grpc_server.stop(grace=5)
+        await runner.cleanup()
+        await manager.close()
+        executor.shutdown(wait=True)
