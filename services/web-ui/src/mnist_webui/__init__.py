@@ -6,57 +6,16 @@ Run it with `gunicorn -c python:mnist_webui.gunicorn_conf "mnist_webui:create_ap
 
 from __future__ import annotations
 
-from flask import Flask
-
-from mnist_common.serving_client import create_client
-
-from mnist_webui import api, health, pages, security
-from mnist_webui.config import Settings, settings_from_env
-from mnist_webui.errors import register_error_handlers
-from mnist_webui.extensions import KEY, WebUi
-from mnist_webui.metrics import install as install_metrics
-from mnist_webui.model_gateway import ModelGateway
-from mnist_webui.samples import HeldOutDigits
-
 __all__ = ["create_app"]
 
 
-def create_app(config: dict | None = None) -> Flask:
-    """The application factory.
+def create_app(config: dict | None = None):
+    """The application factory; see mnist_webui.app.create_app.
 
-    `config` overrides Flask settings; besides Flask's own keys it may hold MNIST_SETTINGS
-    (a Settings, default: from the environment), MNIST_CLIENT (a ServingClient, default: one built
-    from the settings) and MNIST_DIGITS (a HeldOutDigits, default: the test split of DATA_DIR).
+    Importing this package stays free of Flask and prometheus_client on purpose: gunicorn imports
+    mnist_webui.gunicorn_conf (and so this package) in its master process, and the configuration
+    must set PROMETHEUS_MULTIPROC_DIR before prometheus_client is first imported.
     """
-    config = dict(config or {})
-    settings: Settings = config.pop("MNIST_SETTINGS", None) or settings_from_env()
-    client = config.pop("MNIST_CLIENT", None)
-    digits = config.pop("MNIST_DIGITS", None)
+    from mnist_webui.app import create_app as factory
 
-    app = Flask(__name__)
-    app.config.update(settings.as_flask_config())
-    app.config.update(config)
-
-    if client is None:
-        # Built here, once per process (gunicorn imports the app in each worker after forking,
-        # so no gRPC channel crosses a fork); reused by every request and thread.
-        client = create_client(
-            settings.serving_protocol,
-            settings.model_name,
-            grpc_address=settings.serving_grpc_address,
-            rest_url=settings.serving_rest_url,
-            timeout_seconds=settings.serving_timeout_seconds,
-            retries=settings.serving_retries,
-        )
-    if digits is None:
-        digits = HeldOutDigits.load(settings.data_dir)
-
-    metrics = install_metrics(app)
-    app.extensions[KEY] = WebUi(settings, ModelGateway(client, metrics), digits, metrics)
-
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
-    register_error_handlers(app)
-    security.install(app)
-    return app
+    return factory(config)
