@@ -10,12 +10,9 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 
-# A tiny model trained for one epoch reaches roughly 0.85-0.93, so tests lower the gate's bar;
-# an untrained model stays near 0.1, far below it.
-TEST_MIN_ACCURACY = "0.5"
+from exporter_helpers import export_args
 
 
 def _fit_tiny_model(data_dir: str):
@@ -63,16 +60,6 @@ def untrained_dir(tmp_path_factory, data_dir) -> str:
     return _save_trainer_output(build_model(), tmp_path_factory.mktemp("untrained"), data_dir, epochs=0)
 
 
-def export_args(train_dir, data_dir, base, *extra) -> list[str]:
-    return [
-        "--train-dir", os.fspath(train_dir),
-        "--data-dir", os.fspath(data_dir),
-        "--model-base-path", os.fspath(base),
-        "--min-accuracy", TEST_MIN_ACCURACY,
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="session")
 def published_base(tmp_path_factory, trained_dir, data_dir) -> str:
     """A base path holding version 1, exported from trained_dir by the real CLI. Read only."""
@@ -96,23 +83,3 @@ def base_copy(published_base, tmp_path) -> str:
     destination = tmp_path / "mnist"
     shutil.copytree(published_base, destination)
     return os.fspath(destination)
-
-
-def snapshot(folder) -> dict[str, bytes]:
-    """Every file under folder (relative path -> content) plus every folder name."""
-    state = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            state[os.path.relpath(os.path.join(root, name), folder) + "/"] = b""
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as handle:
-                state[os.path.relpath(path, folder)] = handle.read()
-    return state
-
-
-def validation_digits(data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    from mnist_common.dataset import load_split
-
-    split = load_split(data_dir, "validation", limit=count)
-    return split.images, split.labels

@@ -64,7 +64,10 @@ def _load_validation(data_dir: str):
             "--data-dir / DATA_DIR at a prepared data set"
         ) from None
     except (DatasetError, IdxFormatError, KeyError, OSError) as error:
-        raise InputError(f"{data_dir}: the validation data set is unusable ({error})") from None
+        raise InputError(
+            f"{data_dir}: the validation data set is unusable ({error}); run 'make data' or "
+            "point --data-dir / DATA_DIR at a prepared data set"
+        ) from None
     if len(split) < max(warmup.WARMUP_BATCH_SIZES):
         raise InputError(f"{data_dir}: only {len(split)} validation digits, too few to judge a model")
     return split, digest
@@ -133,10 +136,6 @@ def run_export(options: ExportOptions) -> ExportResult:
     if trained_on and trained_on != dataset_digest:
         log.warning("the model was trained on data set %s but is validated on %s", trained_on, dataset_digest)
 
-    removed = versions.clean_stale(base)
-    if removed:
-        log.info("removed leftovers of interrupted exports: %s", ", ".join(removed))
-
     if not options.republish:
         existing = _already_published(base, trained, dataset_digest)
         if existing is not None:
@@ -193,6 +192,10 @@ def run_export(options: ExportOptions) -> ExportResult:
             if created_root and not any(files for _, _, files in os.walk(created_root)):
                 storage.remove_tree(created_root)  # we created it only to stage in it
 
+    # Housekeeping only after a successful publish, so a refused export changes nothing.
+    leftovers = versions.clean_stale(base)
+    if leftovers:
+        log.info("removed leftovers of interrupted exports: %s", ", ".join(leftovers))
     removed_versions = versions.apply_retention(base, options.keep)
     return ExportResult(
         version=version,

@@ -9,7 +9,7 @@ names parse as integers, so the dot-folders are invisible to them.
 Local file system: the export is staged in <base>/.staging-<id>/ (same file system as the
 version folder), its files are fsync'ed, then one os.rename makes <base>/<N>/ appear complete.
 A reader polling the base path sees either no folder N or the whole version, and a process
-killed before the rename leaves only a dot-folder, removed by the next run.
+killed before the rename leaves only a dot-folder, removed by the next successful run.
 
 gs:// (and other object stores): there are no folders and no atomic rename of a prefix; a
 "folder" <base>/<N>/ exists as soon as any object under it does. The export is therefore staged
@@ -22,11 +22,12 @@ uploaded LAST. Each object upload is atomic on GCS and listings are strongly con
   - once saved_model.pb exists, every other file of the version already exists in full.
 So TF Serving can never load a half-written version. An upload interrupted before
 saved_model.pb leaves a folder without it; such folders are never counted as published, the
-next run removes them (remote only), and version numbers skip them so none is reused.
+next successful run removes them (remote only), and version numbers skip them so none is reused.
 Retention on gs:// deletes saved_model.pb first for the same reason.
 
-One exporter at a time per base path (the Kubernetes Job runs one pod): stale dot-folders and
-incomplete versions are removed at start without asking whose they are.
+One exporter at a time per base path (the Kubernetes Job runs one pod): after a successful
+publish, stale dot-folders and (remote) incomplete versions are removed without asking whose
+they are. A refused export removes nothing, so it leaves the base path exactly as it was.
 """
 
 from __future__ import annotations

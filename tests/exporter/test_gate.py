@@ -1,0 +1,103 @@
+"""The validation gate: a refused model leaves the base path byte-for-byte as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from exporter_helpers import export_args, snapshot
+from mnist_common.dataset import dataset_sha256
+from mnist_exporter.cli import main
+from mnist_exporter.errors import EXIT_GATE_FAILURE
+
+
+def test_untrained_model_is_refused_and_base_path_unchanged(untrained_dir, data_dir, base_copy, capsys):
+    before = snapshot(base_copy)
+    assert main(export_args(untrained_dir, data_dir, base_copy)) == EXIT_GATE_FAILURE
+    assert snapshot(base_copy) == before
+
+    err = capsys.readouterr().err
+    assert "REFUSED" in err
+    assert "failed check min-accuracy: validation accuracy 0." in err
+    assert "is below --min-accuracy 0.5000" in err
+
+
+def test_refused_export_does_not_create_the_base_path(untrained_dir, data_dir, tmp_path):
+    base = tmp_path / "models" / "mnist"
+    assert main(export_args(untrained_dir, data_dir, base)) == EXIT_GATE_FAILURE
+    assert os.listdir(tmp_path) == []
+
+
+def _fake_version(base: str, version: int, accuracy: float, data_dir: str) -> None:
+    """A published version as far as listing and the model card go (never loaded here)."""
+    folder = os.path.join(base, str(version))
+    os.makedirs(os.path.join(folder, "assets.extra"))
+    with open(os.path.join(folder, "saved_model.pb"), "wb") as handle:
+        handle.write(b"placeholder")
+    card = {"dataset_sha256": dataset_sha256(data_dir), "validation": {"accuracy": accuracy}}
+    with open(os.path.join(folder, "assets.extra", "model_card.json"), "w") as handle:
+        json.dump(card, handle)
+
+
+class VersionWatcher(threading.Thread):
+    """Polls the base path like TF Serving and records any version seen incomplete."""
+
+    EXPECTED = {"saved_model.pb", "variables/variables.index",
+                "assets.extra/model_card.json", "assets.extra/tf_serving_warmup_requests"}
+
+    def __init__(self, base: str, watched_version: str):
+        super().__init__(daemon=True)
+        self.base, self.watched_version = base, watched_version
+        self.stop, self.partial_sightings, self.complete_sightings = threading.Event(), [], 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for name in os.listdir(self.base):
+                if name != self.watched_version:
+                    continue
+                folder = os.path.join(self.base, name)
+                files = {os.path.relpath(os.path.join(root, f), folder)
+                         for root, _, names in os.walk(folder) for f in names}
+                if self.EXPECTED <= files:
+                    self.complete_sightings += 1
+                else:
+                    self.partial_sightings.append(sorted(files))
+
+
+def test_regression_is_refused_unless_forced_then_retention_applies(trained_dir, data_dir, base_copy, capsys):
+    # version 1 is the real export of this model; 2 and 3 claim far better accuracy
+    _fake_version(base_copy, 2, 0.95, data_dir)
+    _fake_version(base_copy, 3, 0.999, data_dir)
+    before = snapshot(base_copy)
+
+    assert main(export_args(trained_dir, data_dir, base_copy, "--republish")) == EXIT_GATE_FAILURE
+    assert snapshot(base_copy) == before
+    err = capsys.readouterr().err
+    assert "failed check max-regression: validation accuracy 0." in err
+    assert "version 3's 0.9990" in err and "--max-regression 0.0050" in err
+
+    watcher = VersionWatcher(base_copy, "4")
+    watcher.start()
+    try:
+        code = main(export_args(trained_dir, data_dir, base_copy, "--republish", "--force", "--keep", "2"))
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    assert code == 0
+    assert watcher.partial_sightings == []
+    assert sorted(os.listdir(base_copy)) == ["3", "4"]  # retention deleted 1 and 2
+    out = capsys.readouterr().out
+    assert "published version 4" in out and "deleted version(s) 1, 2" in out
+
+    with open(os.path.join(base_copy, "4", "assets.extra", "model_card.json")) as handle:
+        gate = json.load(handle)["gate"]
+    assert gate["forced"] is True and gate["compared_with_version"] == 3
+    assert "allowed by --force" in gate["notes"][0]
+
+
+def test_same_training_run_is_not_published_twice(trained_dir, data_dir, base_copy, capsys):
+    before = snapshot(base_copy)
+    assert main(export_args(trained_dir, data_dir, base_copy)) == 0
+    assert snapshot(base_copy) == before
+    assert "version 1 already holds this training run" in capsys.readouterr().out
