@@ -103,3 +103,13 @@ def test_copy_publishing_uploads_saved_model_pb_last(tmp_path, monkeypatch):
         assert handle.read() == "variables/variables.index"
     with pytest.raises(PublishConflict):
         versions.publish_by_copy(staging, base, 7)
+
+
+def test_list_versions_reads_model_cards(published_base, tmp_path, capsys):
+    from mnist_exporter import list_versions
+
+    assert list_versions.main([published_base]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:2] == ["1", "accuracy"]
+    assert list_versions.main([str(tmp_path / "nothing")]) == 0
+    assert "no versions" in capsys.readouterr().out

@@ -10,11 +10,14 @@ import datetime
 import json
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 from mnist_common import storage
 
-from mnist_exporter.validation import GateReport
 from mnist_exporter.versions import version_path
+
+if TYPE_CHECKING:  # validation imports TensorFlow; reading cards must not need it
+    from mnist_exporter.validation import GateReport
 
 CARD_DIR = "assets.extra"
 CARD_FILE = "model_card.json"

@@ -1,0 +1,27 @@
+##@ Export
+
+# The validation gate (see services/model-exporter/README.md). MIN_ACCURACY: refuse a model below
+# this validation accuracy; MAX_REGRESSION: refuse one worse than the newest published version by
+# more than this; KEEP_VERSIONS: how many versions retention keeps.
+MIN_ACCURACY ?= 0.97
+MAX_REGRESSION ?= 0.005
+KEEP_VERSIONS ?= 3
+# Extra mnist-export flags, e.g. EXPORT_FLAGS="--force" to publish a regression on purpose.
+EXPORT_FLAGS ?=
+
+.PHONY: export
+export: $(SETUP_STAMP) ## Validate the trained model and publish it as the next version in MODEL_BASE_PATH (does nothing if already published)
+	@case "$(TRAIN_DIR)" in *://*) ;; *) test -f "$(TRAIN_DIR)/metrics.json" || \
+	  { echo "error: no finished training in $(TRAIN_DIR) (metrics.json is missing): run 'make train' first" >&2; exit 2; } ;; esac
+	@$(VENV_BIN)/mnist-export --train-dir "$(TRAIN_DIR)" --data-dir "$(DATA_DIR)" \
+	  --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" \
+	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep "$(KEEP_VERSIONS)" \
+	  $(EXPORT_FLAGS)
+
+.PHONY: versions
+versions: $(SETUP_STAMP) ## List the published model versions in MODEL_BASE_PATH with their validation accuracy
+	@$(VENV_PY) -m mnist_exporter.list_versions "$(MODEL_BASE_PATH)"
+
+.PHONY: test-export
+test-export: $(SETUP_STAMP) data ## Run the exporter's tests (tests/exporter)
+	$(VENV_PY) -m pytest tests/exporter -q

@@ -1,0 +1,46 @@
+"""`python -m mnist_exporter.list_versions BASE`: the published versions and their model cards.
+
+Reads only the base path (no TensorFlow unless it is a gs:// URI), for `make versions`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mnist_exporter.model_card import read_card
+from mnist_exporter.versions import all_version_numbers, is_complete
+
+
+def describe(base: str) -> list[str]:
+    lines = []
+    for version in reversed(all_version_numbers(base)):
+        if not is_complete(base, version):
+            lines.append(f"{version:>8}  incomplete (no saved_model.pb): not a SavedModel")
+            continue
+        card = read_card(base, version) or {}
+        validation = card.get("validation") or {}
+        accuracy = validation.get("accuracy")
+        figures = f"accuracy {accuracy:.4f} on {validation.get('digits')} digits" if accuracy is not None else "no model card"
+        lines.append(
+            f"{version:>8}  {figures}  created {card.get('created', '?')}  "
+            f"commit {str(card.get('git_commit', '?'))[:12]}"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m mnist_exporter.list_versions MODEL_BASE_PATH", file=sys.stderr)
+        return 2
+    lines = describe(argv[0])
+    if not lines:
+        print(f"no versions in {argv[0]} (run 'make export')")
+        return 0
+    print(f"{'version':>8}  (newest first; TF Serving serves the top one)")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
