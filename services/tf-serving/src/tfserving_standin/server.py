@@ -81,7 +81,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
         log.info("Shutting down")
         if polling:
             polling.cancel()
-        await grpc_server.stop(grace=5)
+        await grpc_server.stop(grace=2)
         await runner.cleanup()
         await manager.close()
         executor.shutdown(wait=True)
