@@ -62,3 +62,47 @@ def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
 @pytest.fixture
 def seven_png() -> bytes:
     return encode(draw_seven())
+
+
+# ---------------------------------------------------------------------------- real servers ----
+
+
+def _fit_briefly(data_dir: str):
+    """A model trained briefly on 2000 digits: seconds, and its predictions mean something.
+
+    Two epochs of small batches: after one epoch of 32 steps the batch-norm statistics still lag
+    the weights and held-out accuracy can be near chance.
+    """
+    import keras
+
+    from mnist_common.dataset import load_split
+    from mnist_trainer.model import build_model
+
+    keras.utils.set_random_seed(5)
+    train = load_split(data_dir, "train", limit=2000)
+    model = build_model()
+    model.fit(train.as_float(), train.labels, epochs=2, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_base_path(tmp_path_factory, data_dir) -> str:
+    """A TF Serving base path holding version 1 of a briefly trained model."""
+    from mnist_exporter.saved_model import export_saved_model
+
+    base = tmp_path_factory.mktemp("models") / "mnist"
+    base.mkdir()
+    export_saved_model(_fit_briefly(data_dir), str(base / "1"))
+    return str(base)
+
+
+@pytest.fixture(scope="session")
+def standin(model_base_path, tmp_path_factory):
+    """The stand-in model server, up for the whole session (tests must not stop it)."""
+    from webui_servers import StandIn
+
+    server = StandIn(model_base_path, str(tmp_path_factory.mktemp("logs") / "standin.log"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
