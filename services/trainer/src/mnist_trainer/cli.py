@@ -1,0 +1,68 @@
+"""`mnist-train`: the command line around mnist_trainer.train.
+
+Exit status: 0 trained; 2 bad arguments, TF_CONFIG or data (with a message naming the flag,
+variable or file); 143 terminated by SIGTERM (rerun the same command to resume); 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Sequence
+
+from mnist_common.dataset import DatasetError
+from mnist_common.idx import IdxFormatError
+
+from mnist_trainer.config import PROG, parse_config
+from mnist_trainer.tf_config import TfConfigError, parse_tf_config
+
+EXIT_BAD_INPUT = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (a preempted node, a deleted pod): stop, the checkpoints stay."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(argv)  # exits 2 itself, with usage, on a bad flag or variable
+    try:
+        role = parse_tf_config(os.environ.get("TF_CONFIG"))
+    except TfConfigError as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
+    if storage_is_file(config.model_dir):
+        return _fail(f"--model-dir {config.model_dir} is a file, not a folder", EXIT_BAD_INPUT)
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    from mnist_trainer.train import train  # imports TensorFlow: after the cheap checks
+
+    try:
+        train(config, role)
+    except (IdxFormatError, DatasetError) as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
+    except FileNotFoundError as error:
+        return _fail(f"{error.filename or error}: no such file; run 'make data' first?", EXIT_BAD_INPUT)
+    except Terminated:
+        return _fail("terminated by SIGTERM; rerun the same command to resume from the last completed epoch",
+                     EXIT_TERMINATED)
+    return 0
+
+
+def storage_is_file(path: str) -> bool:
+    from mnist_common import storage
+
+    return storage.exists(path) and not storage.isdir(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""One training run: resume or start, train with a checkpoint per epoch, then write the outputs."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable
+
+from mnist_common import storage
+from mnist_common.dataset import DatasetError
+
+from mnist_trainer import artifacts
+from mnist_trainer.config import TrainConfig
+from mnist_trainer.data import load_training_data, steps_per_epoch, training_dataset
+from mnist_trainer.tf_config import ClusterRole
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_inputs(config: TrainConfig, dataset_sha256: str, train_examples: int) -> dict:
+    """Everything that decides the trained model.
+
+    Recorded with the checkpoints (a resume must continue the same run) and in metrics.json
+    (so a caller can skip training when nothing changed).
+    """
+    from mnist_trainer.model import ARCHITECTURE
+
+    return {
+        "architecture": ARCHITECTURE,
+        "dataset_sha256": dataset_sha256,
+        "train_examples": train_examples,
+        "limit": config.limit,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "seed": config.seed,
+    }
+
+
+def train(config: TrainConfig, role: ClusterRole, report: Callable[[str], None] = _print) -> dict:
+    """Train (or finish training) into config.model_dir; returns the metrics written."""
+    started = time.monotonic()
+    data = load_training_data(config.data_dir, config.limit)  # before TF: bad data fails fast
+    train_count = len(data.train_labels)
+    steps = steps_per_epoch(train_count, config.batch_size)
+    if steps == 0:
+        raise DatasetError(
+            f"{config.data_dir}: {train_count} training digits are fewer than one batch "
+            f"(--batch-size {config.batch_size})"
+        )
+
+    import keras
+    import tensorflow as tf
+
+    from mnist_trainer.augment import AugmentParams, augment_batch
+    from mnist_trainer.checkpoints import RunCheckpoint
+    from mnist_trainer.loop import TrainingLoop
+    from mnist_trainer.model import build_model, learning_rate_schedule
+
+    # MultiWorkerMirroredStrategy reads TF_CONFIG itself and must exist before the model does.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy() if role.is_distributed else tf.distribute.get_strategy()
+    keras.utils.set_random_seed(config.seed)
+
+    inputs = run_inputs(config, data.dataset_sha256, train_count)
+    checkpoint_dir = storage.join(config.model_dir, artifacts.CHECKPOINTS_DIR)
+    if role.is_chief:
+        storage.makedirs(config.model_dir)
+    with strategy.scope():
+        model = build_model(learning_rate_schedule(config.learning_rate, steps, config.epochs))
+        checkpoint = RunCheckpoint(checkpoint_dir, model, role.is_chief, inputs)
+        completed = checkpoint.restore()
+    if completed:
+        report(f"resuming from {checkpoint_dir}: {completed} of {config.epochs} epochs already completed")
+    else:
+        changed = checkpoint.changed_inputs()
+        if changed and tf.train.latest_checkpoint(checkpoint_dir):
+            report(f"checkpoints in {checkpoint_dir} were made with other {', '.join(changed)}; starting over")
+        checkpoint.start_fresh()
+    report(
+        f"training on {train_count} digits ({role.describe()}): epochs {completed + 1}..{config.epochs}, "
+        f"{steps} steps of {config.batch_size} each, peak learning rate {config.learning_rate}, seed {config.seed}"
+    )
+
+    loop = TrainingLoop(model, strategy, config.batch_size)
+    summaries = _SummaryWriters(storage.join(config.model_dir, artifacts.LOGS_DIR)) if role.is_chief else None
+    augment_params = AugmentParams()
+    batches = loop.distribute(
+        training_dataset(
+            data, config.batch_size, config.seed, completed, config.epochs,
+            augment=lambda images, seed: augment_batch(images, augment_params, seed),
+        )
+    )
+    training_seconds = 0.0
+    for epoch in range(completed + 1, config.epochs + 1):
+        epoch_started = time.monotonic()
+        train_figures = loop.train_epoch(batches, steps)
+        validation = loop.evaluate(data.validation_images, data.validation_labels)
+        checkpoint.save(completed_epochs=epoch)
+        seconds = time.monotonic() - epoch_started
+        training_seconds += seconds
+        if summaries:
+            summaries.write(epoch, train_figures, validation, float(model.optimizer.learning_rate))
+        report(
+            f"epoch {epoch}/{config.epochs}: loss={train_figures.loss:.4f} accuracy={train_figures.accuracy:.4f} "
+            f"val_loss={validation.loss:.4f} val_accuracy={validation.accuracy:.4f} ({seconds:.1f} s)"
+        )
+    validation = loop.evaluate(data.validation_images, data.validation_labels)
+
+    metrics = {
+        **inputs,
+        "validation_accuracy": validation.accuracy,
+        "validation_loss": validation.loss,
+        "validation_examples": int(len(data.validation_labels)),
+        "resumed_from_epoch": completed,
+        "training_seconds": round(training_seconds, 3),
+        "num_workers": role.num_workers,
+        "tensorflow_version": tf.__version__,
+        "python_version": platform.python_version(),
+        "inputs": inputs,
+    }
+    if role.is_chief:
+        summaries.close()
+        artifacts.save_model(model, config.model_dir)
+        metrics["wall_seconds"] = round(time.monotonic() - started, 3)
+        artifacts.write_metrics(metrics, config.model_dir)  # last: it marks the run finished
+        report(
+            f"done: validation accuracy {validation.accuracy:.4f}, loss {validation.loss:.4f}; "
+            f"{training_seconds:.1f} s training, {metrics['wall_seconds']:.1f} s in all; "
+            f"wrote {storage.join(config.model_dir, artifacts.MODEL_FILE)} and {artifacts.METRICS_FILE}"
+        )
+    else:
+        # Every worker takes part in a save; a non-chief's copy goes to a temporary folder.
+        artifacts.save_model_discarded(model)
+        metrics["wall_seconds"] = round(time.monotonic() - started, 3)
+        report(f"done ({role.describe()}): the chief writes the model and metrics")
+    checkpoint.close()
+    return metrics
+
+
+class _SummaryWriters:
+    """TensorBoard scalars per epoch, in logs/train and logs/validation (the chief only)."""
+
+    def __init__(self, logs_dir: str):
+        import tensorflow as tf
+
+        self._tf = tf
+        self._train = tf.summary.create_file_writer(storage.join(logs_dir, "train"))
+        self._validation = tf.summary.create_file_writer(storage.join(logs_dir, "validation"))
+
+    def write(self, epoch: int, train, validation, learning_rate: float) -> None:
+        tf = self._tf
+        with self._train.as_default(step=epoch):
+            tf.summary.scalar("epoch_loss", train.loss)
+            tf.summary.scalar("epoch_accuracy", train.accuracy)
+            tf.summary.scalar("epoch_learning_rate", learning_rate)
+        with self._validation.as_default(step=epoch):
+            tf.summary.scalar("epoch_loss", validation.loss)
+            tf.summary.scalar("epoch_accuracy", validation.accuracy)
+        self._train.flush()
+        self._validation.flush()
+
+    def close(self) -> None:
+        self._train.close()
+        self._validation.close()
