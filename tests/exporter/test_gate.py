@@ -8,8 +8,10 @@ import threading
 
 from exporter_helpers import export_args, snapshot
 from mnist_common.dataset import dataset_sha256
+from mnist_exporter import exporter
 from mnist_exporter.cli import main
 from mnist_exporter.errors import EXIT_GATE_FAILURE
+from mnist_exporter.validation import GateReport
 
 
 def test_untrained_model_is_refused_and_base_path_unchanged(untrained_dir, data_dir, base_copy, capsys):
@@ -23,9 +25,25 @@ def test_untrained_model_is_refused_and_base_path_unchanged(untrained_dir, data_
     assert "is below --min-accuracy 0.5000" in err
 
 
-def test_refused_export_does_not_create_the_base_path(untrained_dir, data_dir, tmp_path):
+def test_refused_export_does_not_create_the_base_path(trained_dir, data_dir, tmp_path, monkeypatch):
+    """Staging needs the base path; a refusal removes what staging created, up to tmp_path.
+
+    The export and the gate are stubbed (the real ones are covered above): this is about what
+    is left on disk, and a real export would cost seconds.
+    """
+    staged = []
+
+    def fake_export(model, export_dir):
+        staged.append(export_dir)
+        os.makedirs(os.path.join(export_dir, "variables"))
+        open(os.path.join(export_dir, "saved_model.pb"), "wb").close()
+
+    monkeypatch.setattr(exporter, "export_saved_model", fake_export)
+    monkeypatch.setattr(exporter.warmup, "write_warmup_file", lambda folder, logs: "unused")
+    monkeypatch.setattr(exporter, "run_gate", lambda *a, **k: GateReport(failures=["min-accuracy: stub"]))
     base = tmp_path / "models" / "mnist"
-    assert main(export_args(untrained_dir, data_dir, base)) == EXIT_GATE_FAILURE
+    assert main(export_args(trained_dir, data_dir, base)) == EXIT_GATE_FAILURE
+    assert staged and staged[0].startswith(str(base))
     assert os.listdir(tmp_path) == []
 
 

@@ -113,3 +113,26 @@ def test_list_versions_reads_model_cards(published_base, tmp_path, capsys):
     assert out.splitlines()[1].split()[:2] == ["1", "accuracy"]
     assert list_versions.main([str(tmp_path / "nothing")]) == 0
     assert "no versions" in capsys.readouterr().out
+
+
+def test_rename_not_supported_falls_back_to_copying(tmp_path, monkeypatch):
+    """e.g. a Cloud Storage FUSE mount of a flat bucket cannot rename folders."""
+    import errno
+
+    base = str(tmp_path / "base")
+    staging = versions.new_staging_dir(base)
+    os.makedirs(os.path.join(staging, "variables"))
+    for relative in ("saved_model.pb", os.path.join("variables", "variables.index")):
+        with open(os.path.join(staging, relative), "w") as handle:
+            handle.write(relative)
+    real_rename = os.rename
+
+    def rename(source, destination):
+        if source == staging:
+            raise OSError(errno.ENOTSUP, "Operation not supported")
+        real_rename(source, destination)
+
+    monkeypatch.setattr(versions.os, "rename", rename)
+    assert versions.publish(staging, base, 1) == os.path.join(base, "1")
+    assert os.listdir(base) == ["1"]  # staging removed
+    assert sorted(os.listdir(os.path.join(base, "1"))) == ["saved_model.pb", "variables"]

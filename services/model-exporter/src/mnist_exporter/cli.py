@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-export: error: {error}", file=sys.stderr)
         return 1
     print(result.message)
+    for note in result.report.notes if result.report else []:
+        print(f"note: {note}")
     if result.removed_versions:
         print(f"retention (--keep {options.keep}): deleted version(s) "
               + ", ".join(str(v) for v in result.removed_versions))

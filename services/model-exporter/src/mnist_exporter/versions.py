@@ -32,6 +32,7 @@ they are. A refused export removes nothing, so it leaves the base path exactly a
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -147,7 +148,15 @@ def publish_by_rename(staging: str, base: str, version: int) -> str:
     try:
         os.rename(staging, target)  # atomic on one file system; fails onto a non-empty folder
     except OSError as error:
-        raise PublishConflict(f"cannot publish {target}: {error}") from None
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise PublishConflict(f"cannot publish {target}: {error}") from None
+        # Some mounts cannot rename folders (e.g. Cloud Storage FUSE on a bucket without
+        # hierarchical namespace): fall back to the object-store scheme, saved_model.pb last.
+        log.warning("cannot rename %s to %s (%s); copying with saved_model.pb last instead",
+                    staging, target, error)
+        publish_by_copy(staging, base, version)
+        storage.remove_tree(staging)
+        return target
     _fsync(base)  # make the rename itself durable
     return target
 
