@@ -1,0 +1,57 @@
+##@ Model server
+
+# The real TF Serving image `make serve-docker` runs: the same pin as kustomize/base/tf-serving.yaml.
+SERVING_IMAGE ?= tensorflow/serving:2.21.0
+SERVING_CONFIG_DIR := services/tf-serving/config
+# POLL_SECONDS (mk/60-run.mk): how often the server looks for new versions under MODEL_BASE_PATH.
+# make bench-serving: measured seconds per cell, and the concurrencies.
+BENCH_SERVING_SECONDS ?= 8
+BENCH_SERVING_CONCURRENCY ?= 1,16,64
+
+# Fails with the next step to take when MODEL_BASE_PATH has no numbered version yet.
+define require_model_version
+	@case "$(MODEL_BASE_PATH)" in *://*) ;; *) \
+	  ls "$(MODEL_BASE_PATH)" 2>/dev/null | grep -qE '^[0-9]+$$' || \
+	  { echo "error: no model version in $(MODEL_BASE_PATH): run 'make train' and 'make export' first (or 'make run')" >&2; exit 2; } ;; esac
+endef
+
+.PHONY: serve
+serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT, metrics on REST)
+	$(require_model_version)
+	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC :$(GRPC_PORT), REST http://localhost:$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
+	@exec $(VENV_BIN)/tfserving-standin --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
+	  --model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)" \
+	  --file_system_poll_wait_seconds=$(POLL_SECONDS) \
+	  --enable_batching --batching_parameters_file=$(SERVING_CONFIG_DIR)/batching_parameters.txt \
+	  --monitoring_config_file=$(SERVING_CONFIG_DIR)/monitoring.config
+
+.PHONY: serve-docker
+serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE_PATH with the cluster's config files (needs Docker)
+	@command -v docker >/dev/null 2>&1 || \
+	  { echo "error: docker is not installed here; 'make serve' runs the stand-in instead" >&2; exit 2; }
+	@docker info >/dev/null 2>&1 || \
+	  { echo "error: docker cannot reach a Docker engine (is the daemon running, may this user use it?); 'make serve' runs the stand-in instead" >&2; exit 2; }
+	$(require_model_version)
+	@test "$(MODEL_NAME)" = mnist || { echo "error: $(SERVING_CONFIG_DIR)/models.config serves the model 'mnist', not '$(MODEL_NAME)'" >&2; exit 2; }
+	@echo "serve-docker: $(SERVING_IMAGE) on $(MODEL_BASE_PATH); gRPC :$(GRPC_PORT), REST :$(REST_PORT). Contract suite against it:"
+	@echo "  SERVING_URL=http://127.0.0.1:$(REST_PORT) SERVING_GRPC=127.0.0.1:$(GRPC_PORT) SERVING_MODEL_BASE_PATH=$(MODEL_BASE_PATH) make test-serving"
+	docker run --rm --init --name mnist-tf-serving \
+	  -p 127.0.0.1:$(GRPC_PORT):8500 -p 127.0.0.1:$(REST_PORT):8501 \
+	  -v "$(abspath $(MODEL_BASE_PATH))":/models/mnist \
+	  -v "$(abspath $(SERVING_CONFIG_DIR))":/etc/tf-serving:ro \
+	  --entrypoint tensorflow_model_server $(SERVING_IMAGE) \
+	  --port=8500 --rest_api_port=8501 --model_config_file=/etc/tf-serving/models.config \
+	  --monitoring_config_file=/etc/tf-serving/monitoring.config \
+	  --enable_batching=true --batching_parameters_file=/etc/tf-serving/batching_parameters.txt \
+	  --file_system_poll_wait_seconds=$(POLL_SECONDS)
+
+.PHONY: test-serving
+test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_URL + SERVING_GRPC if set
+	$(VENV_PY) -m pytest tests/serving -q $(PYTEST_ARGS)
+
+.PHONY: bench-serving
+bench-serving: $(SETUP_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs naive Flask and in-process; artifacts/bench/serving.json
+	@$(VENV_PY) services/tf-serving/bench/run_bench.py --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" \
+	  --seconds $(BENCH_SERVING_SECONDS) --concurrency $(BENCH_SERVING_CONCURRENCY) \
+	  $(if $(wildcard $(TRAIN_DIR)/model.keras),--keras-model "$(TRAIN_DIR)/model.keras") \
+	  --out "$(ARTIFACTS)/bench/serving.json"

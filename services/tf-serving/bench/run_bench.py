@@ -1,0 +1,217 @@
+"""`make bench-serving`: the stand-in's predict throughput and latency, with two references.
+
+1. In-process: the SavedModel's serving_default called directly (batch 1 and a full batch),
+   the ceiling any server in Python can approach on this machine.
+2. The stand-in (REST and gRPC, batching on) under a separate load generator process at
+   concurrency 1, 16 and 64, one digit per request.
+3. A naive Flask app calling keras model.predict per request, under the same load generator.
+
+Prints a table and the commands behind it; writes the figures to --out (JSON), with the machine's
+load average, since the cores may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = pathlib.Path(__file__).resolve().parent
+CONFIG_DIR = HERE.parent / "config"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def latest_version(base_path: pathlib.Path) -> pathlib.Path | None:
+    versions = [p for p in base_path.glob("*") if p.is_dir() and re.fullmatch(r"[0-9]+", p.name)] if base_path.is_dir() else []
+    return max(versions, key=lambda p: int(p.name)) if versions else None
+
+
+def untrained_export(workdir: pathlib.Path) -> pathlib.Path:
+    """Same computation as a trained model: enough to measure speed when nothing is published."""
+    from mnist_exporter.saved_model import export_saved_model
+    from mnist_trainer.model import build_model
+
+    target = workdir / "models" / "mnist" / "1"
+    export_saved_model(build_model(), str(target))
+    return target
+
+
+def in_process_rates(version_dir: pathlib.Path, seconds: float, batch: int) -> dict:
+    code = f"""
+import json, time, numpy as np, tensorflow as tf
+fn = tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"]
+out = {{}}
+for size in (1, {batch}):
+    x = tf.constant(np.random.rand(size, 28, 28).astype(np.float32)); fn(images=x)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < {seconds}:
+        fn(images=x); n += 1
+    elapsed = time.perf_counter() - start
+    out[str(size)] = {{"calls_per_s": round(n / elapsed, 1), "images_per_s": round(n * size / elapsed, 1)}}
+print(json.dumps(out))
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: server exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if b"AVAILABLE" in response.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"error: {url} did not report AVAILABLE within {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def loadgen(protocol: str, target: str, concurrency: int, args, body_file: pathlib.Path, commands: list) -> dict:
+    command = [sys.executable, str(HERE / "loadgen.py"), "--protocol", protocol, "--target", target,
+               "--concurrency", str(concurrency), "--duration", str(args.seconds), "--warmup", str(args.warmup),
+               "--body-file", str(body_file)]
+    commands.append(shlex.join(command))
+    result = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-base-path", default="artifacts/models/mnist")
+    parser.add_argument("--data-dir", default="artifacts/data/mnist")
+    parser.add_argument("--keras-model", help="model.keras for the naive app (default: untrained build_model())")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--naive-concurrency", default="16")
+    parser.add_argument("--out", default="artifacts/bench/serving.json")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        workdir = pathlib.Path(tmp)
+        version_dir = latest_version(pathlib.Path(args.model_base_path))
+        model_note = f"published version {version_dir}" if version_dir else "untrained build_model() export"
+        if version_dir is None:
+            version_dir = untrained_export(workdir)
+        base_path = version_dir.parent
+
+        # One test digit, as the web UI sends it.
+        from mnist_common.dataset import load_split
+
+        try:
+            digit = load_split(args.data_dir, "test").as_float()[:1]
+        except (FileNotFoundError, OSError):
+            import numpy as np
+
+            digit = np.random.rand(1, 28, 28).astype("float32")
+        body_file = workdir / "request.json"
+        body_file.write_text(json.dumps({"instances": digit.tolist()}))
+
+        print(f"bench-serving: model = {model_note}; {os.cpu_count()} cores; load average {load_before[0]:.2f}",
+              flush=True)
+        print("in-process signature calls ...", flush=True)
+        in_process = in_process_rates(version_dir, seconds=3.0, batch=64)
+
+        commands: list[str] = []
+        rows = []
+        grpc_port, rest_port = free_port(), free_port()
+        server_command = [
+            sys.executable, "-m", "tfserving_standin.cli", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+            "--host=127.0.0.1", "--model_name=mnist", f"--model_base_path={base_path}",
+            "--enable_batching", f"--batching_parameters_file={CONFIG_DIR / 'batching_parameters.txt'}",
+            f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}", "--log_level=WARNING",
+        ]
+        commands.append(shlex.join(server_command))
+        server = subprocess.Popen(server_command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(f"http://127.0.0.1:{rest_port}/v1/models/mnist", server)
+            for protocol, port in (("rest", rest_port), ("grpc", grpc_port)):
+                for concurrency in levels:
+                    print(f"stand-in {protocol} concurrency {concurrency} ...", flush=True)
+                    result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
+                    rows.append({"server": "stand-in", **result})
+        finally:
+            stop(server)
+
+        naive_port = free_port()
+        naive_command = [sys.executable, str(HERE / "naive_flask_app.py"), "--port", str(naive_port)]
+        if args.keras_model:
+            naive_command += ["--keras-model", args.keras_model]
+        commands.append(shlex.join(naive_command))
+        naive = subprocess.Popen(naive_command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(f"http://127.0.0.1:{naive_port}/v1/models/mnist", naive)
+            for concurrency in [int(c) for c in args.naive_concurrency.split(",")]:
+                print(f"naive Flask app concurrency {concurrency} ...", flush=True)
+                result = loadgen("rest", f"127.0.0.1:{naive_port}", concurrency, args, body_file, commands)
+                rows.append({"server": "naive-flask", **result})
+        finally:
+            stop(naive)
+
+    load_after = os.getloadavg()
+    naive_best = max((r["rps"] for r in rows if r["server"] == "naive-flask"), default=0) or None
+    print()
+    print(f"{'server':<12} {'protocol':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for row in rows:
+        print(f"{row['server']:<12} {row['protocol']:<8} {row['concurrency']:>5} {row['rps']:>9.1f} "
+              f"{row['p50_ms'] or 0:>8.2f} {row['p99_ms'] or 0:>8.2f} {row['errors']:>7}")
+    print(f"in-process serving_default: batch 1 {in_process['1']['calls_per_s']} calls/s; "
+          f"batch 64 {in_process['64']['images_per_s']} images/s")
+    rest_64 = next((r for r in rows if r["server"] == "stand-in" and r["protocol"] == "rest"
+                    and r["concurrency"] == max(levels)), None)
+    if rest_64 and naive_best:
+        print(f"stand-in REST at concurrency {max(levels)} / naive Flask best: {rest_64['rps'] / naive_best:.1f}x")
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (shared cores inflate latency)")
+    print("\ncommands:")
+    for command in commands:
+        print("  " + command)
+
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "model": model_note, "cores": os.cpu_count(), "load_average_before": load_before,
+        "load_average_after": load_after, "seconds_per_cell": args.seconds, "rows": rows,
+        "in_process": in_process, "commands": commands,
+        "rest_vs_naive": round(rest_64["rps"] / naive_best, 1) if rest_64 and naive_best else None,
+    }
+    partial = out.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, out)
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
