@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+from mnist_deploy.errors import DeployError
 from mnist_deploy.order import describe
 
 DONE_STATUS = {
@@ -22,13 +23,20 @@ def done_status(obj: dict) -> dict:
 
 class FakeCluster:
     def __init__(self, scripts: dict[str, list[dict]] | None = None, pods: dict[str, list[dict]] | None = None,
-                 logs: dict[str, str] | None = None, existing: list[dict] | None = None):
+                 logs: dict[str, str] | None = None, existing: list[dict] | None = None,
+                 missing_kinds: tuple[str, ...] = ()):
+        self.missing_kinds = missing_kinds
         self.scripts = {name: list(statuses) for name, statuses in (scripts or {}).items()}
         self.pods, self.logs = pods or {}, logs or {}
         self.objects: dict[str, dict] = {}
         self.events: list[tuple[str, str]] = []
         for obj in existing or []:
             self.objects[describe(obj)] = copy.deepcopy(obj)
+
+    def ensure_kind(self, obj: dict) -> None:
+        self.events.append(("ensure_kind", obj["kind"]))
+        if obj["kind"] in self.missing_kinds:
+            raise DeployError(f"the cluster has no {obj['kind']} ({obj['apiVersion']})")
 
     def apply(self, obj: dict) -> dict:
         key = describe(obj)

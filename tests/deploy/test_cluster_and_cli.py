@@ -80,6 +80,9 @@ def test_a_kind_the_cluster_lacks_says_what_to_install(renders):
         cluster.apply(find(renders["overlays/gke"], "TFJob", "mnist-train"))
     with pytest.raises(DeployError, match="Managed Service for Prometheus"):
         cluster.get(find(renders["overlays/gke"], "PodMonitoring", "web-ui"))
+    with pytest.raises(DeployError, match="this overlay needs a GKE cluster"):
+        cluster.ensure_kind(find(renders["overlays/gke"], "BackendConfig", "web-ui"))
+    cluster.ensure_kind(find(renders["overlays/gke"], "Deployment", "web-ui"))  # known: no error
 
 
 def test_a_refused_object_shows_the_api_servers_reason_only(renders):

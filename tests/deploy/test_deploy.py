@@ -10,7 +10,7 @@ import pytest
 from conftest import find
 from fake_cluster import FakeClock, FakeCluster
 from mnist_deploy import apply, deploy, order
-from mnist_deploy.errors import StageFailed
+from mnist_deploy.errors import DeployError, StageFailed
 from mnist_deploy.waiting import Poller
 
 
@@ -58,6 +58,15 @@ def test_a_deploy_applies_stage_by_stage_and_waits_in_between(renders, poller, l
     # Jobs carry the hash of their spec, for the next deploy to compare.
     assert cluster.objects["Job/mnist-train"]["metadata"]["annotations"][apply.SPEC_HASH_ANNOTATION]
     assert "The web UI: kubectl -n mnist port-forward service/web-ui 8080:8080" in lines[-1]
+
+
+def test_a_kind_the_cluster_lacks_stops_the_deploy_before_anything_is_applied(renders, poller):
+    cluster = FakeCluster(missing_kinds=("TFJob",))
+    with pytest.raises(DeployError, match="no TFJob"):
+        deploy.deploy(cluster, renders["overlays/gke"], poller)
+    assert cluster.applied() == []
+    checked = [kind for action, kind in cluster.events if action == "ensure_kind"]
+    assert len(checked) == len(set(checked)) and checked[-1] == "TFJob"  # each kind once, stopped there
 
 
 def test_a_failed_training_stops_the_deploy_and_shows_the_pod_log(renders, poller):

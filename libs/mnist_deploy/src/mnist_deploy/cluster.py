@@ -29,6 +29,7 @@ def refusal_message(error) -> str:
 
 
 class Cluster(Protocol):
+    def ensure_kind(self, obj: dict) -> None: ...
     def apply(self, obj: dict) -> dict: ...
     def get(self, obj: dict) -> dict | None: ...
     def delete(self, obj: dict) -> None: ...
@@ -53,6 +54,10 @@ class KubeCluster:
         except ResourceNotFoundError:
             hint = KIND_SOURCES.get(obj["kind"], "install the CRD that provides it")
             raise DeployError(f"the cluster has no {obj['kind']} ({obj['apiVersion']}): {hint}") from None
+
+    def ensure_kind(self, obj: dict) -> None:
+        """Raise DeployError, saying what to install, if the cluster does not serve obj's kind."""
+        self._resource(obj)
 
     def apply(self, obj: dict) -> dict:
         """Server-side apply as field manager `mnist-deploy`, taking over fields it set before

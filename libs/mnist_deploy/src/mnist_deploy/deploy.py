@@ -17,6 +17,10 @@ STORAGE_KINDS = {"PersistentVolumeClaim", "Namespace"}
 def deploy(cluster: Cluster, objects: list[dict], poller: Poller,
            timeouts: dict[str, float] | None = None) -> None:
     timeouts = {**STAGE_TIMEOUTS, **(timeouts or {})}
+    # Every kind first: a missing CRD (TFJob, PodMonitoring, ...) stops the deploy before
+    # anything is applied, not hours later when training is due.
+    for obj in {(obj["apiVersion"], obj["kind"]): obj for obj in objects}.values():
+        cluster.ensure_kind(obj)
     upstream_reran = False
     for stage in plan(objects):
         poller.report(f"== {stage.name}: {len(stage.objects)} objects")
