@@ -15,6 +15,11 @@ Digits: the held-out test split of $DATA_DIR (default artifacts/data/mnist), rea
 
 from __future__ import annotations
 
+import os
+
+# Quiet TensorFlow's start-up chatter (the gRPC client's protos import it).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 # gRPC's own threads would block gevent's loop (and with it every locust user): let gRPC
 # cooperate with gevent before any channel exists. Locust has monkey-patched by this point.
 import grpc.experimental.gevent as grpc_gevent
@@ -23,7 +28,6 @@ grpc_gevent.init_gevent()
 
 import functools  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402

@@ -52,8 +52,8 @@ loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + 
 	   --csv "$$dir/locust" --html "$$dir/report.html" --only-summary --exit-code-on-error 0 \
 	   $(LOCUST_CLASSES) || rc=$$?; \
 	 if [ $$rc -ne 0 ]; then echo "error: locust itself failed (exit $$rc); see above" >&2; exit $$rc; fi; \
-	 $(VENV_BIN)/mnist-run check-slo --slo "$(SLO_FILE)" "$$dir/locust_stats.csv"; \
-	 echo "report: $$dir/report.html"
+	 echo "report: $$dir/report.html, statistics: $$dir/locust_stats.csv"; \
+	 $(VENV_BIN)/mnist-run check-slo --slo "$(SLO_FILE)" "$$dir/locust_stats.csv"
 
 .PHONY: bench
 bench: $(SETUP_STAMP) ## Web UI predict path under locust (BENCH_USERS=50): requests/s and p50/p95/p99; writes artifacts/bench/webui.json

@@ -21,7 +21,7 @@ from mnist_common import storage
 from mnist_exporter.versions import published_versions
 
 from mnist_run.ports import free_port
-from mnist_run.procfile import ProcfileStack, StackError, venv_environment
+from mnist_run.procfile import ProcfileStack, StackError, stack_environment, venv_environment
 
 PREDICT_NAME = "/api/v1/predict"
 LOCUST_CLASS = "WebUIPredictUser"
@@ -75,14 +75,14 @@ def run_bench(options: BenchOptions) -> int:
     os.makedirs(run_dir, exist_ok=True)
     ports = {"GRPC_PORT": free_port(), "REST_PORT": free_port(), "UI_PORT": free_port()}
     ui_url = f"http://127.0.0.1:{ports['UI_PORT']}"
-    env = {
-        **{name: str(port) for name, port in ports.items()},
-        "MODEL_NAME": options.model_name,
-        "MODEL_BASE_PATH": options.model_base_path,
-        "DATA_DIR": options.data_dir,
-        "SERVING_GRPC_ADDRESS": f"127.0.0.1:{ports['GRPC_PORT']}",
-        "SERVING_REST_URL": f"http://127.0.0.1:{ports['REST_PORT']}",
-    }
+    env = stack_environment(
+        grpc_port=ports["GRPC_PORT"],
+        rest_port=ports["REST_PORT"],
+        ui_port=ports["UI_PORT"],
+        model_base_path=options.model_base_path,
+        data_dir=options.data_dir,
+        model_name=options.model_name,
+    )
     stack = ProcfileStack(options.procfile, env, os.path.join(run_dir, "servers.log"), ["serving", "webui"])
     prefix = os.path.join(run_dir, "webui")
     command = locust_command(options, ui_url, prefix)

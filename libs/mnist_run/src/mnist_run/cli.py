@@ -1,7 +1,7 @@
 """mnist-run: the commands behind `make run`, `make loadtest` and `make bench`.
 
   mnist-run check-ports GRPC_PORT=8500 REST_PORT=8501 UI_PORT=8080
-  mnist-run plan --data-dir D --train-dir T --model-base-path B epochs=5 batch_size=128 ...
+  mnist-run plan --data-dir D --train-dir T --model-base-path B [mnist-train flags: --epochs 5 ...]
   mnist-run announce http://localhost:8080/
   mnist-run check-slo --slo loadtest/slo.yaml <prefix>_stats.csv
   mnist-run bench --procfile Procfile --out artifacts/bench ...
@@ -41,13 +41,21 @@ def cmd_check_ports(args) -> int:
     return EXIT_INPUT_ERROR if problems else 0
 
 
-def cmd_plan(args) -> int:
-    from mnist_common.dataset import DatasetError
+# The trainer's settings that decide the model (its data and output dirs do not).
+TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
 
-    from mnist_run.fingerprint import decide, parse_parameter
+
+def cmd_plan(args, trainer_flags: list[str]) -> int:
+    from mnist_common.dataset import DatasetError
+    from mnist_trainer.config import parse_config
+
+    from mnist_run.fingerprint import decide
     from mnist_run.inputs import finished_training, newest_published, wanted_inputs
 
-    parameters = {name: parse_parameter(value) for name, value in args.parameters}
+    # The trainer's own parsing (flags, then its environment variables, then its defaults), so
+    # the plan compares exactly what `mnist-train` with these flags would record.
+    config = parse_config(trainer_flags).as_dict()
+    parameters = {name: config[name] for name in TRAINING_PARAMETERS}
     try:
         wanted = wanted_inputs(args.data_dir, parameters)
     except (DatasetError, KeyError) as error:
@@ -109,13 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     ports.add_argument("--command", default="make run", help="command the message suggests (default %(default)s)")
     ports.set_defaults(run=cmd_check_ports)
 
-    plan = commands.add_parser("plan", help="print reuse, export or train (why: on stderr)")
+    plan = commands.add_parser(
+        "plan", help="print reuse, export or train (why: on stderr); other flags are mnist-train's")
     plan.add_argument("--data-dir", required=True)
     plan.add_argument("--train-dir", required=True)
     plan.add_argument("--model-base-path", required=True)
-    plan.add_argument("parameters", nargs="*", type=_assignment, metavar="PARAMETER=VALUE",
-                      help="training parameters as the trainer records them (epochs=5 ...)")
-    plan.set_defaults(run=cmd_plan)
+    plan.set_defaults(run=None)
 
     announce = commands.add_parser("announce", help="wait for the web UI, print its URL, report new versions")
     announce.add_argument("url")
@@ -141,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "plan":
+        return cmd_plan(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.run(args)
 
 

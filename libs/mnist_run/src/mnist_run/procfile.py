@@ -30,6 +30,31 @@ def venv_environment(overrides: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def stack_environment(
+    *,
+    grpc_port: int,
+    rest_port: int,
+    ui_port: int,
+    model_base_path: str,
+    data_dir: str,
+    model_name: str = "mnist",
+    poll_seconds: float = 1.0,
+) -> dict[str, str]:
+    """The variables the Procfile reads, for a stack on loopback ports (benchmark, tests)."""
+    return {
+        "GRPC_PORT": str(grpc_port),
+        "REST_PORT": str(rest_port),
+        "UI_PORT": str(ui_port),
+        "MODEL_NAME": model_name,
+        "MODEL_BASE_PATH": model_base_path,
+        "DATA_DIR": data_dir,
+        "POLL_SECONDS": f"{poll_seconds:g}",
+        # The web UI dials loopback explicitly: "localhost" may try ::1 first.
+        "SERVING_GRPC_ADDRESS": f"127.0.0.1:{grpc_port}",
+        "SERVING_REST_URL": f"http://127.0.0.1:{rest_port}",
+    }
+
+
 class ProcfileStack:
     """honcho running some entries of a Procfile, in the background, logging to a file."""
 
@@ -89,6 +114,17 @@ class ProcfileStack:
                 last = type(error).__name__
             time.sleep(0.25)
         raise StackError(f"{url} was not ready within {timeout_seconds:g} s ({last}):\n{self.log_tail()}")
+
+    def descendant_pids(self) -> set[int]:
+        """Every process under honcho right now (services, gunicorn workers, ...)."""
+        import psutil
+
+        if self.process is None:
+            return set()
+        try:
+            return {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return set()
 
     def stop(self, sig: int = signal.SIGINT, timeout_seconds: float = 30.0) -> int | None:
         """Signal honcho as Ctrl-C would and wait for it; SIGKILL the group if it hangs."""
