@@ -121,7 +121,7 @@ def start_standin(base_path: pathlib.Path, log_path: pathlib.Path, config_file: 
         "--file_system_poll_wait_seconds=1",
         "--enable_batching", f"--batching_parameters_file={CONFIG_DIR / 'batching_parameters.txt'}",
         f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
-        "--tensorflow_intra_op_parallelism=2", "--tensorflow_inter_op_parallelism=1",
+        "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1",
         *extra_flags,
     ]
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process

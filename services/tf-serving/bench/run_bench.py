@@ -53,6 +53,8 @@ def untrained_export(workdir: pathlib.Path) -> pathlib.Path:
 def in_process_rates(version_dir: pathlib.Path, seconds: float, batch: int) -> dict:
     code = f"""
 import json, time, numpy as np, tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)  # as the stand-in runs it: one thread per call
+tf.config.threading.set_inter_op_parallelism_threads(1)
 fn = tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"]
 out = {{}}
 for size in (1, {batch}):
@@ -150,6 +152,7 @@ def main(argv=None) -> int:
             "--host=127.0.0.1", "--model_name=mnist", f"--model_base_path={base_path}",
             "--enable_batching", f"--batching_parameters_file={CONFIG_DIR / 'batching_parameters.txt'}",
             f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}", "--log_level=WARNING",
+            "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1",
         ]
         commands.append(shlex.join(server_command))
         server = subprocess.Popen(server_command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
@@ -187,7 +190,7 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row['server']:<12} {row['protocol']:<8} {row['concurrency']:>5} {row['rps']:>9.1f} "
               f"{row['p50_ms'] or 0:>8.2f} {row['p99_ms'] or 0:>8.2f} {row['errors']:>7}")
-    print(f"in-process serving_default: batch 1 {in_process['1']['calls_per_s']} calls/s; "
+    print(f"in-process serving_default, one thread: batch 1 {in_process['1']['calls_per_s']} calls/s; "
           f"batch 64 {in_process['64']['images_per_s']} images/s")
     rest_64 = next((r for r in rows if r["server"] == "stand-in" and r["protocol"] == "rest"
                     and r["concurrency"] == max(levels)), None)
