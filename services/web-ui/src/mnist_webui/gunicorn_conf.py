@@ -32,6 +32,9 @@ keepalive = 5
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG") == "1" else None
 errorlog = "-"
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
+# gunicorn's control socket lives at one fixed path in $HOME, so two instances (make ui next to
+# the tests, or a read-only home in a container) would trip over it; nothing here uses it.
+control_socket_disable = True
 
 # Workers share their Prometheus metrics through files in one directory (set here, before any
 # worker imports prometheus_client) so /metrics sums all workers. Removed when gunicorn exits.
