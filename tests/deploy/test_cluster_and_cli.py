@@ -175,3 +175,19 @@ def test_no_cluster_configured_says_how_to_get_one(tmp_path, monkeypatch, capsys
     error = capsys.readouterr().err
     assert "no Kubernetes cluster configured" in error and "gcloud container clusters get-credentials" in error
     assert "Traceback" not in error
+
+
+def test_an_unreachable_cluster_is_named(tmp_path, monkeypatch, capsys):
+    """A kubeconfig whose server is a closed loopback port: the message names the server."""
+    manifests = tmp_path / "local.yaml"
+    manifests.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: mnist}\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {token: not-a-token}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n")
+    monkeypatch.setenv("KUBECONFIG", os.fspath(kubeconfig))
+    assert cli.main(["status", "--manifests", os.fspath(manifests)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot reach the Kubernetes API server https://127.0.0.1:1" in error and "Traceback" not in error

@@ -4,6 +4,7 @@ so tests use an in-memory fake with the same five methods."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Protocol
 
 from mnist_deploy.errors import DeployError
@@ -111,7 +112,9 @@ def connect(context: str | None = None) -> KubeCluster:
     from kubernetes.config.config_exception import ConfigException
 
     try:
-        api_client = config.new_client_from_config(context=context)
+        # KUBECONFIG is read now, not when the library was imported (its default is fixed then).
+        kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
     except (ConfigException, FileNotFoundError, TypeError) as kube_error:
         try:
             config.load_incluster_config()
@@ -125,4 +128,6 @@ def connect(context: str | None = None) -> KubeCluster:
     try:
         return KubeCluster(api_client)
     except Exception as error:  # discovery is the first request: unreachable, bad credentials
-        raise DeployError(f"cannot reach the Kubernetes API server: {error}") from None
+        host = getattr(getattr(api_client, "configuration", None), "host", "of the kubeconfig")
+        raise DeployError(f"cannot reach the Kubernetes API server {host} (is the cluster running, "
+                          f"is this the right kubectl context?): {str(error).splitlines()[0]}") from None
