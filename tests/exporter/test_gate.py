@@ -8,7 +8,7 @@ import threading
 
 from exporter_helpers import export_args, snapshot
 from mnist_common.dataset import dataset_sha256
-from mnist_exporter import exporter
+from mnist_exporter import saved_model, validation, warmup
 from mnist_exporter.cli import main
 from mnist_exporter.errors import EXIT_GATE_FAILURE
 from mnist_exporter.validation import GateReport
@@ -38,9 +38,9 @@ def test_refused_export_does_not_create_the_base_path(trained_dir, data_dir, tmp
         os.makedirs(os.path.join(export_dir, "variables"))
         open(os.path.join(export_dir, "saved_model.pb"), "wb").close()
 
-    monkeypatch.setattr(exporter, "export_saved_model", fake_export)
-    monkeypatch.setattr(exporter.warmup, "write_warmup_file", lambda folder, logs: "unused")
-    monkeypatch.setattr(exporter, "run_gate", lambda *a, **k: GateReport(failures=["min-accuracy: stub"]))
+    monkeypatch.setattr(saved_model, "export_saved_model", fake_export)
+    monkeypatch.setattr(warmup, "write_warmup_file", lambda folder, logs: "unused")
+    monkeypatch.setattr(validation, "run_gate", lambda *a, **k: GateReport(failures=["min-accuracy: stub"]))
     base = tmp_path / "models" / "mnist"
     assert main(export_args(trained_dir, data_dir, base)) == EXIT_GATE_FAILURE
     assert staged and staged[0].startswith(str(base))

@@ -11,16 +11,18 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mnist_common import storage
 from mnist_common.dataset import DatasetError, dataset_sha256, load_split
 from mnist_common.idx import IdxFormatError
 
-from mnist_exporter import model_card, versions, warmup
+from mnist_exporter import model_card, versions
 from mnist_exporter.errors import GateFailure, InputError
-from mnist_exporter.saved_model import export_saved_model
-from mnist_exporter.trainer_output import TrainerOutput, load_trainer_output
-from mnist_exporter.validation import GateReport, evaluate, run_gate
+from mnist_exporter.trainer_output import TrainerOutput, read_trainer_output
+
+if TYPE_CHECKING:
+    from mnist_exporter.validation import GateReport
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 # until the file is deleted before publishing. Tests use it to kill an exporter at exactly that
 # moment; nothing in production sets it.
 PAUSE_ENV = "MNIST_EXPORT_PAUSE_BEFORE_PUBLISH"
+# Fewer validation digits than this cannot judge a model (nor fill the warmup requests).
+MIN_VALIDATION_DIGITS = 100
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,11 @@ def _load_validation(data_dir: str):
             f"{data_dir}: the validation data set is unusable ({error}); run 'make data' or "
             "point --data-dir / DATA_DIR at a prepared data set"
         ) from None
-    if len(split) < max(warmup.WARMUP_BATCH_SIZES):
-        raise InputError(f"{data_dir}: only {len(split)} validation digits, too few to judge a model")
+    if len(split) < MIN_VALIDATION_DIGITS:
+        raise InputError(
+            f"{data_dir}: only {len(split)} validation digits, fewer than the "
+            f"{MIN_VALIDATION_DIGITS} needed to judge a model"
+        )
     return split, digest
 
 
@@ -89,6 +96,8 @@ def _baseline(base: str, dataset_digest: str, split) -> tuple[int, float] | None
         return newest, float(accuracy)
     log.info("version %d has no comparable model card; measuring it on the validation digits", newest)
     import tensorflow as tf
+
+    from mnist_exporter.validation import evaluate
 
     try:
         loaded = tf.saved_model.load(versions.version_path(base, newest))
@@ -130,7 +139,7 @@ def _pause_before_publish(staging: str) -> None:
 
 def run_export(options: ExportOptions) -> ExportResult:
     base = options.model_base_path
-    trained = load_trainer_output(options.train_dir)
+    trained = read_trainer_output(options.train_dir)
     split, dataset_digest = _load_validation(options.data_dir)
     trained_on = trained.metrics.get("dataset_sha256")
     if trained_on and trained_on != dataset_digest:
@@ -147,6 +156,12 @@ def run_export(options: ExportOptions) -> ExportResult:
                 f"({trained.model_path}); nothing to do (use --republish to publish it again)",
             )
 
+    # TensorFlow is imported only now, so "nothing to do" above answers in a moment.
+    from mnist_exporter import warmup
+    from mnist_exporter.saved_model import export_saved_model
+    from mnist_exporter.validation import run_gate
+
+    model = trained.load_model()
     baseline = _baseline(base, dataset_digest, split)
     version = versions.next_version(base)
     created_root = _first_missing_ancestor(base)
@@ -154,7 +169,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     published = False
     try:
         log.info("exporting %s into staging %s", trained.model_path, staging)
-        export_saved_model(trained.model, staging)
+        export_saved_model(model, staging)
         warmup_path = warmup.write_warmup_file(
             staging, warmup.build_warmup_logs(split.images, options.model_name)
         )

@@ -80,8 +80,12 @@ def build_card(
 
 
 def write_card(export_dir: str, card: dict) -> str:
-    path = os.path.join(export_dir, CARD_DIR, CARD_FILE)
-    storage.write_bytes_atomic(path, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+    # A plain write: export_dir is the local staging folder, published as a whole afterwards.
+    folder = os.path.join(export_dir, CARD_DIR)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, CARD_FILE)
+    with open(path, "w") as handle:
+        handle.write(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return path
 
 

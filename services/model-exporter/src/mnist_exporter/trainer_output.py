@@ -23,10 +23,17 @@ METRICS_FILE = "metrics.json"
 
 @dataclass(frozen=True)
 class TrainerOutput:
-    model: object  # keras.Model
+    """A finished run as files; load_model() deserialises the Keras model (slow: TensorFlow)."""
+
     metrics: dict
     model_path: str
+    model_bytes: bytes
     model_sha256: str
+
+    def load_model(self):
+        model = _load_keras_model(self.model_bytes, self.model_path)
+        _check_model_contract(model, self.model_path)
+        return model
 
 
 def _read(path: str, what: str) -> bytes:
@@ -76,13 +83,19 @@ def _check_model_contract(model, path: str) -> None:
         raise InputError(f"{path}: model output shape is {model.output_shape}, expected (None, 10)")
 
 
-def load_trainer_output(train_dir: str) -> TrainerOutput:
-    """Read metrics first (it marks a finished run), then the model; check both."""
-    model_path = storage.join(train_dir, MODEL_FILE)
+def read_trainer_output(train_dir: str) -> TrainerOutput:
+    """Read metrics first (it marks a finished run), then the model file's bytes."""
+    if not storage.is_remote(train_dir) and not os.path.isdir(train_dir):
+        raise InputError(
+            f"{train_dir}: training dir does not exist; run 'make train' or point --train-dir / "
+            "TRAIN_DIR at a finished run"
+        )
     metrics = read_metrics(train_dir)
+    model_path = storage.join(train_dir, MODEL_FILE)
     model_bytes = _read(model_path, "the trained Keras model")
-    model = _load_keras_model(model_bytes, model_path)
-    _check_model_contract(model, model_path)
     return TrainerOutput(
-        model=model, metrics=metrics, model_path=model_path, model_sha256=sha256_bytes(model_bytes)
+        metrics=metrics,
+        model_path=model_path,
+        model_bytes=model_bytes,
+        model_sha256=sha256_bytes(model_bytes),
     )
