@@ -13,7 +13,13 @@ import logging
 import os
 import sys
 
-from mnist_exporter.errors import EXIT_GATE_FAILURE, EXIT_INPUT_ERROR, GateFailure, InputError, PublishConflict
+from mnist_exporter.errors import (
+    EXIT_GATE_FAILURE,
+    EXIT_INPUT_ERROR,
+    GateFailure,
+    InputError,
+    PublishConflict,
+)
 
 def _fraction(text: str) -> float:
     try:
@@ -45,26 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
         "missing/corrupt input; 3 refused by the validation gate (nothing published); "
         "1 other errors. Every flag with an env name takes its default from that variable.",
     )
-    parser.add_argument("--train-dir", default=env("TRAIN_DIR", "artifacts/training"),
-                        help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)")
-    parser.add_argument("--data-dir", default=env("DATA_DIR", "artifacts/data/mnist"),
-                        help="prepared MNIST data; its validation split feeds the gate (env DATA_DIR; default %(default)s)")
-    parser.add_argument("--model-base-path", default=env("MODEL_BASE_PATH", "artifacts/models/mnist"),
-                        help="TF Serving model base path, local or gs:// (env MODEL_BASE_PATH; default %(default)s)")
-    parser.add_argument("--model-name", default=env("MODEL_NAME", "mnist"),
-                        help="model name written into the warmup requests (env MODEL_NAME; default %(default)s)")
-    parser.add_argument("--min-accuracy", type=_fraction, default=env("MIN_ACCURACY", "0.97"),
-                        help="refuse a model below this validation accuracy (env MIN_ACCURACY; default %(default)s)")
-    parser.add_argument("--max-regression", type=_fraction, default=env("MAX_REGRESSION", "0.005"),
-                        help="refuse a model whose accuracy is lower than the newest published version's "
-                        "by more than this (env MAX_REGRESSION; default %(default)s)")
-    parser.add_argument("--force", action="store_true",
-                        help="publish even if worse than the newest version (the other checks still apply)")
-    parser.add_argument("--keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
-                        help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; default %(default)s)")
-    parser.add_argument("--republish", action="store_true",
-                        help="publish even if the newest version already holds this very training run")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
+    add = parser.add_argument
+    add("--train-dir", default=env("TRAIN_DIR", "artifacts/training"),
+        help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)")
+    add("--data-dir", default=env("DATA_DIR", "artifacts/data/mnist"),
+        help="prepared MNIST data; its validation split feeds the gate "
+        "(env DATA_DIR; default %(default)s)")
+    add("--model-base-path", default=env("MODEL_BASE_PATH", "artifacts/models/mnist"),
+        help="TF Serving model base path, local or gs:// (env MODEL_BASE_PATH; "
+        "default %(default)s)")
+    add("--model-name", default=env("MODEL_NAME", "mnist"),
+        help="model name written into the warmup requests (env MODEL_NAME; default %(default)s)")
+    add("--min-accuracy", type=_fraction, default=env("MIN_ACCURACY", "0.97"),
+        help="refuse a model below this validation accuracy (env MIN_ACCURACY; "
+        "default %(default)s)")
+    add("--max-regression", type=_fraction, default=env("MAX_REGRESSION", "0.005"),
+        help="refuse a model whose accuracy is lower than the newest published version's by "
+        "more than this (env MAX_REGRESSION; default %(default)s)")
+    add("--force", action="store_true",
+        help="publish even if worse than the newest version (the other checks still apply)")
+    add("--keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
+        help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; "
+        "default %(default)s)")
+    add("--republish", action="store_true",
+        help="publish even if the newest version already holds this very training run")
+    add("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
     return parser
 
 
@@ -99,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist-export: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except GateFailure as error:
-        print(f"mnist-export: REFUSED, nothing published in {options.model_base_path}:", file=sys.stderr)
+        base = options.model_base_path
+        print(f"mnist-export: REFUSED, nothing published in {base}:", file=sys.stderr)
         for check in error.failed_checks:
             print(f"  failed check {check}", file=sys.stderr)
         return EXIT_GATE_FAILURE

@@ -20,7 +20,9 @@ def describe(base: str) -> list[str]:
         card = read_card(base, version) or {}
         validation = card.get("validation") or {}
         accuracy = validation.get("accuracy")
-        figures = f"accuracy {accuracy:.4f} on {validation.get('digits')} digits" if accuracy is not None else "no model card"
+        figures = "no model card"
+        if accuracy is not None:
+            figures = f"accuracy {accuracy:.4f} on {validation.get('digits')} digits"
         lines.append(
             f"{version:>8}  {figures}  created {card.get('created', '?')}  "
             f"commit {str(card.get('git_commit', '?'))[:12]}"
