@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -36,9 +37,12 @@ def test_numbers_from_make_compare_with_recorded_numbers():
     assert decide(wanted, (1, card()), None).action == REUSE
 
 
-def test_parameters_nested_under_parameters_are_read_too():
-    nested = {"dataset_sha256": DATA, "training": {"dataset_sha256": DATA, "parameters": dict(PARAMS)}}
-    assert decide(WANTED, (2, nested), None).action == REUSE
+def test_the_trainers_inputs_record_wins_over_top_level_figures():
+    # mnist-train writes its inputs twice: at the top and under "inputs"; "inputs" is the record.
+    training = {**metrics(epochs=99), "inputs": {"dataset_sha256": DATA, **PARAMS}}
+    assert decide(WANTED, (2, {"dataset_sha256": DATA, "training": training}), None).action == REUSE
+    training["inputs"]["seed"] = 7
+    assert "seed 7 -> 42" in decide(WANTED, (2, {"dataset_sha256": DATA, "training": training}), None).reason
 
 
 @pytest.mark.parametrize(
@@ -86,12 +90,13 @@ def test_plan_cli_reads_manifest_card_and_metrics(tmp_path):
         result = subprocess.run(
             [sys.executable, "-m", "mnist_run.cli", "plan", "--data-dir", str(data_dir), "--train-dir",
              str(train_dir), "--model-base-path", str(base), *params],
-            capture_output=True, text=True, timeout=60)
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "EPOCHS": "", "BATCH_SIZE": "", "LEARNING_RATE": "", "SEED": "", "TRAIN_LIMIT": ""})
         return result.returncode, result.stdout.strip(), result.stderr
 
-    args = ["epochs=3", "batch_size=128", "learning_rate=0.001", "seed=42", "limit="]
+    args = ["--epochs", "3", "--batch-size", "128", "--learning-rate", "0.001", "--seed", "42"]
     assert plan(*args)[:2] == (0, REUSE)
-    code, action, why = plan(*args[:-1], "limit=500")
+    code, action, why = plan(*args, "--limit", "500")
     assert (code, action) == (0, TRAIN) and "limit None -> 500" in why
 
     (version / "saved_model.pb").unlink()  # not a published version any more

@@ -57,8 +57,9 @@ def _same_value(wanted: Any, recorded: Any) -> bool:
 
 
 def recorded_parameters(training_record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The parameters a trainer's metrics.json records: under "parameters", else at the top."""
-    nested = training_record.get("parameters")
+    """The parameters a trainer's metrics.json records: under "inputs" (what mnist-train
+    writes: everything that decides the model), else at the top level."""
+    nested = training_record.get("inputs")
     return nested if isinstance(nested, Mapping) else training_record
 
 

@@ -1,0 +1,42 @@
+"""Running the pipeline's real commands (mnist-train, mnist-export, mnist-run) from the tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+# Small enough for seconds of training, with enough steps for batch normalisation to settle.
+TRAINER_FLAGS = ["--epochs", "1", "--batch-size", "32", "--limit", "512", "--seed", "3", "--learning-rate", "0.003"]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    data_dir: str
+    train_dir: str
+    model_base_path: str
+
+
+def venv_command(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def run(command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def train(pipeline: Pipeline) -> subprocess.CompletedProcess:
+    return run([venv_command("mnist-train"), "--data-dir", pipeline.data_dir, "--model-dir", pipeline.train_dir,
+                *TRAINER_FLAGS], timeout=300)
+
+
+def export(pipeline: Pipeline, *extra: str) -> subprocess.CompletedProcess:
+    # A tiny model is far below the real gate (MIN_ACCURACY 0.97): what is tested here is the
+    # path from training to serving, not the gate.
+    return run([venv_command("mnist-export"), "--train-dir", pipeline.train_dir, "--data-dir", pipeline.data_dir,
+                "--model-base-path", pipeline.model_base_path, "--min-accuracy", "0", "--max-regression", "1",
+                *extra], timeout=240)
