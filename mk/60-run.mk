@@ -17,8 +17,12 @@ BENCH_USERS ?= 50
 BENCH_DURATION ?= 40s
 
 RUN_PORTS = GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT) UI_PORT=$(UI_PORT)
-# The training inputs `make train` uses, named as the trainer records them in metrics.json.
-TRAINING_PARAMETERS = epochs=$(EPOCHS) batch_size=$(BATCH_SIZE) learning_rate=$(LEARNING_RATE) seed=$(SEED) limit=$(TRAIN_LIMIT)
+# The training inputs `make train` would use, as mnist-train flags: those set in make (here, in
+# mk/20-train.mk or on the command line); the rest mnist-train resolves itself, from its
+# environment variables and defaults, exactly as a training run would.
+PLAN_TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) \
+  $(if $(LEARNING_RATE),--learning-rate $(LEARNING_RATE)) $(if $(SEED),--seed $(SEED)) \
+  $(if $(TRAIN_LIMIT),--limit $(TRAIN_LIMIT))
 RUN_ENV = PATH="$(abspath $(VENV_BIN)):$$PATH" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" DATA_DIR="$(DATA_DIR)" POLL_SECONDS="$(POLL_SECONDS)"
 
 .PHONY: run
@@ -26,7 +30,7 @@ run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then
 	@$(VENV_BIN)/mnist-run check-ports $(RUN_PORTS)
 	@$(MAKE) data
 	@action=$$($(VENV_BIN)/mnist-run plan --data-dir "$(DATA_DIR)" --train-dir "$(TRAIN_DIR)" \
-	   --model-base-path "$(MODEL_BASE_PATH)" $(TRAINING_PARAMETERS)); \
+	   --model-base-path "$(MODEL_BASE_PATH)" $(PLAN_TRAIN_FLAGS)); \
 	 case "$$action" in \
 	   reuse) ;; \
 	   export) $(MAKE) export ;; \
