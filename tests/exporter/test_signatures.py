@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from exporter_helpers import validation_digits
 from mnist_exporter.saved_model import EXPECTED_SIGNATURES
-from mnist_exporter.validation import signature_problems
+from mnist_exporter.validation import run_gate, signature_problems
 
 
 def _spec(spec):
@@ -83,6 +83,13 @@ def test_signature_check_names_every_difference(tmp_path):
     module = Wrong()
     tf.saved_model.save(module, str(tmp_path / "wrong"), signatures={"serving_default": module.predict})
     problems = signature_problems(tf.saved_model.load(str(tmp_path / "wrong")))
+
+    # the gate stops at this check and reports it, naming the check
+    images = np.zeros([20, 28, 28], np.uint8)
+    report = run_gate(str(tmp_path / "wrong"), images, np.zeros([20], np.uint8), min_accuracy=0.5,
+                      max_regression=0.005, baseline=None, force=False, warmup_path="unused")
+    assert not report.passed and len(report.failures) == 1
+    assert report.failures[0].startswith("signatures: ") and "float64" in report.failures[0]
     text = "\n".join(problems)
     assert "input 'images' is float64 [None, 784], expected float32 [None, 28, 28]" in text
     assert "output 'classes' is int32 [None], expected int64 [None]" in text
