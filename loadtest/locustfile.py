@@ -56,7 +56,6 @@ def keep_only_users_with_tasks(environment, **_kwargs):
 def warm_up(user_classes, host: str | None) -> None:
     """Load digits, encode bodies and import gRPC's protos before the clock starts, not while
     the first users run (TensorFlow's import alone takes seconds and would block every user)."""
-    held_out_digits()
     if WebUIPredictUser in user_classes:
         webui_bodies()
     if ServingRestUser in user_classes:
@@ -72,9 +71,13 @@ def _port(variable: str, default: int) -> int:
 @functools.lru_cache(maxsize=1)
 def held_out_digits() -> tuple:
     """(images float32 [N,28,28] in [0,1], labels) from the test split: what people would draw."""
-    from mnist_common.dataset import load_split
+    from mnist_common.dataset import DatasetError, load_split
+    from mnist_common.idx import IdxFormatError
 
-    split = load_split(DATA_DIR, "test", limit=DIGITS_IN_POOL)
+    try:
+        split = load_split(DATA_DIR, "test", limit=DIGITS_IN_POOL)
+    except (DatasetError, IdxFormatError, OSError) as error:
+        raise SystemExit(f"error: no digits to send: {error} (run 'make data', or set DATA_DIR)") from None
     return split.as_float(), split.labels
 
 

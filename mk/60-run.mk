@@ -39,7 +39,7 @@ run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then
 	 esac
 	@$(VENV_BIN)/mnist-run check-ports $(RUN_PORTS)
 	@echo "run: starting the model server (gRPC :$(GRPC_PORT), REST :$(REST_PORT)) and the web UI (:$(UI_PORT)); Ctrl-C stops both"
-	@$(RUN_ENV) exec $(VENV_BIN)/honcho --no-colour -f Procfile start
+	@$(RUN_ENV) exec $(VENV_BIN)/honcho -f Procfile start
 
 .PHONY: retrain
 retrain: $(SETUP_STAMP) data ## Train again and publish a new version even if it is not better (a running make run picks it up)

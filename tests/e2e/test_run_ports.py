@@ -41,3 +41,17 @@ def test_same_port_twice_and_nonsense():
     assert "UI_PORT=70000 is not a TCP port" in problems[1].message
     result = check("UI_PORT=http")
     assert result.returncode == 2 and "UI_PORT='http' is not a port number" in result.stderr
+
+
+def test_make_run_stops_before_any_work_when_a_port_is_taken(repo_root, tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        result = subprocess.run(
+            ["make", "-s", "run", f"ARTIFACTS={tmp_path}", f"GRPC_PORT={busy}",
+             f"REST_PORT={free_port()}", f"UI_PORT={free_port()}"],
+            cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"port {busy} (GRPC_PORT) is in use: stop what holds it, or run `make run GRPC_PORT=" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no data, training or model was touched
