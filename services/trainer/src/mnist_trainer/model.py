@@ -12,8 +12,10 @@ is cheap; dropout and the (training-only) augmentation fight overfitting on so f
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
@@ -25,13 +27,18 @@ BATCH_NORM_MOMENTUM = 0.9
 
 
 def _conv_bn_relu(x, filters: int, kernel_size: int):
+    from keras import layers
+
     x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
     return layers.ReLU()(x)
 
 
-def build_model(learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3) -> keras.Model:
+def build_model(learning_rate: "float | keras.optimizers.schedules.LearningRateSchedule" = 1e-3) -> "keras.Model":
     """The CNN, compiled with Adam for sparse integer labels."""
+    import keras  # imported here so that reading ARCHITECTURE does not load TensorFlow
+    from keras import layers
+
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="float32", name="images")
     x = layers.Reshape((*IMAGE_SHAPE, 1))(inputs)
     x = _conv_bn_relu(x, 32, 5)  # 28x28
@@ -60,6 +67,8 @@ def learning_rate_schedule(peak: float, steps_per_epoch: int, epochs: int):
     Short runs need a large rate early and a small one at the end; the schedule is a function
     of the optimizer's step counter, which checkpoints save, so a resumed run continues it.
     """
+    import keras
+
     total = steps_per_epoch * epochs
     warmup = min(steps_per_epoch, max(total - 1, 0))
     return keras.optimizers.schedules.CosineDecay(

@@ -51,6 +51,15 @@ def train(config: TrainConfig, role: ClusterRole, report: Callable[[str], None] 
             f"(--batch-size {config.batch_size})"
         )
 
+    inputs = run_inputs(config, data.dataset_sha256, train_count)
+    finished = _finished_run(config.model_dir, inputs)
+    if finished is not None:
+        report(
+            f"{config.model_dir} already holds a model trained with these inputs (validation accuracy "
+            f"{finished['validation_accuracy']:.4f}); nothing to do. Delete it or change an input to retrain."
+        )
+        return finished
+
     import keras
     import tensorflow as tf
 
@@ -63,7 +72,6 @@ def train(config: TrainConfig, role: ClusterRole, report: Callable[[str], None] 
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if role.is_distributed else tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
 
-    inputs = run_inputs(config, data.dataset_sha256, train_count)
     checkpoint_dir = storage.join(config.model_dir, artifacts.CHECKPOINTS_DIR)
     if role.is_chief:
         storage.makedirs(config.model_dir)
@@ -136,6 +144,17 @@ def train(config: TrainConfig, role: ClusterRole, report: Callable[[str], None] 
         metrics["wall_seconds"] = round(time.monotonic() - started, 3)
         report(f"done ({role.describe()}): the chief writes the model and metrics")
     checkpoint.close()
+    return metrics
+
+
+def _finished_run(model_dir: str, inputs: dict) -> dict | None:
+    """The metrics of a finished run with exactly these inputs in model_dir, if there is one."""
+    try:
+        metrics = artifacts.read_metrics(model_dir)
+    except (FileNotFoundError, ValueError):
+        return None
+    if metrics.get("inputs") != inputs or not storage.exists(storage.join(model_dir, artifacts.MODEL_FILE)):
+        return None
     return metrics
 
 

@@ -1,0 +1,26 @@
+##@ Training
+
+# mnist-train reads EPOCHS, BATCH_SIZE, LEARNING_RATE, SEED and TRAIN_LIMIT from the environment;
+# make passes variables given on its command line (make train EPOCHS=3) through to it.
+BENCH_TRAIN_DIR ?= $(ARTIFACTS)/bench-train
+TENSORBOARD_PORT ?= 6006
+# What "the defaults" means for the benchmark: none of the trainer's variables may leak in.
+TRAINER_VARIABLES := TF_CONFIG EPOCHS BATCH_SIZE LEARNING_RATE SEED TRAIN_LIMIT
+
+.PHONY: train
+train: data ## Train the CNN into TRAIN_DIR; resumes if interrupted, no-op if inputs unchanged (EPOCHS= SEED= ...)
+	$(VENV_BIN)/mnist-train --data-dir $(DATA_DIR) --model-dir $(TRAIN_DIR)
+
+.PHONY: bench-train
+bench-train: data ## Train from scratch with the defaults; print held-out accuracy and seconds (needs >= 99%, <= 90 s)
+	rm -rf $(BENCH_TRAIN_DIR)
+	env $(addprefix -u ,$(TRAINER_VARIABLES)) $(VENV_PY) -m mnist_trainer.bench --data-dir $(DATA_DIR) --model-dir $(BENCH_TRAIN_DIR)
+
+.PHONY: tensorboard
+tensorboard: $(SETUP_STAMP) ## Serve TensorBoard for TRAIN_DIR/logs on 127.0.0.1:TENSORBOARD_PORT (6006)
+	@test -d $(TRAIN_DIR)/logs || { echo "error: no TensorBoard logs in $(TRAIN_DIR)/logs: run 'make train' first" >&2; exit 2; }
+	$(VENV_BIN)/tensorboard --logdir $(TRAIN_DIR)/logs --host 127.0.0.1 --port $(TENSORBOARD_PORT)
+
+.PHONY: test-trainer
+test-trainer: data ## Run the trainer's tests (tests/trainer)
+	$(VENV_PY) -m pytest tests/trainer -q

@@ -1,0 +1,65 @@
+"""Preemption: killed mid-run by SIGTERM or SIGKILL, the same command resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from conftest import epoch_lines, latest_checkpoint_number, run_trainer, trainer_command, trainer_env
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 4
+
+
+def start_and_kill_after_first_epoch(command: list[str], kill_signal: int, stderr_path) -> tuple[int, list[str], str]:
+    """Start the trainer; as soon as it reports an epoch (printed after that epoch's checkpoint
+    is saved) send kill_signal. Returns the exit status, the stdout lines seen, and stderr."""
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(command, env=trainer_env(), stdout=subprocess.PIPE, stderr=stderr, text=True)
+        seen = []
+        for line in process.stdout:
+            seen.append(line.rstrip("\n"))
+            if line.startswith("epoch "):
+                process.send_signal(kill_signal)
+                break
+        process.stdout.read()
+        status = process.wait(timeout=120)
+    return status, seen, stderr_path.read_text()
+
+
+def test_killed_twice_then_finishes_with_the_epoch_counter_continuing(data_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    args = ("--data-dir", data_dir, "--model-dir", str(model_dir), "--limit", "640", "--batch-size", "64",
+            "--epochs", str(EPOCHS))
+    command = trainer_command(*args)
+
+    # 1. SIGTERM (a preempted node, a deleted pod): a clean stop with status 143 and a hint.
+    status, first_lines, stderr = start_and_kill_after_first_epoch(command, signal.SIGTERM, tmp_path / "first.err")
+    assert status == 143, stderr
+    assert "terminated by SIGTERM; rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    assert epoch_lines("\n".join(first_lines))[0].startswith(f"epoch 1/{EPOCHS}:")
+    after_first = latest_checkpoint_number(model_dir)
+    assert 1 <= after_first < EPOCHS
+    assert not (model_dir / "metrics.json").exists()  # not finished: nothing claims it is
+
+    # 2. SIGKILL (no chance to clean up) during the resumed run.
+    status, second_lines, _ = start_and_kill_after_first_epoch(command, signal.SIGKILL, tmp_path / "second.err")
+    assert status == -signal.SIGKILL
+    assert f"resuming from {model_dir / 'checkpoints'}: {after_first} of {EPOCHS} epochs already completed" in second_lines
+    assert epoch_lines("\n".join(second_lines))[0].startswith(f"epoch {after_first + 1}/{EPOCHS}:")
+    after_second = latest_checkpoint_number(model_dir)
+    assert after_first < after_second <= EPOCHS
+
+    # 3. The same command again finishes the run, starting where the last checkpoint left off.
+    third = run_trainer(*args)
+    assert third.returncode == 0, third.stderr
+    numbers = [int(line.split()[1].split("/")[0]) for line in epoch_lines(third.stdout)]
+    assert numbers == list(range(after_second + 1, EPOCHS + 1))
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == EPOCHS and metrics["resumed_from_epoch"] == after_second
+    assert latest_checkpoint_number(model_dir) == EPOCHS
