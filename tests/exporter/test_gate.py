@@ -6,11 +6,13 @@ import json
 import os
 import threading
 
+import pytest
+
 from exporter_helpers import export_args, snapshot
-from mnist_common.dataset import dataset_sha256
+from mnist_common.dataset import dataset_sha256, load_split
 from mnist_exporter import exporter, saved_model, validation, warmup
 from mnist_exporter.cli import main
-from mnist_exporter.errors import EXIT_GATE_FAILURE
+from mnist_exporter.errors import EXIT_GATE_FAILURE, GateFailure
 from mnist_exporter.validation import GateReport
 
 
@@ -123,17 +125,25 @@ def test_same_training_run_is_not_published_twice(trained_dir, data_dir, base_co
 
 def test_baseline_is_measured_when_the_card_cannot_be_compared(published_base, base_copy, data_dir):
     """No card (or one from another data set): the newest version is loaded and measured."""
-    from mnist_common.dataset import load_split
-
     with open(os.path.join(published_base, "1", "assets.extra", "model_card.json")) as handle:
         card_accuracy = json.load(handle)["validation"]["accuracy"]
     split = load_split(data_dir, "validation")
     digest = dataset_sha256(data_dir)
-    assert exporter._baseline(base_copy, digest, split) == (1, card_accuracy)
+    assert exporter._baseline(base_copy, digest, split, force=False) == (1, card_accuracy)
 
     # a card measured on another data set does not count: 0.1 must not become the baseline
     card_path = os.path.join(base_copy, "1", "assets.extra", "model_card.json")
     with open(card_path, "w") as handle:
         json.dump({"dataset_sha256": "another data set", "validation": {"accuracy": 0.1}}, handle)
-    version, measured = exporter._baseline(base_copy, digest, split)
+    version, measured = exporter._baseline(base_copy, digest, split, force=False)
     assert version == 1 and abs(measured - card_accuracy) < 1e-6
+
+
+def test_unmeasurable_newest_version_blocks_publishing_unless_forced(tmp_path, data_dir):
+    os.makedirs(tmp_path / "4")
+    (tmp_path / "4" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    split = load_split(data_dir, "validation", limit=100)
+    with pytest.raises(GateFailure) as failure:
+        exporter._baseline(str(tmp_path), dataset_sha256(data_dir), split, force=False)
+    assert "cannot measure the newest published version 4" in failure.value.failed_checks[0]
+    assert exporter._baseline(str(tmp_path), dataset_sha256(data_dir), split, force=True) is None

@@ -80,7 +80,7 @@ def _load_validation(data_dir: str):
     return split, digest
 
 
-def _baseline(base: str, dataset_digest: str, split) -> tuple[int, float] | None:
+def _baseline(base: str, dataset_digest: str, split, force: bool) -> tuple[int, float] | None:
     """The newest published version and its validation accuracy on this data set.
 
     Read from its model card; if the card is missing, unreadable or was measured on another
@@ -103,8 +103,14 @@ def _baseline(base: str, dataset_digest: str, split) -> tuple[int, float] | None
         loaded = tf.saved_model.load(versions.version_path(base, newest))
         return newest, evaluate(loaded, split.images, split.labels).accuracy
     except Exception as error:  # an unloadable published version cannot be a baseline
+        if force:  # --force skips the comparison anyway
+            log.warning("cannot measure version %d (%s); --force: not comparing", newest, error)
+            return None
         raise GateFailure(
-            [f"max-regression: cannot measure the newest published version {newest} ({error})"]
+            [
+                f"max-regression: cannot measure the newest published version {newest} "
+                f"({error}); use --force to publish without comparing"
+            ]
         ) from None
 
 
@@ -162,7 +168,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     from mnist_exporter.validation import run_gate
 
     model = trained.load_model()
-    baseline = _baseline(base, dataset_digest, split)
+    baseline = _baseline(base, dataset_digest, split, options.force)
     version = versions.next_version(base)
     created_root = _first_missing_ancestor(base)
     staging = versions.new_staging_dir(base)
