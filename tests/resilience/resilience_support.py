@@ -1,0 +1,116 @@
+"""Helpers of the resilience tests: other areas' helper modules, a load generator, waiting, RSS."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import pathlib
+import sys
+import threading
+import time
+
+import psutil
+import requests
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = TESTS_DIR.parent
+
+
+def area_module(area: str, module: str):
+    """A helper module of another test area (tests/<area>/<module>.py), imported once by path.
+
+    Registered under its own name, as pytest's rootdir-relative imports of that area do, so both
+    share one module object when they run in one session.
+    """
+    if module in sys.modules:
+        return sys.modules[module]
+    path = TESTS_DIR / area / f"{module}.py"
+    spec = importlib.util.spec_from_file_location(module, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    """The first truthy value of condition() within timeout, else an AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its children (gunicorn's master and workers)."""
+    process = psutil.Process(pid)
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    at: float  # time.monotonic() when the answer arrived
+    status: int  # HTTP status, 0 when no HTTP answer came at all
+    version: int | None  # the model version that answered (200 only)
+    reason: str | None  # the JSON "error" of a refusal; None if the body had none
+
+
+class WebLoad:
+    """Closed-loop POST /api/v1/predict traffic from a few threads, every answer recorded."""
+
+    def __init__(self, url: str, body: dict, threads: int = 3, max_requests: int = 20000, timeout: float = 10):
+        self.url, self.body, self.timeout = url, body, timeout
+        self.max_requests = max_requests  # a bound, whatever happens
+        self.outcomes: list[Outcome] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> "WebLoad":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set() and len(self.outcomes) < self.max_requests:
+                try:
+                    response = session.post(self.url, json=self.body, timeout=self.timeout)
+                    outcome = _outcome(response)
+                except requests.RequestException as error:
+                    outcome = Outcome(time.monotonic(), 0, None, f"{type(error).__name__}: {error}")
+                with self._lock:
+                    self.outcomes.append(outcome)
+
+    def since(self, moment: float) -> list[Outcome]:
+        with self._lock:
+            return [o for o in self.outcomes if o.at >= moment]
+
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
+
+def _outcome(response: requests.Response) -> Outcome:
+    now = time.monotonic()
+    try:
+        document = response.json()
+    except ValueError:
+        return Outcome(now, response.status_code, None, None)
+    if response.status_code == 200:
+        return Outcome(now, 200, (document.get("model") or {}).get("version"), None)
+    reason = document.get("error") if isinstance(document, dict) else None
+    return Outcome(now, response.status_code, None, reason if isinstance(reason, str) else None)
