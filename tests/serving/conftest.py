@@ -93,7 +93,7 @@ def exported_version(tmp_path_factory, data_dir) -> pathlib.Path:
     keras.utils.set_random_seed(7)
     train = load_split(data_dir, "train")
     model = build_model()
-    model.fit(train.as_float()[:1500], train.labels[:1500], epochs=1, batch_size=64, verbose=0)
+    model.fit(train.as_float()[:1500], train.labels[:1500], epochs=1, batch_size=32, verbose=0)
     export_dir = tmp_path_factory.mktemp("export") / "1"
     export_saved_model(model, str(export_dir))
     return export_dir

@@ -37,10 +37,11 @@ class Batcher:
     """Merges requests for one Signature of one Servable; owned by the event loop thread."""
 
     def __init__(self, signature, params: BatchingParameters | None, executor: concurrent.futures.Executor,
-                 on_batch=None):
+                 on_batch=None, unbatched_threads: int = 2):
         self._signature = signature
         self._enabled = params is not None
-        self._params = params or BatchingParameters(max_batch_size=1, num_batch_threads=1)
+        # Without batching every request is its own signature call, several at a time.
+        self._params = params or BatchingParameters(max_batch_size=1, num_batch_threads=unbatched_threads)
         self._executor = executor
         self._on_batch = on_batch  # callback(batch_rows) for metrics
         self._queue: collections.deque[_Task] = collections.deque()

@@ -41,12 +41,13 @@ class VersionState:
 
 class ModelManager:
     def __init__(self, models: list[ModelConfig], batching: BatchingParameters | None,
-                 batch_executor: concurrent.futures.Executor, metrics=None):
+                 batch_executor: concurrent.futures.Executor, metrics=None, unbatched_threads: int = 2):
         self.models = {model.name: model for model in models}
         self._batching = batching
         self._batch_executor = batch_executor
         self._load_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load")
         self._metrics = metrics
+        self._unbatched_threads = unbatched_threads
         self._states: dict[str, dict[int, VersionState]] = {name: {} for name in self.models}
         self._poll_lock = asyncio.Lock()
 
@@ -94,7 +95,8 @@ class ModelManager:
             on_batch = None
             if self._metrics:
                 on_batch = self._metrics.batch_observer(state.servable.model_name, state.version, signature.name)
-            batcher = Batcher(signature, self._batching, self._batch_executor, on_batch)
+            batcher = Batcher(signature, self._batching, self._batch_executor, on_batch,
+                              unbatched_threads=self._unbatched_threads)
             state.batchers[signature.name] = batcher
         return batcher
 

@@ -57,7 +57,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     batch_threads = options.batching.num_batch_threads if options.batching else 2
     executor = concurrent.futures.ThreadPoolExecutor(batch_threads, thread_name_prefix="batch")
     metrics = Metrics([model.name for model in options.models])
-    manager = ModelManager(options.models, options.batching, executor, metrics)
+    manager = ModelManager(options.models, options.batching, executor, metrics, unbatched_threads=batch_threads)
     api = ServingApi(manager)
 
     await manager.poll_once()  # initial load, before the ports open
@@ -66,7 +66,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     await grpc_server.start()
     log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
     rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes)
-    runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, options.host, options.rest_port, backlog=1024).start()
     log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
