@@ -7,8 +7,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-# Small enough for seconds of training, with enough steps for batch normalisation to settle.
-TRAINER_FLAGS = ["--epochs", "1", "--batch-size", "32", "--limit", "512", "--seed", "3", "--learning-rate", "0.003"]
+# The tiny training: small enough for seconds, with enough steps for batch normalisation to
+# settle. As make variables (`make run EPOCHS=1 ...`) and as the mnist-train flags they become.
+TRAINER_VARIABLES = {"EPOCHS": "1", "BATCH_SIZE": "32", "TRAIN_LIMIT": "512", "SEED": "3", "LEARNING_RATE": "0.003"}
+_FLAGS = {"EPOCHS": "--epochs", "BATCH_SIZE": "--batch-size", "TRAIN_LIMIT": "--limit", "SEED": "--seed",
+          "LEARNING_RATE": "--learning-rate"}
+TRAINER_FLAGS = [part for name, value in TRAINER_VARIABLES.items() for part in (_FLAGS[name], value)]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ fail, the new version must answer), then stop everything as Ctrl-C does (no proc
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +17,10 @@ import psutil
 import pytest
 import requests
 
-from e2e_helpers import TRAINER_FLAGS, export
+from e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
 from mnist_common.dataset import load_split
 from mnist_common.serving_client import create_client
 from mnist_run.ports import free_port, port_is_free
-from mnist_run.procfile import ProcfileStack, stack_environment
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def test_plan_reuses_the_version_just_published(pipeline):
         capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, "reuse"), result.stderr
     assert "version 1 was trained on the same data with the same parameters" in result.stderr
-    changed = [flag if flag != "3" else "4" for flag in TRAINER_FLAGS]  # another seed
+    changed = TRAINER_FLAGS + ["--seed", "4"]  # another seed (the last flag wins)
     result = subprocess.run(
         [sys.executable, "-m", "mnist_run.cli", "plan", "--data-dir", pipeline.data_dir,
          "--train-dir", pipeline.train_dir, "--model-base-path", pipeline.model_base_path, *changed],
@@ -76,18 +77,42 @@ class Load:
             thread.join(30)
 
 
-def test_serve_predict_hot_swap_and_stop(pipeline, repo_root, tmp_path):
-    env = {
-        **stack_environment(grpc_port=free_port(), rest_port=free_port(), ui_port=free_port(),
-                            model_base_path=pipeline.model_base_path, data_dir=pipeline.data_dir),
-        "WEB_WORKERS": "1",
-    }
-    ui_url = f"http://127.0.0.1:{env['UI_PORT']}"
-    stack = ProcfileStack(os.fspath(repo_root / "Procfile"), env, os.fspath(tmp_path / "stack.log"))
+def make_run(repo_root, pipeline, data_copy: str, ports: dict, log_path) -> subprocess.Popen:
+    """`make run` in its own process group, as a terminal would run it (Ctrl-C signals the group)."""
+    command = [
+        "make", "-s", "run", f"ARTIFACTS={os.path.dirname(data_copy)}", f"DATA_DIR={data_copy}",
+        f"TRAIN_DIR={pipeline.train_dir}", f"MODEL_BASE_PATH={pipeline.model_base_path}",
+        *(f"{name}={value}" for name, value in {**ports, **TRAINER_VARIABLES}.items()),
+        "POLL_SECONDS=1", "WEB_WORKERS=1",
+    ]
+    log = open(log_path, "wb")
+    return subprocess.Popen(command, cwd=repo_root, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_line(log_path, text: str, process: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = log_path.read_text(errors="replace")
+        if text in output:
+            return output
+        assert process.poll() is None, f"make run exited ({process.returncode}):\n{output[-3000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {text!r} within {timeout:g} s:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+def test_make_run_reuses_serves_hot_swaps_and_stops_on_ctrl_c(pipeline, repo_root, tmp_path):
+    # make run prepares data (a copy: tests never write artifacts/), reuses the published tiny
+    # model (same data, same trainer flags), and runs the Procfile in the foreground.
+    data_copy = os.fspath(tmp_path / "artifacts" / "data")
+    shutil.copytree(pipeline.data_dir, data_copy)
+    ports = {"GRPC_PORT": free_port(), "REST_PORT": free_port(), "UI_PORT": free_port()}
+    ui_url = f"http://127.0.0.1:{ports['UI_PORT']}"
+    log_path = tmp_path / "make-run.log"
     digits = load_split(pipeline.data_dir, "test", limit=20)
     images = digits.as_float()
-    grpc_client = create_client("grpc", "mnist", grpc_address=f"127.0.0.1:{env['GRPC_PORT']}")
-    rest_client = create_client("rest", "mnist", rest_url=f"http://127.0.0.1:{env['REST_PORT']}")
+    grpc_client = create_client("grpc", "mnist", grpc_address=f"127.0.0.1:{ports['GRPC_PORT']}")
+    rest_client = create_client("rest", "mnist", rest_url=f"http://127.0.0.1:{ports['REST_PORT']}")
     http = requests.Session()
 
     def via_webui(image) -> int:
@@ -103,9 +128,13 @@ def test_serve_predict_hot_swap_and_stop(pipeline, repo_root, tmp_path):
     def via_grpc(image) -> int:
         return grpc_client.predict(image[None]).model_version
 
+    run = make_run(repo_root, pipeline, data_copy, ports, log_path)
     try:
-        stack.start()
-        stack.wait_until_ok(ui_url + "/readyz", timeout_seconds=240)
+        output = wait_for_line(log_path, f"ready: open http://localhost:{ports['UI_PORT']}/", run, timeout=240)
+        assert "model: reuse: version 1 was trained on the same data" in output
+        assert "epoch 1/1" not in output and "mnist-export" not in output  # nothing trained or exported
+        # Logs are prefixed by service.
+        assert re.search(r"^\S+ serving\.1 +\| ", output, re.M) and re.search(r"^\S+ webui\.1 +\| ", output, re.M)
 
         # One digit three ways: the same model answers the same.
         assert via_webui(images[0]) == via_rest(images[0]) == via_grpc(images[0]) == 1
@@ -128,22 +157,21 @@ def test_serve_predict_hot_swap_and_stop(pipeline, repo_root, tmp_path):
         assert load.failures == [], load.failures[:5]
         for route, seen in load.versions.items():
             assert seen[0] == 1 and seen[-1] == 2, f"{route} answered versions {sorted(set(seen))}"
-        deadline = time.monotonic() + 10  # the announcer polls every 2 s
-        while "now serving model version 2" not in stack.log_tail(200) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert "now serving model version 2" in stack.log_tail(200)
+        wait_for_line(log_path, "now serving model version 2", run, timeout=15)
 
-        # Ctrl-C: honcho, the model server, gunicorn and its workers, the announcer: all gone.
-        pids = stack.descendant_pids()
-        assert len(pids) >= 4, pids
-        returncode = stack.stop(signal.SIGINT)
-        assert returncode is not None
+        # Ctrl-C: make, honcho, the model server, gunicorn and its workers, the announcer: all gone.
+        pids = {child.pid for child in psutil.Process(run.pid).children(recursive=True)}
+        assert len(pids) >= 6, pids
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(60)
         time.sleep(0.5)
         alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-        assert alive == [], f"left behind: {alive}\n{stack.log_tail()}"
-        for name in ("GRPC_PORT", "REST_PORT", "UI_PORT"):
-            assert port_is_free(int(env[name]))[0], f"{name} is still bound"
+        assert alive == [], f"left behind: {alive}\n{log_path.read_text()[-3000:]}"
+        for name, port in ports.items():
+            assert port_is_free(port)[0], f"{name} {port} is still bound"
     finally:
-        stack.stop()
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(30)
         grpc_client.close()
         rest_client.close()
