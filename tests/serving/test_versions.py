@@ -1,7 +1,7 @@
 """Version lifecycle: publishing under load, a version that fails to load, warmup replay.
 
-These write into the server's base path, so they run against their own stand-in (or, with
-SERVING_URL set, against that server only when SERVING_MODEL_BASE_PATH names its base path).
+These write into the server's base path: the stand-in's, or with SERVING_URL set, the one
+SERVING_MODEL_BASE_PATH names.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import ServerUnderTest, publish, start_standin, wait_available
+from conftest import wait_available
 from serving_wire import GrpcApi, tensor_proto
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -28,22 +28,16 @@ SWITCH_BUDGET_S = 15  # one poll plus loading and warming up a SavedModel on a b
 
 
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory, exported_version):
-    if os.environ.get("SERVING_URL"):
+def lifecycle(server):
+    """The session's server: the stand-in writes into its own base path; an external server
+    needs SERVING_MODEL_BASE_PATH. These tests run last (file order) and find the versions they
+    build on from the status API, so they hold on any state the server is in."""
+    if server.base_path is None:
         base = os.environ.get("SERVING_MODEL_BASE_PATH")
         if not base:
             pytest.skip("publishing versions needs SERVING_MODEL_BASE_PATH, the external server's base path")
-        server = ServerUnderTest(os.environ["SERVING_URL"], os.environ["SERVING_GRPC"], pathlib.Path(base), False)
-        yield server
-        server.stop()
-        return
-    root = tmp_path_factory.mktemp("lifecycle")
-    base_path = root / "models" / "mnist"
-    base_path.mkdir(parents=True)
-    publish(base_path, 1, exported_version)
-    server = start_standin(base_path, root / "standin.log")
-    yield server
-    server.stop()
+        server.base_path = pathlib.Path(base)
+    return server
 
 
 @pytest.fixture(scope="module")
