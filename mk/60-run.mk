@@ -41,8 +41,13 @@ run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then
 	@echo "run: starting the model server (gRPC :$(GRPC_PORT), REST :$(REST_PORT)) and the web UI (:$(UI_PORT)); Ctrl-C stops both"
 	@$(RUN_ENV) exec $(VENV_BIN)/honcho -f Procfile start
 
+# mnist-train does nothing when TRAIN_DIR already holds a run with the same inputs, so retrain
+# clears it first; published versions keep their own copy of the model, only the run's
+# checkpoints and TensorBoard logs go.
 .PHONY: retrain
-retrain: $(SETUP_STAMP) data ## Train again and publish a new version even if it is not better (a running make run picks it up)
+retrain: $(SETUP_STAMP) ## Train from scratch and publish a new version even if not better (a running make run switches to it)
+	@case "$(TRAIN_DIR)" in *://*) echo "error: make retrain clears TRAIN_DIR and needs a local one, not $(TRAIN_DIR)" >&2; exit 2 ;; esac
+	rm -rf "$(TRAIN_DIR)"
 	@$(MAKE) train
 	@$(MAKE) export EXPORT_FLAGS="--force --republish"
 
