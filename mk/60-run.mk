@@ -55,6 +55,7 @@ retrain: $(SETUP_STAMP) ## Train from scratch and publish a new version even if 
 loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + CSV in artifacts/loadtest/<time>/; fails on a missed SLO
 	@dir="$(ARTIFACTS)/loadtest/$$(date +%Y%m%d-%H%M%S)"; mkdir -p "$$dir"; \
 	 echo "loadtest: $(USERS) users, spawn rate $(SPAWN_RATE)/s, $(DURATION), classes: $(LOCUST_CLASSES) -> $$dir"; \
+	 $(if $(TARGET),,$(VENV_BIN)/mnist-run warn-not-listening $(RUN_PORTS);) \
 	 rc=0; DATA_DIR="$(DATA_DIR)" $(VENV_BIN)/locust -f $(LOCUSTFILE) --headless \
 	   --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	   $(if $(TARGET),--host "$(TARGET)") $(if $(LOCUST_TAGS),--tags $(LOCUST_TAGS)) \

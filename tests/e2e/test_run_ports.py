@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from mnist_run.ports import check_ports, free_port
+from mnist_run.ports import check_ports, free_port, is_listening
 
 
 def check(*assignments):
@@ -55,3 +55,18 @@ def test_make_run_stops_before_any_work_when_a_port_is_taken(repo_root, tmp_path
     assert result.returncode != 0
     assert f"port {busy} (GRPC_PORT) is in use: stop what holds it, or run `make run GRPC_PORT=" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no data, training or model was touched
+
+
+def test_loadtest_warns_when_nothing_listens():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        listening = holder.getsockname()[1]
+        silent = free_port()
+        assert is_listening(listening) and not is_listening(silent)
+        result = subprocess.run([sys.executable, "-m", "mnist_run.cli", "warn-not-listening",
+                                 f"UI_PORT={listening}", f"GRPC_PORT={silent}"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert f"nothing listens on 127.0.0.1:{silent} (GRPC_PORT)" in result.stderr
+    assert "UI_PORT" not in result.stderr

@@ -45,6 +45,16 @@ def cmd_check_ports(args) -> int:
 TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
 
 
+def cmd_warn_not_listening(args) -> int:
+    from mnist_run.ports import is_listening
+
+    for name, value in args.ports:
+        if value.isdigit() and not is_listening(int(value)):
+            print(f"warning: nothing listens on 127.0.0.1:{value} ({name}); is the stack running (make run)?",
+                  file=sys.stderr)
+    return 0  # a warning only: a load test against a stopped service is a legitimate failing run
+
+
 def cmd_plan(args, trainer_flags: list[str]) -> int:
     from mnist_common.dataset import DatasetError
     from mnist_trainer.config import parse_config
@@ -116,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     ports.add_argument("--host", default="0.0.0.0", help="address the services bind (default %(default)s)")
     ports.add_argument("--command", default="make run", help="command the message suggests (default %(default)s)")
     ports.set_defaults(run=cmd_check_ports)
+
+    listening = commands.add_parser("warn-not-listening", help="warn about each local port nothing listens on")
+    listening.add_argument("ports", nargs="+", type=_assignment, metavar="VARIABLE=PORT")
+    listening.set_defaults(run=cmd_warn_not_listening)
 
     plan = commands.add_parser(
         "plan", help="print reuse, export or train (why: on stderr); other flags are mnist-train's")
