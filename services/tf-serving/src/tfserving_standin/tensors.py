@@ -30,6 +30,9 @@ _BY_NUMPY = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): typ
              np.dtype(np.uint8): types_pb2.DT_UINT8}
 
 
+_MAX_FILLED_ELEMENTS = 1 << 22
+
+
 def numpy_dtype(dtype_enum: int) -> np.dtype:
     return _DTYPES[dtype_enum][0]
 
@@ -63,8 +66,9 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
             values[:] = list(raw)
         else:
             values = np.asarray(raw, dtype=dtype)
-        # TF fills a tensor from a single repeated value (make_tensor_proto of a constant).
-        if len(values) == 1 and count > 1:
+        # TF fills a tensor from a single repeated value (make_tensor_proto of a constant);
+        # bounded, so a tiny message cannot ask for gigabytes.
+        if len(values) == 1 and 1 < count <= _MAX_FILLED_ELEMENTS:
             values = np.full(count, values[0], dtype=dtype)
     if values.size != count:
         raise invalid_argument(
