@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from serving_harness import CONFIG_DIR
 from tfserving_standin import cli
 from tfserving_standin.config import (
     BatchingParameters,
@@ -15,8 +16,6 @@ from tfserving_standin.config import (
     load_model_config_file,
     load_monitoring_config,
 )
-
-from conftest import CONFIG_DIR
 
 
 def test_shipped_models_config():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import wait_available
+from serving_harness import wait_available
 from serving_wire import GrpcApi, tensor_proto
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
