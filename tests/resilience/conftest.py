@@ -15,49 +15,20 @@ import sys
 import pytest
 import requests
 
-from resilience_support import area_module, wait_for
+from resilience_support import area_module, exporter_command, pipeline_env, trainer_command, wait_for
 
 webui_servers = area_module("webui", "webui_servers")
-exporter_helpers = area_module("exporter", "exporter_helpers")
-
-# A tiny training run: seconds, yet two epochs so a run can be killed in the middle of the second.
-# 32 steps per epoch are enough for batch normalisation to settle (about 0.9 validation accuracy).
-TRAINER_FLAGS = ("--limit", "1024", "--epochs", "2", "--batch-size", "32", "--seed", "3")
-# Variables the trainer and exporter read; the tests pass everything as flags.
-PIPELINE_VARIABLES = ("TF_CONFIG", "DATA_DIR", "MODEL_DIR", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED",
-                      "TRAIN_LIMIT", "TRAIN_DIR", "MODEL_BASE_PATH", "MIN_ACCURACY", "MAX_REGRESSION",
-                      "KEEP_VERSIONS")
-POLL_SECONDS = 1  # the stand-in's --file_system_poll_wait_seconds (webui_servers.StandIn)
-
-
-def pipeline_env() -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in PIPELINE_VARIABLES}
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    return env
-
-
-def trainer_command(data_dir: str, model_dir) -> list[str]:
-    return [sys.executable, "-m", "mnist_trainer.cli", "--data-dir", data_dir, "--model-dir", os.fspath(model_dir),
-            *TRAINER_FLAGS]
-
-
-def exporter_command(train_dir, data_dir: str, base, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mnist_exporter.cli", *exporter_helpers.export_args(train_dir, data_dir, base, *extra)]
-
-
-# Every log a process of these tests wrote, for the secrets scan.
-SERVICE_LOGS: list[pathlib.Path] = []
 
 
 @pytest.fixture(scope="session")
 def logs_dir(tmp_path_factory) -> pathlib.Path:
+    """Where every process these tests start logs to (the secrets scan reads them all)."""
     return tmp_path_factory.mktemp("service-logs")
 
 
 def run_logged(command: list[str], log_path: pathlib.Path, timeout: float) -> subprocess.CompletedProcess:
     result = subprocess.run(command, env=pipeline_env(), capture_output=True, text=True, timeout=timeout)
     log_path.write_text(result.stdout + result.stderr)
-    SERVICE_LOGS.append(log_path)
     return result
 
 
@@ -129,7 +100,6 @@ def serving_stack(tmp_path_factory, published_base, data_dir, logs_dir):
     standin = webui_servers.StandIn(os.fspath(base), os.fspath(logs_dir / "standin.log"))
     web = webui_servers.WebUiServer(standin, data_dir, os.fspath(logs_dir / "gunicorn.log"), protocol="grpc",
                                     workers=1)
-    SERVICE_LOGS.extend([logs_dir / "standin.log", logs_dir / "gunicorn.log"])
     try:
         standin.start()
         web.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import pathlib
 import sys
 import threading
@@ -14,22 +15,50 @@ import requests
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 REPO_ROOT = TESTS_DIR.parent
+POLL_SECONDS = 1  # the stand-in's --file_system_poll_wait_seconds (tests/webui/webui_servers.StandIn)
 
 
-def area_module(area: str, module: str):
+def area_module(area: str, module: str, as_name: str | None = None):
     """A helper module of another test area (tests/<area>/<module>.py), imported once by path.
 
-    Registered under its own name, as pytest's rootdir-relative imports of that area do, so both
-    share one module object when they run in one session.
+    Registered under its own name (as pytest's imports of that area do, so both share one module
+    object in one session), or under `as_name` for a module such as conftest whose name clashes.
     """
-    if module in sys.modules:
-        return sys.modules[module]
+    name = as_name or module
+    if name in sys.modules:
+        return sys.modules[name]
     path = TESTS_DIR / area / f"{module}.py"
-    spec = importlib.util.spec_from_file_location(module, path)
+    spec = importlib.util.spec_from_file_location(name, path)
     loaded = importlib.util.module_from_spec(spec)
-    sys.modules[module] = loaded
+    sys.modules[name] = loaded
     spec.loader.exec_module(loaded)
     return loaded
+
+
+exporter_helpers = area_module("exporter", "exporter_helpers")
+
+# A tiny training run: seconds, yet two epochs so a run can be killed in the middle of the second.
+# 32 steps per epoch are enough for batch normalisation to settle (about 0.9 validation accuracy).
+TRAINER_FLAGS = ("--limit", "1024", "--epochs", "2", "--batch-size", "32", "--seed", "3")
+# Variables the trainer and exporter read; the tests pass everything as flags.
+PIPELINE_VARIABLES = ("TF_CONFIG", "DATA_DIR", "MODEL_DIR", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED",
+                      "TRAIN_LIMIT", "TRAIN_DIR", "MODEL_BASE_PATH", "MIN_ACCURACY", "MAX_REGRESSION",
+                      "KEEP_VERSIONS")
+
+
+def pipeline_env() -> dict:
+    env = {key: value for key, value in os.environ.items() if key not in PIPELINE_VARIABLES}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    return env
+
+
+def trainer_command(data_dir: str, model_dir) -> list[str]:
+    return [sys.executable, "-m", "mnist_trainer.cli", "--data-dir", data_dir, "--model-dir", os.fspath(model_dir),
+            *TRAINER_FLAGS]
+
+
+def exporter_command(train_dir, data_dir: str, base, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "mnist_exporter.cli", *exporter_helpers.export_args(train_dir, data_dir, base, *extra)]
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.1):

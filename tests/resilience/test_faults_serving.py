@@ -15,9 +15,8 @@ import time
 import pytest
 import requests
 
-from conftest import POLL_SECONDS
 from figures import record
-from resilience_support import WebLoad, wait_for
+from resilience_support import POLL_SECONDS, WebLoad, wait_for
 
 pytestmark = pytest.mark.slow
 
