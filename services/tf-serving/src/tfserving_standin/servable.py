@@ -100,14 +100,14 @@ class Signature:
             results = self.function(**{name: tf.constant(value) for name, value in inputs.items()})
         except tf.errors.InvalidArgumentError as error:
             # e.g. an image_bytes value that is not a PNG/JPEG: the client's fault, shown briefly.
-            raise invalid_argument(_first_line(error.message)) from None
+            raise invalid_argument(_tf_error_reason(error.message)) from None
         return {name: value.numpy() for name, value in results.items()}
 
 
 _TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
 
 
-def _first_line(message: str) -> str:
+def _tf_error_reason(message: str) -> str:
     """The line of a TensorFlow error that says what is wrong, without graph node details."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith(_TF_NOISE)]
@@ -157,9 +157,9 @@ class Servable:
         try:
             loaded = tf.saved_model.load(path, tags=["serve"])
         except tf.errors.OpError as error:
-            raise LoadError(_code_name(error), _first_line(error.message)) from None
+            raise LoadError(_code_name(error), _tf_error_reason(error.message)) from None
         except Exception as error:  # noqa: BLE001 - any failure to load is reported, not raised
-            raise LoadError("UNKNOWN", f"Failed to load SavedModel at {path}: {_first_line(str(error))}") from None
+            raise LoadError("UNKNOWN", f"Failed to load SavedModel at {path}: {_tf_error_reason(str(error))}") from None
         signatures = {}
         for name, definition in signature_defs.items():
             if name not in loaded.signatures:
@@ -203,7 +203,7 @@ class Servable:
         except ServingError as error:
             raise LoadError("INVALID_ARGUMENT", f"Warmup record {count} failed: {error.message}") from None
         except (tf.errors.OpError, DecodeError) as error:
-            raise LoadError("DATA_LOSS", f"Cannot read warmup file {warmup_path}: {_first_line(str(error))}") from None
+            raise LoadError("DATA_LOSS", f"Cannot read warmup file {warmup_path}: {_tf_error_reason(str(error))}") from None
         log.info("model %s version %d: replayed %d warmup requests", self.model_name, self.version, count)
 
 
