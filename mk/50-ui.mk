@@ -8,6 +8,7 @@ WEB_THREADS ?= 8
 
 .PHONY: ui
 ui: $(SETUP_STAMP) ## Web UI under gunicorn in the foreground on UI_PORT, talking to the model server (SERVING_PROTOCOL=grpc|rest)
+	@$(VENV_BIN)/mnist-run check-ports --command "make ui" UI_PORT=$(UI_PORT)
 	@test -f "$(DATA_DIR)/manifest.json" || \
 	  echo "warning: no held-out digits in $(DATA_DIR) (run 'make data'); drawing and uploads still work" >&2
 	@echo "ui: http://localhost:$(UI_PORT)/ -> model '$(MODEL_NAME)' over $(SERVING_PROTOCOL) (gRPC localhost:$(GRPC_PORT), REST localhost:$(REST_PORT)); start it with 'make run' or tfserving-standin"

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+
+from mnist_webui.config import ConfigError, settings_from_env
 
 
 def _int(name: str, default: int) -> int:
@@ -21,6 +24,14 @@ def _int(name: str, default: int) -> int:
     except ValueError:
         raise SystemExit(f"error: {name}={raw!r} is not an integer") from None
 
+
+# Check the app's settings here, in the master, so a bad variable stops gunicorn at once with one
+# line naming it, instead of every worker failing to boot with a traceback.
+try:
+    settings_from_env()
+except ConfigError as error:
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 bind = f"0.0.0.0:{_int('UI_PORT', 8080)}"
 worker_class = "gthread"
