@@ -94,7 +94,8 @@ def _baseline(base: str, dataset_digest: str, split, force: bool) -> tuple[int, 
     accuracy = (card.get("validation") or {}).get("accuracy")
     if isinstance(accuracy, (int, float)) and card.get("dataset_sha256") == dataset_digest:
         return newest, float(accuracy)
-    log.info("version %d has no comparable model card; measuring it on the validation digits", newest)
+    log.info("version %d has no comparable model card; measuring it on the validation digits",
+             newest)
     import tensorflow as tf
 
     from mnist_exporter.validation import evaluate
@@ -149,7 +150,9 @@ def run_export(options: ExportOptions) -> ExportResult:
     split, dataset_digest = _load_validation(options.data_dir)
     trained_on = trained.metrics.get("dataset_sha256")
     if trained_on and trained_on != dataset_digest:
-        log.warning("the model was trained on data set %s but is validated on %s", trained_on, dataset_digest)
+        log.warning(
+            "the model was trained on data set %s but is validated on %s", trained_on, dataset_digest
+        )
 
     if not options.republish:
         existing = _already_published(base, trained, dataset_digest)

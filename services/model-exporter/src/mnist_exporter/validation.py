@@ -89,7 +89,8 @@ def signature_problems(loaded) -> list[str]:
                 got = _describe(actual[tensor_name])
                 if got != want:
                     problems.append(
-                        f"{name}: {kind} {tensor_name!r} is {got[0]} {got[1]}, expected {want[0]} {want[1]}"
+                        f"{name}: {kind} {tensor_name!r} is {got[0]} {got[1]}, "
+                        f"expected {want[0]} {want[1]}"
                     )
     return problems
 
@@ -117,7 +118,10 @@ def evaluate(loaded, images_uint8: np.ndarray, labels: np.ndarray) -> Evaluation
         if np.any(labels == digit)
     }
     return Evaluation(
-        accuracy=float(np.mean(correct)), loss=loss, count=int(len(labels)), per_class_accuracy=per_class
+        accuracy=float(np.mean(correct)),
+        loss=loss,
+        count=int(len(labels)),
+        per_class_accuracy=per_class,
     )
 
 
@@ -140,15 +144,18 @@ def warmup_problems(loaded, warmup_path: str) -> list[str]:
         return [f"warmup file {warmup_path} holds no requests"]
     for number, log in enumerate(logs, start=1):
         request = log.predict_log.request
+        signature = request.model_spec.signature_name
         try:
             outputs = warmup.run_request(loaded, request)
-        except Exception as error:
-            problems.append(f"warmup request {number} ({request.model_spec.signature_name}) fails: {error}")
+        except Exception as error:  # whatever the signature raises, the request fails
+            problems.append(f"warmup request {number} ({signature}) fails: {error}")
             continue
         batch = next(iter(request.inputs.values())).tensor_shape.dim[0].size
-        if outputs[PROBABILITIES_OUTPUT].shape != (batch, 10):
+        shape = outputs[PROBABILITIES_OUTPUT].shape
+        if shape != (batch, 10):
             problems.append(
-                f"warmup request {number}: probabilities shape {outputs[PROBABILITIES_OUTPUT].shape}, expected ({batch}, 10)"
+                f"warmup request {number} ({signature}): probabilities shape {shape}, "
+                f"expected ({batch}, 10)"
             )
     return problems
 
@@ -204,9 +211,10 @@ def run_gate(
     agreement = image_bytes_agreement(loaded, images_uint8)
     report.image_bytes_agreement = agreement
     if agreement < MIN_AGREEMENT:
+        sample = min(AGREEMENT_SAMPLE, len(images_uint8))
         report.failures.append(
             f"image-bytes-agreement: {IMAGE_BYTES_SIGNATURE} agrees with {DEFAULT_SIGNATURE} on "
-            f"{agreement:.4f} of {min(AGREEMENT_SAMPLE, len(images_uint8))} digits, below {MIN_AGREEMENT}"
+            f"{agreement:.4f} of {sample} digits, below {MIN_AGREEMENT}"
         )
 
     problems = warmup_problems(loaded, warmup_path)

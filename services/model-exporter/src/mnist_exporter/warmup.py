@@ -31,7 +31,9 @@ def encode_png(image: np.ndarray) -> bytes:
     return tf.io.encode_png(image.reshape(28, 28, 1)).numpy()
 
 
-def _request(model_name: str, signature: str, input_name: str, tensor) -> predict_pb2.PredictRequest:
+def _request(
+    model_name: str, signature: str, input_name: str, tensor
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
     )
@@ -39,7 +41,9 @@ def _request(model_name: str, signature: str, input_name: str, tensor) -> predic
     return request
 
 
-def build_warmup_logs(digits: np.ndarray, model_name: str) -> list[prediction_log_pb2.PredictionLog]:
+def build_warmup_logs(
+    digits: np.ndarray, model_name: str
+) -> list[prediction_log_pb2.PredictionLog]:
     """PredictionLog records for both signatures; digits: uint8 [N, 28, 28], N >= 16."""
     if len(digits) < max(WARMUP_BATCH_SIZES):
         raise ValueError(f"need at least {max(WARMUP_BATCH_SIZES)} digits, got {len(digits)}")
@@ -84,7 +88,8 @@ def read_warmup_file(path: str) -> list[prediction_log_pb2.PredictionLog]:
 
 def run_request(loaded_saved_model, request: predict_pb2.PredictRequest) -> dict[str, np.ndarray]:
     """Run a PredictRequest the way TF Serving does: signature by name, inputs by alias."""
-    signature = loaded_saved_model.signatures[request.model_spec.signature_name or DEFAULT_SIGNATURE]
+    name = request.model_spec.signature_name or DEFAULT_SIGNATURE  # TF Serving's default too
+    signature = loaded_saved_model.signatures[name]
     inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
     outputs = signature(**inputs)
     return {name: value.numpy() for name, value in outputs.items()}
