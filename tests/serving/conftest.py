@@ -34,7 +34,7 @@ def exported_version(tmp_path_factory, data_dir) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, exported_version):
+def server(request, tmp_path_factory):
     """The server the contract suite checks: SERVING_URL/SERVING_GRPC, or a fresh stand-in."""
     if os.environ.get("SERVING_URL"):
         grpc_target = os.environ.get("SERVING_GRPC")
@@ -48,7 +48,7 @@ def server(tmp_path_factory, exported_version):
     root = tmp_path_factory.mktemp("serving")
     base_path = root / "models" / MODEL_NAME
     base_path.mkdir(parents=True)
-    publish(base_path, 1, exported_version)
+    publish(base_path, 1, request.getfixturevalue("exported_version"))
     # A models.config like the cluster's, plus a version label for the /labels/ routes.
     config_file = root / "models.config"
     config_file.write_text(
