@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from mnist_exporter.errors import (
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Our progress at INFO; TensorFlow's chatter (tracing notes, asset paths) only with -v.
@@ -91,7 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from mnist_exporter.exporter import ExportOptions, run_export  # imports TensorFlow
+    # Kubernetes stops a pod with SIGTERM: turn it into SystemExit so the exporter's cleanup
+    # (removing its staging folder) runs. A publish is one rename, so it is never half done.
+    previous_handler = _install_sigterm_handler()
+    try:
+        return _run(args)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _install_sigterm_handler():
+    try:
+        return signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    except ValueError:  # not the main thread (main() called from a thread): leave it alone
+        return None
+
+
+def _run(args) -> int:
+    from mnist_exporter.exporter import ExportOptions, run_export
 
     options = ExportOptions(
         train_dir=args.train_dir,
