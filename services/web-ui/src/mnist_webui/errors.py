@@ -42,8 +42,15 @@ def register_error_handlers(app: Flask) -> None:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             reason = f"the request body is larger than {limit} bytes"
         if _wants_json():
-            return json_error(status, reason)
-        return render_template("error.html", status=status, title=error.name, reason=reason), status
+            response = json_error(status, reason)
+        else:
+            page = render_template("error.html", status=status, title=error.name, reason=reason)
+            response = app.make_response((page, status))
+        # Keep what the error itself says about the request, e.g. the Allow header of a 405.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
