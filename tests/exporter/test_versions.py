@@ -120,19 +120,23 @@ def test_rename_not_supported_falls_back_to_copying(tmp_path, monkeypatch):
     import errno
 
     base = str(tmp_path / "base")
-    staging = versions.new_staging_dir(base)
-    os.makedirs(os.path.join(staging, "variables"))
-    for relative in ("saved_model.pb", os.path.join("variables", "variables.index")):
-        with open(os.path.join(staging, relative), "w") as handle:
-            handle.write(relative)
-    real_rename = os.rename
+
+    def stage() -> str:
+        staging = versions.new_staging_dir(base)
+        os.makedirs(os.path.join(staging, "variables"))
+        for relative in ("saved_model.pb", os.path.join("variables", "variables.index")):
+            with open(os.path.join(staging, relative), "w") as handle:
+                handle.write(relative)
+        return staging
 
     def rename(source, destination):
-        if source == staging:
-            raise OSError(errno.ENOTSUP, "Operation not supported")
-        real_rename(source, destination)
+        raise OSError(errno.ENOTSUP, "Operation not supported")
 
     monkeypatch.setattr(versions.os, "rename", rename)
-    assert versions.publish(staging, base, 1) == os.path.join(base, "1")
+    assert versions.publish(stage(), base, 1) == os.path.join(base, "1")
     assert os.listdir(base) == ["1"]  # staging removed
     assert sorted(os.listdir(os.path.join(base, "1"))) == ["saved_model.pb", "variables"]
+    # retention cannot rename the old version away either: it deletes it in place
+    versions.publish(stage(), base, 2)
+    assert versions.apply_retention(base, keep=1) == [1]
+    assert os.listdir(base) == ["2"]

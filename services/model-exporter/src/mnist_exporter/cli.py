@@ -138,7 +138,7 @@ def _run(args) -> int:
         for check in error.failed_checks:
             print(f"  failed check {check}", file=sys.stderr)
         return EXIT_GATE_FAILURE
-    except PublishConflict as error:
+    except (PublishConflict, OSError) as error:  # storage trouble: worth a retry, so exit 1
         print(f"mnist-export: error: {error}", file=sys.stderr)
         return 1
     print(result.message)

@@ -193,13 +193,17 @@ def publish(staging: str, base: str, version: int) -> str:
 def retire(base: str, version: int) -> None:
     """Delete one version so no reader ever sees it half-deleted (as a loadable SavedModel)."""
     path = version_path(base, version)
-    if storage.is_remote(base):
-        storage.remove_file(storage.join(path, SAVED_MODEL_FILE))
-        storage.remove_tree(path)
-        return
-    doomed = storage.join(base, f"{DELETING_PREFIX}{version}-{uuid.uuid4().hex}")
-    os.rename(path, doomed)  # the version disappears in one step ...
-    storage.remove_tree(doomed)  # ... and its files go afterwards
+    if not storage.is_remote(base):
+        doomed = storage.join(base, f"{DELETING_PREFIX}{version}-{uuid.uuid4().hex}")
+        try:
+            os.rename(path, doomed)  # the version disappears in one step ...
+        except OSError as error:  # a mount that cannot rename folders: as on object stores
+            log.warning("cannot rename %s away (%s); deleting saved_model.pb first", path, error)
+        else:
+            storage.remove_tree(doomed)  # ... and its files go afterwards
+            return
+    storage.remove_file(storage.join(path, SAVED_MODEL_FILE))  # no longer a loadable version
+    storage.remove_tree(path)
 
 
 def apply_retention(base: str, keep: int) -> list[int]:
