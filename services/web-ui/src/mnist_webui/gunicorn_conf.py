@@ -9,6 +9,7 @@ WEB_ACCESS_LOG (0; 1 logs every request to stdout).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -52,6 +53,20 @@ control_socket_disable = True
 _owns_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _owns_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="webui-metrics-")
+
+
+def post_fork(server, worker):
+    # Before the worker loads the app: the app's own log lines (missing data, model server
+    # failures, unexpected errors) in gunicorn's format on its error stream, instead of Python's
+    # bare last-resort handler.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s", "[%Y-%m-%d %H:%M:%S %z]")
+    )
+    app_logger = logging.getLogger("mnist_webui")
+    app_logger.addHandler(handler)
+    app_logger.setLevel(loglevel.upper())
+    app_logger.propagate = False
 
 
 def child_exit(server, worker):
