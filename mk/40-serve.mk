@@ -54,7 +54,7 @@ test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fres
 
 .PHONY: bench-serving
 bench-serving: $(SETUP_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs naive Flask and in-process; artifacts/bench/serving.json
-	@$(VENV_PY) services/tf-serving/bench/run_bench.py --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" \
+	@TF_CPP_MIN_LOG_LEVEL=3 $(VENV_PY) services/tf-serving/bench/run_bench.py --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" \
 	  --seconds $(BENCH_SERVING_SECONDS) --concurrency $(BENCH_SERVING_CONCURRENCY) \
 	  $(if $(wildcard $(TRAIN_DIR)/model.keras),--keras-model "$(TRAIN_DIR)/model.keras") \
 	  --out "$(ARTIFACTS)/bench/serving.json"
