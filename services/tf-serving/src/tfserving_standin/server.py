@@ -65,14 +65,16 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     grpc_server = make_server(api, metrics, f"{options.host}:{options.grpc_port}", options.max_request_bytes)
     await grpc_server.start()
     log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
-    rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes)
-    runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, options.host, options.rest_port, backlog=1024).start()
-    log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
-    if options.monitoring.prometheus_enabled:
-        log.info("Prometheus metrics at http://%s:%d%s", options.host, options.rest_port,
-                 options.monitoring.prometheus_path)
+    runner = None
+    if options.rest_port:  # 0 turns REST off, as in TF Serving
+        rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes)
+        runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        await web.TCPSite(runner, options.host, options.rest_port, backlog=1024).start()
+        log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
+        if options.monitoring.prometheus_enabled:
+            log.info("Prometheus metrics at http://%s:%d%s", options.host, options.rest_port,
+                     options.monitoring.prometheus_path)
 
     polling = asyncio.create_task(manager.poll_forever(options.poll_seconds)) if options.poll_seconds > 0 else None
     try:
@@ -82,6 +84,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
         if polling:
             polling.cancel()
         await grpc_server.stop(grace=2)
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         await manager.close()
         executor.shutdown(wait=True)
