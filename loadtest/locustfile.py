@@ -30,9 +30,10 @@ import functools  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
 from locust import FastHttpUser, User, between, constant, events, tag, task  # noqa: E402
+
+from mnist_run.ports import grpc_address  # noqa: E402
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist")
 DATA_DIR = os.environ.get("DATA_DIR", "artifacts/data/mnist")
@@ -184,16 +185,6 @@ class ServingRestUser(FastHttpUser):
                 ok = False
             if not ok:
                 response.failure(describe(response))
-
-
-def grpc_address(host: str) -> str:
-    """host:port from host:port, grpc://host:port or http://host:port."""
-    if "://" in host:
-        parts = urlsplit(host)
-        if not parts.hostname or not parts.port:
-            raise ValueError(f"gRPC host {host!r} needs a host and a port")
-        return f"{parts.hostname}:{parts.port}"
-    return host
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,0 +1,49 @@
+"""Pieces of the locustfile and the benchmark that need no running server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mnist_run.bench import read_predict_row
+from mnist_run.ports import grpc_address
+
+# Not imported here: importing locust monkey-patches the whole process for gevent.
+
+
+@pytest.mark.parametrize(
+    "host, address",
+    [("127.0.0.1:8500", "127.0.0.1:8500"), ("grpc://10.0.0.7:9000", "10.0.0.7:9000"),
+     ("http://localhost:8500", "localhost:8500")],
+)
+def test_grpc_host_forms(host, address):
+    assert grpc_address(host) == address
+
+
+def test_grpc_host_without_port_is_refused():
+    with pytest.raises(ValueError, match="needs a host and a port"):
+        grpc_address("grpc://somewhere")
+
+
+def test_every_class_is_listed_and_tagged(repo_root):
+    result = subprocess.run([sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--list"],
+                            cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name in ("WebUIUser", "WebUIPredictUser", "ServingRestUser", "ServingGrpcUser"):
+        assert name in result.stdout
+
+
+def test_bench_reads_the_predict_row(tmp_path):
+    stats = tmp_path / "webui_stats.csv"
+    stats.write_text(
+        "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%\n"
+        "POST,/api/v1/predict,1200,0,310.5,40,90,120\n"
+        ",Aggregated,1200,0,310.5,40,90,120\n"
+    )
+    row = read_predict_row(str(stats))
+    assert (row["Requests/s"], row["95%"]) == ("310.5", "90")
+    stats.write_text("Type,Name,Request Count\n,Aggregated,0\n")
+    with pytest.raises(ValueError, match="no /api/v1/predict row"):
+        read_predict_row(str(stats))
