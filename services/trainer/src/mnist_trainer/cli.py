@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import Sequence
 
+from mnist_common import storage
 from mnist_common.dataset import DatasetError
 from mnist_common.idx import IdxFormatError
 
@@ -34,13 +35,17 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
+def _is_file(path: str) -> bool:
+    return storage.exists(path) and not storage.isdir(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)  # exits 2 itself, with usage, on a bad flag or variable
     try:
         role = parse_tf_config(os.environ.get("TF_CONFIG"))
     except TfConfigError as error:
         return _fail(str(error), EXIT_BAD_INPUT)
-    if storage_is_file(config.model_dir):
+    if _is_file(config.model_dir):
         return _fail(f"--model-dir {config.model_dir} is a file, not a folder", EXIT_BAD_INPUT)
 
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -56,12 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("terminated by SIGTERM; rerun the same command to resume from the last completed epoch",
                      EXIT_TERMINATED)
     return 0
-
-
-def storage_is_file(path: str) -> bool:
-    from mnist_common import storage
-
-    return storage.exists(path) and not storage.isdir(path)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ OPTIONS = (
             "prepared MNIST IDX files + manifest.json (local path or gs://)"),
     _Option("--model-dir", "MODEL_DIR", "artifacts/training", _path,
             "where checkpoints/, logs/, model.keras and metrics.json go (local path or gs://)"),
-    _Option("--epochs", "EPOCHS", 14, _positive_int, "passes over the training digits"),
+    _Option("--epochs", "EPOCHS", 12, _positive_int, "passes over the training digits"),
     _Option("--batch-size", "BATCH_SIZE", 128, _positive_int,
             "global batch size, split across workers when distributed"),
     _Option("--learning-rate", "LEARNING_RATE", 3e-3, _positive_float,

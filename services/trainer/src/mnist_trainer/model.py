@@ -21,17 +21,35 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
 # Recorded in metrics.json and with checkpoints: change it whenever the architecture changes,
 # so old checkpoints are not resumed into a different network.
-ARCHITECTURE = "mnist_cnn_v2"
+ARCHITECTURE = "mnist_cnn_v3"
 # Moving statistics of batch norm must settle within a short run (~60 steps per epoch).
 BATCH_NORM_MOMENTUM = 0.9
+# Light: the augmentation already regularises, and a short run must not underfit
+# (0.2 beat 0.3 on the validation digits).
+DROPOUT = 0.2
 
 
-def _conv_bn_relu(x, filters: int, kernel_size: int):
+def _bn_relu(x):
+    from keras import layers
+
+    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
+    return layers.ReLU()(x)
+
+
+def _conv_pool_bn_relu(x, filters: int, kernel_size: int):
+    """Convolution, then max-pooling, then batch norm and ReLU.
+
+    Pooling first computes nearly what the usual conv-BN-ReLU-pool order does (max-pooling
+    commutes with ReLU and with any increasing per-channel affine map, which batch norm is while
+    its scale is positive; only the batch statistics are taken after pooling) but normalises a
+    quarter of the values: about a third less CPU per training step, which buys epochs within
+    the time budget.
+    """
     from keras import layers
 
     x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
-    return layers.ReLU()(x)
+    x = layers.MaxPooling2D()(x)
+    return _bn_relu(x)
 
 
 def build_model(learning_rate: "float | keras.optimizers.schedules.LearningRateSchedule" = 1e-3) -> "keras.Model":
@@ -41,16 +59,13 @@ def build_model(learning_rate: "float | keras.optimizers.schedules.LearningRateS
 
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="float32", name="images")
     x = layers.Reshape((*IMAGE_SHAPE, 1))(inputs)
-    x = _conv_bn_relu(x, 32, 5)  # 28x28
-    x = layers.MaxPooling2D()(x)
-    x = _conv_bn_relu(x, 64, 3)  # 14x14
-    x = layers.MaxPooling2D()(x)
-    x = layers.Flatten()(x)  # 7x7x64
-    x = layers.Dropout(0.3)(x)
-    x = layers.Dense(128, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
-    x = layers.ReLU()(x)
-    x = layers.Dropout(0.3)(x)
+    x = _conv_pool_bn_relu(x, 32, 5)  # 28x28 -> 14x14
+    x = _conv_pool_bn_relu(x, 64, 3)  # 14x14 -> 7x7
+    x = layers.Flatten()(x)
+    x = layers.Dropout(DROPOUT)(x)
+    x = layers.Dense(256, use_bias=False)(x)
+    x = _bn_relu(x)
+    x = layers.Dropout(DROPOUT)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="mnist_cnn")
     model.compile(
