@@ -34,7 +34,7 @@ def test_nan_and_infinity_are_rejected(standin_only, digit):
 
 
 def test_oversized_request_is_refused_with_a_json_error(standin_only):
-    body = b'{"instances": [' + b"0.5," * (2 << 20) + b"0.5]}"  # > 4 MiB, the default limit
+    body = b'{"instances": [' + b"0.5," * ((1 << 20) + 50_000) + b"0.5]}"  # just over 4 MiB, the default limit
     response = requests.post(standin_only.model_url(":predict"), data=body, timeout=60)
     assert response.status_code == 413
     assert "larger than the limit" in response.json()["error"]
