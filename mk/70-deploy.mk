@@ -42,6 +42,7 @@ images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images,
 	  name=$${pair%%=*}; dir=$${pair#*=}; \
 	  echo "== $(call image_ref,$$name)"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(IMAGE_PLATFORM) \
+	    --build-arg GIT_COMMIT=$$(git rev-parse HEAD) \
 	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$(IMAGE_TAG) . ; \
 	done
 
