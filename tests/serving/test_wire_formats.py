@@ -77,6 +77,17 @@ def test_bad_json_tensors(document, fragment):
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT and fragment in caught.value.message
 
 
+@pytest.mark.parametrize("spec", [IMAGES, BYTES], ids=["float", "string"])
+def test_deeply_nested_bodies_are_bad_requests(spec):
+    deep = b'{"instances": ' + b"[" * 900 + b"1.0" + b"]" * 900 + b"}"
+    with pytest.raises(ServingError) as caught:
+        rest_json.inputs_from_document(rest_json.parse_body(deep), spec)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    too_deep = b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(ServingError, match="JSON Parse error"):
+        rest_json.parse_body(too_deep)
+
+
 def test_nan_literals_parse_so_the_input_check_can_name_them():
     assert np.isnan(rest_json.parse_body(b'{"instances": [NaN]}')["instances"][0])
 

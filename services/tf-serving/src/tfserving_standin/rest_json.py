@@ -32,7 +32,7 @@ def parse_body(body: bytes) -> dict:
         # standard library so the input check can say what is wrong with the values.
         try:
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise invalid_argument(f"JSON Parse error: {error}") from None
     if not isinstance(document, dict):
         raise invalid_argument(f"JSON Value: {_short(document)} Is not object")
@@ -60,7 +60,10 @@ def request_format(document: dict) -> str:
 
 
 def _short(value) -> str:
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str)
+    except RecursionError:  # orjson parses up to 1024 levels, more than json.dumps can write
+        return "<nested too deeply to show>"
     return text if len(text) <= 200 else text[:200] + "..."
 
 
@@ -81,10 +84,15 @@ def _to_bytes(value, name: str):
     )
 
 
+_MAX_RANK = 32  # numpy allows 64 dimensions; no real tensor input comes near either
+
+
 def _string_array(value, name: str) -> np.ndarray:
-    def walk(item):
+    def walk(item, depth=0):
         if isinstance(item, list):
-            return [walk(element) for element in item]
+            if depth >= _MAX_RANK:
+                raise invalid_argument(f"Input {name}: lists nested more than {_MAX_RANK} deep")
+            return [walk(element, depth + 1) for element in item]
         return _to_bytes(item, name)
 
     nested = walk(value)
@@ -104,7 +112,9 @@ def to_array(value, spec, name: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError:
-        raise invalid_argument(f"Input {name}: lists of unequal length; a tensor must be rectangular") from None
+        raise invalid_argument(
+            f"Input {name}: lists of unequal length or nested too deeply; a tensor must be rectangular"
+        ) from None
     kind, want = array.dtype.kind, spec.np_dtype
     if array.size and (
         (want.kind == "f" and kind not in "fiu")
