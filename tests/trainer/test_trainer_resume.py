@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import epoch_lines, latest_checkpoint_number, run_trainer, trainer_command, trainer_env
+from trainer_helpers import epoch_lines, latest_checkpoint_number, run_trainer, trainer_command, trainer_env
 
 pytestmark = pytest.mark.slow
 

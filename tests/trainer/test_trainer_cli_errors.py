@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import run_trainer
+from trainer_helpers import run_trainer
 
 
 @pytest.fixture()
