@@ -54,6 +54,7 @@
     $("verdict").replaceChildren();
     setBars(null, -1);
     $("latency").textContent = "–";
+    $("model-version").textContent = "–"; // only a version that answered is ever shown
     $("model-input-figure").hidden = true;
   }
 
