@@ -31,6 +31,8 @@ import json  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 
+import gevent  # noqa: E402
+from locust import stats as locust_stats  # noqa: E402
 from locust import FastHttpUser, User, between, constant, events, tag, task  # noqa: E402
 
 from mnist_run.ports import grpc_address  # noqa: E402
@@ -52,6 +54,16 @@ def keep_only_users_with_tasks(environment, **_kwargs):
         raise SystemExit(f"error: no task of {[u.__name__ for u in environment.user_classes]} has the tags given")
     environment.user_classes[:] = kept
     warm_up(kept, environment.host)
+
+
+@events.test_stop.add_listener
+def let_the_csv_catch_up(environment, **_kwargs):
+    """Locust rewrites <prefix>_stats.csv every CSV_STATS_INTERVAL_SEC and not again at exit, so
+    the last second of requests would be missing from the file the SLO check reads. Every user
+    has stopped when test_stop fires: waiting one interval lets the writer record the totals."""
+    options = environment.parsed_options
+    if options is not None and getattr(options, "csv_prefix", None):
+        gevent.sleep(locust_stats.CSV_STATS_INTERVAL_SEC + 0.2)
 
 
 def warm_up(user_classes, host: str | None) -> None:
@@ -128,6 +140,11 @@ class WebUIUser(FastHttpUser):
 
     host = f"http://{LOOPBACK}:{_port('UI_PORT', 8080)}"
     wait_time = between(0.5, 2.0)
+
+    def on_start(self):
+        # People arrive on the page first (unless --tags left the page out).
+        if WebUIUser.open_page in self.tasks:
+            self.open_page()
 
     @tag("webui", "page")
     @task(1)
