@@ -74,6 +74,7 @@ def warm_up(user_classes, host: str | None) -> None:
     if ServingRestUser in user_classes:
         rest_bodies()
     if ServingGrpcUser in user_classes:
+        held_out_digits()
         shared_grpc_client(grpc_address(host or ServingGrpcUser.host))
 
 
