@@ -25,6 +25,11 @@ class StackError(RuntimeError):
 def venv_environment(overrides: dict[str, str]) -> dict[str, str]:
     """The current environment, the venv's bin first on PATH (the Procfile names bare commands)."""
     env = dict(os.environ)
+    # Under `make bench`, MAKEFLAGS carries make's command-line variables (UI_PORT=...), which
+    # would beat the environment in the Procfile's own `make serve` / `make ui`: the stack's
+    # settings are the environment given here, so start those makes afresh.
+    for variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(variable, None)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update({key: str(value) for key, value in overrides.items()})
     return env
