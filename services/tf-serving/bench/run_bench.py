@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", default="1,16,64")
-    parser.add_argument("--naive-concurrency", default="16")
+    parser.add_argument("--naive-concurrency", default="1,16")
     parser.add_argument("--out", default="artifacts/bench/serving.json")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
