@@ -45,6 +45,8 @@ def test_unknown_routes_answer_json_and_never_a_trace(standin_only):
     assert response.status_code == 404 and set(response.json()) == {"error"}
     response = requests.delete(standin_only.model_url(), timeout=10)
     assert response.status_code == 400 and "Malformed request" in response.json()["error"]
+    response = requests.get(f"{standin_only.rest_url}/v1/models/mn%0Aist", timeout=10)  # encoded newline
+    assert response.status_code == 404 and set(response.json()) == {"error"}
 
 
 def metric(text: str, name: str, **labels) -> float:

@@ -52,7 +52,9 @@ class RestFrontEnd:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_request_bytes, handler_args={"max_field_size": 16384})
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # [\s\S], not ".": a path may hold an encoded newline (%0A), which "." does not match;
+        # aiohttp would then answer its own text 404 instead of a JSON error.
+        app.router.add_route("*", "/{tail:[\\s\\S]*}", self._dispatch)
         return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
