@@ -54,6 +54,9 @@ def stack_environment(
         "MODEL_BASE_PATH": model_base_path,
         "DATA_DIR": data_dir,
         "POLL_SECONDS": f"{poll_seconds:g}",
+        # Loopback only, for a stack nobody else should reach (gunicorn_conf binds 0.0.0.0;
+        # gunicorn lets GUNICORN_CMD_ARGS override its config file).
+        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{ui_port}",
         # The web UI dials loopback explicitly: "localhost" may try ::1 first.
         "SERVING_GRPC_ADDRESS": f"127.0.0.1:{grpc_port}",
         "SERVING_REST_URL": f"http://127.0.0.1:{rest_port}",
