@@ -1,7 +1,7 @@
 """The page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
 
 The web UI runs under gunicorn over gRPC, as `make ui` runs it, against its own stand-in model
-server, which the last test stops to see the banner.
+server, which the last test stops to see the banner, then starts again to see the page recover.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def test_fits_a_375_pixel_wide_phone(browser, servers):
         context.close()
 
 
-def test_the_banner_shows_when_the_model_server_is_stopped(watched, servers):
+def test_the_banner_shows_when_the_model_server_is_stopped_and_clears_when_it_is_back(watched, servers):
     model_server, _ = servers
     page = watched.page
     model_server.stop()
@@ -208,3 +208,11 @@ def test_the_banner_shows_when_the_model_server_is_stopped(watched, servers):
     banner.wait_for(state="visible")
     assert "unavailable" in banner.inner_text().lower()
     assert page.locator("#prediction").inner_text() == "?"
+    assert page.locator("#model-version").inner_text() == "–"
+
+    # Back on the same ports: the page notices by itself (it polls /readyz while the banner
+    # shows), hides the banner and predicts again, with no click.
+    model_server.start()
+    banner.wait_for(state="hidden", timeout=60_000)
+    page.wait_for_function("() => /^[0-9]$/.test(document.getElementById('prediction').textContent)")
+    assert page.locator("#model-version").inner_text() == "1"
