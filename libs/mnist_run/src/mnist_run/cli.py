@@ -41,10 +41,6 @@ def cmd_check_ports(args) -> int:
     return EXIT_INPUT_ERROR if problems else 0
 
 
-# The trainer's settings that decide the model (its data and output dirs do not).
-TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
-
-
 def cmd_warn_not_listening(args) -> int:
     from mnist_run.ports import is_listening
 
@@ -53,6 +49,10 @@ def cmd_warn_not_listening(args) -> int:
             print(f"warning: nothing listens on 127.0.0.1:{value} ({name}); is the stack running (make run)?",
                   file=sys.stderr)
     return 0  # a warning only: a load test against a stopped service is a legitimate failing run
+
+
+# The trainer's settings that decide the model (its data and output dirs do not).
+TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
 
 
 def cmd_plan(args, trainer_flags: list[str]) -> int:

@@ -35,19 +35,6 @@ class Plan:
     version: int | None = None  # the published version reused
 
 
-def parse_parameter(text: str) -> Any:
-    """A make variable's text as the value a trainer records: int, float, None or the text."""
-    text = text.strip()
-    if text in ("", "none", "None", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _same_value(wanted: Any, recorded: Any) -> bool:
     if isinstance(wanted, bool) or isinstance(recorded, bool):
         return wanted == recorded
