@@ -15,6 +15,7 @@ import sys
 import pytest
 import requests
 
+from figures import record
 from resilience_support import area_module, exporter_command, pipeline_env, trainer_command, wait_for
 
 webui_servers = area_module("webui", "webui_servers")
@@ -115,3 +116,11 @@ def serving_stack(tmp_path_factory, published_base, data_dir, logs_dir):
 def stack(serving_stack) -> ServingStack:
     serving_stack.ensure_up()
     return serving_stack
+
+
+def pytest_runtest_logreport(report):
+    """Each test's outcome, for the report (xfails are the known defects, with their reasons)."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        record("outcomes", report.nodeid, outcome=outcome, seconds=round(report.duration, 1),
+               reason=getattr(report, "wasxfail", "").removeprefix("reason: ") or None)
