@@ -15,6 +15,8 @@ LOCUSTFILE := loadtest/locustfile.py
 # make bench: the web UI's predict path.
 BENCH_USERS ?= 50
 BENCH_DURATION ?= 40s
+# The offered load (requests/s, spread evenly over the users); 0: each user goes flat out.
+BENCH_RPS ?= 300
 
 RUN_PORTS = GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT) UI_PORT=$(UI_PORT)
 # The training inputs `make train` would use, as mnist-train flags: those set in make (here, in
@@ -69,4 +71,4 @@ loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + 
 bench: $(SETUP_STAMP) ## Web UI predict path under locust (BENCH_USERS=50): requests/s and p50/p95/p99; writes artifacts/bench/webui.json
 	@$(VENV_BIN)/mnist-run bench --procfile Procfile --locustfile $(LOCUSTFILE) \
 	  --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" --model-name "$(MODEL_NAME)" \
-	  --out "$(ARTIFACTS)/bench" --users $(BENCH_USERS) --duration $(BENCH_DURATION)
+	  --out "$(ARTIFACTS)/bench" --users $(BENCH_USERS) --duration $(BENCH_DURATION) --target-rps $(BENCH_RPS)

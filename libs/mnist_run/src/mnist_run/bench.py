@@ -38,6 +38,9 @@ class BenchOptions:
     users: int = 50
     spawn_rate: float = 25
     duration: str = "40s"
+    # The offered load, spread over the users (each paced at target_rps / users requests/s);
+    # 0: every user sends its next request as soon as the last is answered.
+    target_rps: float = 300
 
 
 def locust_command(options: BenchOptions, host: str, prefix: str) -> list[str]:
@@ -86,13 +89,16 @@ def run_bench(options: BenchOptions) -> int:
     stack = ProcfileStack(options.procfile, env, os.path.join(run_dir, "servers.log"), ["serving", "webui"])
     prefix = os.path.join(run_dir, "webui")
     command = locust_command(options, ui_url, prefix)
+    pacing = {"PREDICT_RATE_PER_USER": f"{options.target_rps / options.users:g}" if options.target_rps else "0"}
+    command_text = " ".join(f"{name}={value}" for name, value in pacing.items()) + " " + shlex.join(command)
     print(f"bench: servers on {ui_url} (web UI) and :{ports['GRPC_PORT']} (gRPC), logs in {stack.log_path}")
     try:
         stack.start()
         stack.wait_until_ok(ui_url + "/readyz", timeout_seconds=180)
-        print("bench: " + shlex.join(command), flush=True)
+        offered = f"{options.target_rps:g} requests/s offered" if options.target_rps else "no pacing (closed loop)"
+        print(f"bench: {options.users} users, {offered}:\n  {command_text}", flush=True)
         load_before = os.getloadavg()
-        result = subprocess.run(command, env=venv_environment({"DATA_DIR": options.data_dir}), check=False)
+        result = subprocess.run(command, env=venv_environment({"DATA_DIR": options.data_dir, **pacing}), check=False)
         load_after = os.getloadavg()
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -108,6 +114,7 @@ def run_bench(options: BenchOptions) -> int:
     figures = {
         "endpoint": "POST " + PREDICT_NAME,
         "users": options.users,
+        "offered_requests_per_second": options.target_rps or None,
         "duration": options.duration,
         "requests": requests,
         "failures": failures,
@@ -119,7 +126,7 @@ def run_bench(options: BenchOptions) -> int:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "target": {"requests_per_second_min": 300, "p95_ms_max": 100},
-        "command": shlex.join(command),
+        "command": command_text,
         "report": prefix + ".html",
         "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -127,7 +134,9 @@ def run_bench(options: BenchOptions) -> int:
     storage.write_bytes_atomic(os.path.join(options.out_dir, "webui.json"),
                                (json.dumps(figures, indent=2) + "\n").encode())
     print(
-        f"bench: web UI predict, {options.users} users, {options.duration} on {os.cpu_count()} cores "
+        f"bench: web UI predict, {options.users} users"
+        f"{f', {options.target_rps:g} requests/s offered' if options.target_rps else ', no pacing'}, "
+        f"{options.duration} on {os.cpu_count()} cores "
         f"(load average {load_before[0]:.1f} before the run, shared machine):\n"
         f"  {figures['requests_per_second']} requests/s, p50 {figures['p50_ms']:g} ms, "
         f"p95 {figures['p95_ms']:g} ms, p99 {figures['p99_ms']:g} ms, {failures} failed of {requests}\n"

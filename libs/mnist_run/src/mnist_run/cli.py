@@ -113,6 +113,7 @@ def cmd_bench(args) -> int:
             users=args.users,
             spawn_rate=args.spawn_rate,
             duration=args.duration,
+            target_rps=args.target_rps,
         )
     )
 
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--users", type=int, default=50)
     bench.add_argument("--spawn-rate", type=float, default=25)
     bench.add_argument("--duration", default="40s", help="locust --run-time (default %(default)s)")
+    bench.add_argument("--target-rps", type=float, default=300,
+                       help="offered load, paced evenly over the users; 0: no pacing (default %(default)s)")
     bench.set_defaults(run=cmd_bench)
     return parser
 
