@@ -47,3 +47,19 @@ def test_bench_reads_the_predict_row(tmp_path):
     stats.write_text("Type,Name,Request Count\n,Aggregated,0\n")
     with pytest.raises(ValueError, match="no /api/v1/predict row"):
         read_predict_row(str(stats))
+
+
+def test_bench_paces_the_target_over_the_users_and_judges_the_target():
+    from mnist_run.bench import BenchOptions, figures_from, pacing_environment, summary
+
+    options = BenchOptions("Procfile", "loadtest/locustfile.py", "base", "data", "mnist", "out", users=50,
+                           target_rps=300)
+    assert pacing_environment(options) == {"PREDICT_RATE_PER_USER": "6"}
+    assert pacing_environment(BenchOptions(*["x"] * 6, target_rps=0)) == {"PREDICT_RATE_PER_USER": "0"}
+    row = {"Request Count": "9000", "Failure Count": "0", "Requests/s": "301.4", "50%": "30", "95%": "95", "99%": "140"}
+    figures = figures_from(row, options, (1.0, 1.0, 1.0), (2.0, 1.0, 1.0), "cmd", "report.html")
+    assert figures["meets_target"] and "met" in summary(figures)
+    slow = figures_from({**row, "95%": "130"}, options, (1.0,) * 3, (1.0,) * 3, "cmd", "report.html")
+    assert not slow["meets_target"] and "NOT met" in summary(slow)
+    failing = figures_from({**row, "Failure Count": "3"}, options, (1.0,) * 3, (1.0,) * 3, "cmd", "r.html")
+    assert not failing["meets_target"]

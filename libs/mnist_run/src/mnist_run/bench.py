@@ -68,35 +68,81 @@ def read_predict_row(stats_csv: str) -> dict[str, str]:
     raise ValueError(f"{stats_csv} has no {PREDICT_NAME} row: did any request run?")
 
 
+TARGET_RPS = 300
+TARGET_P95_MS = 100
+
+
+def pacing_environment(options: BenchOptions) -> dict[str, str]:
+    """How the locustfile paces WebUIPredictUser: target_rps spread evenly over the users."""
+    rate = options.target_rps / options.users if options.target_rps else 0
+    return {"PREDICT_RATE_PER_USER": f"{rate:g}"}
+
+
+def figures_from(row: dict[str, str], options: BenchOptions, load_before, load_after, command_text, report) -> dict:
+    """What webui.json records, from locust's statistics row of the predict endpoint."""
+    failures = int(row["Failure Count"])
+    figures = {
+        "endpoint": "POST " + PREDICT_NAME,
+        "users": options.users,
+        "offered_requests_per_second": options.target_rps or None,
+        "duration": options.duration,
+        "requests": int(row["Request Count"]),
+        "failures": failures,
+        "requests_per_second": round(float(row["Requests/s"]), 1),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "target": {"requests_per_second_min": TARGET_RPS, "p95_ms_max": TARGET_P95_MS},
+        "command": command_text,
+        "report": report,
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    figures["meets_target"] = (
+        figures["requests_per_second"] >= TARGET_RPS and figures["p95_ms"] <= TARGET_P95_MS and failures == 0
+    )
+    return figures
+
+
+def summary(figures: dict) -> str:
+    offered = figures["offered_requests_per_second"]
+    return (
+        f"bench: web UI predict, {figures['users']} users, "
+        f"{f'{offered:g} requests/s offered' if offered else 'no pacing'}, {figures['duration']} "
+        f"on {figures['cpu_count']} cores (load average {figures['load_average_before'][0]:.1f} before the run, "
+        f"shared machine):\n"
+        f"  {figures['requests_per_second']} requests/s, p50 {figures['p50_ms']:g} ms, "
+        f"p95 {figures['p95_ms']:g} ms, p99 {figures['p99_ms']:g} ms, "
+        f"{figures['failures']} failed of {figures['requests']}\n"
+        f"  target: >= {TARGET_RPS} requests/s and p95 <= {TARGET_P95_MS} ms: "
+        f"{'met' if figures['meets_target'] else 'NOT met'}"
+    )
+
+
 def run_bench(options: BenchOptions) -> int:
     if not published_versions(options.model_base_path):
         print(f"error: no model is published in {options.model_base_path}: run `make export` (or `make run`) first",
               file=sys.stderr)
         return 2
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = os.path.join(options.out_dir, stamp)
+    run_dir = os.path.join(options.out_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     os.makedirs(run_dir, exist_ok=True)
-    ports = {"GRPC_PORT": free_port(), "REST_PORT": free_port(), "UI_PORT": free_port()}
-    ui_url = f"http://127.0.0.1:{ports['UI_PORT']}"
-    env = stack_environment(
-        grpc_port=ports["GRPC_PORT"],
-        rest_port=ports["REST_PORT"],
-        ui_port=ports["UI_PORT"],
-        model_base_path=options.model_base_path,
-        data_dir=options.data_dir,
-        model_name=options.model_name,
-    )
+    grpc_port, rest_port, ui_port = free_port(), free_port(), free_port()
+    ui_url = f"http://127.0.0.1:{ui_port}"
+    env = stack_environment(grpc_port=grpc_port, rest_port=rest_port, ui_port=ui_port,
+                            model_base_path=options.model_base_path, data_dir=options.data_dir,
+                            model_name=options.model_name)
     stack = ProcfileStack(options.procfile, env, os.path.join(run_dir, "servers.log"), ["serving", "webui"])
     prefix = os.path.join(run_dir, "webui")
     command = locust_command(options, ui_url, prefix)
-    pacing = {"PREDICT_RATE_PER_USER": f"{options.target_rps / options.users:g}" if options.target_rps else "0"}
+    pacing = pacing_environment(options)
     command_text = " ".join(f"{name}={value}" for name, value in pacing.items()) + " " + shlex.join(command)
-    print(f"bench: servers on {ui_url} (web UI) and :{ports['GRPC_PORT']} (gRPC), logs in {stack.log_path}")
+    print(f"bench: servers on {ui_url} (web UI) and :{grpc_port} (gRPC), logs in {stack.log_path}")
     try:
         stack.start()
         stack.wait_until_ok(ui_url + "/readyz", timeout_seconds=180)
-        offered = f"{options.target_rps:g} requests/s offered" if options.target_rps else "no pacing (closed loop)"
-        print(f"bench: {options.users} users, {offered}:\n  {command_text}", flush=True)
+        print(f"bench: {command_text}", flush=True)
         load_before = os.getloadavg()
         result = subprocess.run(command, env=venv_environment({"DATA_DIR": options.data_dir, **pacing}), check=False)
         load_after = os.getloadavg()
@@ -108,39 +154,9 @@ def run_bench(options: BenchOptions) -> int:
     if result.returncode != 0:
         print(f"error: locust exited with {result.returncode}", file=sys.stderr)
         return 1
-    row = read_predict_row(prefix + "_stats.csv")
-    requests = int(row["Request Count"])
-    failures = int(row["Failure Count"])
-    figures = {
-        "endpoint": "POST " + PREDICT_NAME,
-        "users": options.users,
-        "offered_requests_per_second": options.target_rps or None,
-        "duration": options.duration,
-        "requests": requests,
-        "failures": failures,
-        "requests_per_second": round(float(row["Requests/s"]), 1),
-        "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]),
-        "p99_ms": float(row["99%"]),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in load_after],
-        "target": {"requests_per_second_min": 300, "p95_ms_max": 100},
-        "command": command_text,
-        "report": prefix + ".html",
-        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    figures["meets_target"] = figures["requests_per_second"] >= 300 and figures["p95_ms"] <= 100 and failures == 0
-    storage.write_bytes_atomic(os.path.join(options.out_dir, "webui.json"),
-                               (json.dumps(figures, indent=2) + "\n").encode())
-    print(
-        f"bench: web UI predict, {options.users} users"
-        f"{f', {options.target_rps:g} requests/s offered' if options.target_rps else ', no pacing'}, "
-        f"{options.duration} on {os.cpu_count()} cores "
-        f"(load average {load_before[0]:.1f} before the run, shared machine):\n"
-        f"  {figures['requests_per_second']} requests/s, p50 {figures['p50_ms']:g} ms, "
-        f"p95 {figures['p95_ms']:g} ms, p99 {figures['p99_ms']:g} ms, {failures} failed of {requests}\n"
-        f"  target: >= 300 requests/s and p95 <= 100 ms: {'met' if figures['meets_target'] else 'NOT met'}\n"
-        f"  wrote {os.path.join(options.out_dir, 'webui.json')} and {prefix}.html"
-    )
+    figures = figures_from(read_predict_row(prefix + "_stats.csv"), options, load_before, load_after,
+                           command_text, prefix + ".html")
+    out_file = os.path.join(options.out_dir, "webui.json")
+    storage.write_bytes_atomic(out_file, (json.dumps(figures, indent=2) + "\n").encode())
+    print(summary(figures) + f"\n  wrote {out_file} and {prefix}.html")
     return 0
