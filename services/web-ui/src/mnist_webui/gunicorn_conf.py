@@ -48,11 +48,18 @@ loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
 # the tests, or a read-only home in a container) would trip over it; nothing here uses it.
 control_socket_disable = True
 
-# Workers share their Prometheus metrics through files in one directory (set here, before any
-# worker imports prometheus_client) so /metrics sums all workers. Removed when gunicorn exits.
-_owns_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _owns_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="webui-metrics-")
+# Workers share their Prometheus metrics through files in one directory so /metrics sums all
+# workers. It must be in the environment before a worker first imports prometheus_client, and is
+# made in when_ready (sockets bound, no worker forked yet): a start that fails to bind leaves no
+# directory behind. Removed when gunicorn exits.
+_metrics_dir: str | None = None
+
+
+def when_ready(server):
+    global _metrics_dir
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        _metrics_dir = tempfile.mkdtemp(prefix="webui-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
 def post_fork(server, worker):
@@ -78,5 +85,5 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _owns_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    if _metrics_dir is not None:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
