@@ -3,7 +3,10 @@
 serving_default      images       float32 [-1, 28, 28] in [0, 1]
 predict_image_bytes  image_bytes  string  [-1], encoded PNG or JPEG (REST sends {"b64": ...});
                                   decoded, made grayscale, resized to 28x28 and scaled to [0, 1]
-                                  inside the graph, so any client can send an image file.
+                                  inside the graph, so any client can send an image file. An image
+                                  whose header declares more than MAX_IMAGE_PIXELS is refused
+                                  (INVALID_ARGUMENT) before it is decoded: a PNG of a few hundred KB
+                                  can otherwise decode to hundreds of megapixels.
 Both return probabilities float32 [-1, 10] and classes int64 [-1].
 """
 
@@ -17,6 +20,9 @@ IMAGES_INPUT = "images"
 IMAGE_BYTES_INPUT = "image_bytes"
 PROBABILITIES_OUTPUT = "probabilities"
 CLASSES_OUTPUT = "classes"
+# The web UI's limit too (mnist_common.preprocessing.DEFAULT_MAX_PIXELS): 16 MB once decoded.
+MAX_IMAGE_PIXELS = 4096 * 4096
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # What the validation gate checks: {signature: ({input: (dtype, shape)}, {output: (dtype, shape)})}
 EXPECTED_SIGNATURES = {
@@ -31,8 +37,36 @@ EXPECTED_SIGNATURES = {
 }
 
 
+def _declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    """Width x height as the PNG or JPEG header states it, read without decoding the image."""
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded, output_type=tf.int64)
+        return shape[0] * shape[1]
+
+    def png():
+        # IHDR: big-endian uint32 width and height at bytes 16-23. Padded, so a short input
+        # fails in decode_image with a clear message rather than in the slicing here.
+        padded = tf.strings.join([encoded, tf.constant(b"\0" * 24)])
+        size = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 16, 8), tf.uint8), tf.int64)
+        width = ((size[0] * 256 + size[1]) * 256 + size[2]) * 256 + size[3]
+        height = ((size[4] * 256 + size[5]) * 256 + size[6]) * 256 + size[7]
+        return width * height
+
+    signature = tf.strings.substr(tf.strings.join([encoded, tf.constant(b"\0" * 8)]), 0, 8)
+    is_jpeg = tf.io.is_jpeg(encoded)
+    known = tf.debugging.Assert(tf.logical_or(is_jpeg, tf.equal(signature, _PNG_SIGNATURE)),
+                                ["image_bytes must be a PNG or JPEG image"])
+    with tf.control_dependencies([known]):
+        return tf.cond(is_jpeg, jpeg, png)
+
+
 def _decode_one(encoded: tf.Tensor) -> tf.Tensor:
-    image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
+    small_enough = tf.debugging.assert_less_equal(
+        _declared_pixels(encoded), tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+        message=f"image_bytes: the image has more than {MAX_IMAGE_PIXELS} pixels",
+    )
+    with tf.control_dependencies([small_enough]):
+        image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
     image = tf.image.resize(image, [28, 28], antialias=True)
     return tf.clip_by_value(tf.reshape(image, [28, 28]), 0.0, 1.0)
