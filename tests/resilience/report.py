@@ -39,7 +39,7 @@ def load(path: str) -> list[dict]:
 
 def cell(value) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:g}"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return "" if value is None and value != 0 else str(value).replace("|", "\\|")
@@ -62,6 +62,17 @@ def table(entries: list[dict]) -> list[str]:
     for entry in entries:
         lines.append(f"| {cell(entry['name'])} | " + " | ".join(cell(entry.get(c)) for c in columns) + " |")
     return lines
+
+
+def tables(entries: list[dict]) -> list[str]:
+    """One table per kind of figure (rows recording the same keys), in the order first seen."""
+    groups: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        groups.setdefault(tuple(sorted(entry)), []).append(entry)
+    out: list[str] = []
+    for rows in groups.values():
+        out += table(rows) + [""]
+    return out
 
 
 def git_commit() -> str:
@@ -103,7 +114,7 @@ def render(entries: list[dict]) -> str:
             rows = merge_by_name(rows)
         if not rows:
             continue
-        out += [f"## {title}", "", note, ""] + table(rows) + [""]
+        out += [f"## {title}", "", note, ""] + tables(rows)
     defects = [e for e in entries if e["area"] == "outcomes" and e.get("outcome") == "xfailed"]
     out += ["## Known defects (tests marked xfail(strict=True))", ""]
     out += [f"- `{e['name']}`: {e.get('reason', '')}" for e in defects] or ["None."]

@@ -57,7 +57,7 @@ def test_the_scanner_finds_planted_secrets(tmp_path):
     planted = tmp_path / "planted.env"
     key_header = _DASHES + "BEGIN RSA PRIVATE KEY" + _DASHES
     planted.write_text(f"{key_header}\nMIIE\nAPI_TOKEN = 'ghp_{'a1' * 18}'\npassword: \"hunter2hunter2\"\n"
-                       f"url=https://admin:s3cr3tpw@example.com/\n")
+                       "url=https://admin:" + "s3cr3tpw" + "@example.com/\n")
     scanned, found = scan_files([planted])
     assert scanned == 1
     assert {finding.split(": ")[1] for finding in found} >= {"private key", "GitHub token", "secret assignment",
