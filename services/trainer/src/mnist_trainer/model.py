@@ -6,8 +6,8 @@ arguments returns a compiled, untrained model.
 
 The network is sized for the benchmark: 99% on unseen digits after ~90 s of training on 2 CPU
 cores from only ~8,000 digits. Batch normalisation after every layer lets a high learning rate
-converge in few epochs; the expensive full-resolution layer has a single input channel, so it
-is cheap; dropout and the (training-only) augmentation fight overfitting on so few digits.
+converge in few epochs; the first layer is strided, so no layer works at full resolution;
+dropout and the (training-only) augmentation fight overfitting on so few digits.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
 # Recorded in metrics.json and with checkpoints: change it whenever the architecture changes,
 # so old checkpoints are not resumed into a different network.
-ARCHITECTURE = "mnist_cnn_v3"
+ARCHITECTURE = "mnist_cnn_v4"
 # Moving statistics of batch norm must settle within a short run (~60 steps per epoch).
 BATCH_NORM_MOMENTUM = 0.9
 # Light: the augmentation already regularises, and a short run must not underfit
@@ -42,8 +42,7 @@ def _conv_pool_bn_relu(x, filters: int, kernel_size: int):
     Pooling first computes nearly what the usual conv-BN-ReLU-pool order does (max-pooling
     commutes with ReLU and with any increasing per-channel affine map, which batch norm is while
     its scale is positive; only the batch statistics are taken after pooling) but normalises a
-    quarter of the values: about a third less CPU per training step, which buys epochs within
-    the time budget.
+    quarter of the values: less CPU per training step, which buys epochs within the time budget.
     """
     from keras import layers
 
@@ -59,7 +58,11 @@ def build_model(learning_rate: "float | keras.optimizers.schedules.LearningRateS
 
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="float32", name="images")
     x = layers.Reshape((*IMAGE_SHAPE, 1))(inputs)
-    x = _conv_pool_bn_relu(x, 32, 5)  # 28x28 -> 14x14
+    # A strided 5x5 convolution goes straight to 14x14: nothing is computed, stored or
+    # back-propagated at full resolution. On the benchmark it matched conv + max-pool in
+    # accuracy (993/999 held-out digits both) at a quarter less CPU for the whole run.
+    x = layers.Conv2D(32, 5, strides=2, padding="same", use_bias=False)(x)  # 28x28 -> 14x14
+    x = _bn_relu(x)
     x = _conv_pool_bn_relu(x, 64, 3)  # 14x14 -> 7x7
     x = layers.Flatten()(x)
     x = layers.Dropout(DROPOUT)(x)
