@@ -3,7 +3,8 @@
 1. In-process: the SavedModel's serving_default called directly (batch 1 and a full batch),
    the ceiling any server in Python can approach on this machine.
 2. The stand-in (REST and gRPC, batching on) under a separate load generator process at
-   concurrency 1, 16 and 64, one digit per request.
+   concurrency 1, 16 and 64, one digit per request: loadgen.py (raw HTTP/1.1) for REST, and for
+   gRPC h2load (Debian's nghttp2-client) when installed, else loadgen.py's grpc.aio client.
 3. A naive Flask app calling keras model.predict per request, under the same load generator.
 
 Prints a table and the commands behind it; writes the figures to --out (JSON), with the machine's
@@ -18,6 +19,7 @@ import os
 import pathlib
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -105,6 +107,61 @@ def loadgen(protocol: str, target: str, concurrency: int, args, body_file: pathl
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def grpc_body(body_file: pathlib.Path, target: pathlib.Path) -> None:
+    """The PredictRequest as a gRPC message frame (flag byte, length, proto), for h2load."""
+    import struct
+
+    import numpy as np
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    images = np.asarray(json.loads(body_file.read_text())["instances"], dtype=np.float32)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT, tensor_content=images.tobytes(),
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in images.shape])))
+    payload = request.SerializeToString()
+    target.write_bytes(b"\x00" + struct.pack(">I", len(payload)) + payload)
+
+
+def grpc_errors(rest_port: int) -> float:
+    """gRPC failures the server counted (h2load sees HTTP 200 even when grpc-status is not OK)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics", timeout=10) as page:
+        text = page.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("tfserving_request_errors_total{") and 'entrypoint="GRPC"' in line)
+
+
+def h2load_grpc(port: int, rest_port: int, concurrency: int, args, frame: pathlib.Path, commands: list) -> dict:
+    """gRPC load from h2load (nghttp2's C load generator): far cheaper per request than a Python
+    gRPC client, so the figures measure the server rather than the client."""
+    connections = min(4, concurrency)
+    streams = -(-concurrency // connections)
+    log_file = frame.with_name(f"h2load-{concurrency}.log")
+    seconds = max(1, round(args.seconds))  # h2load takes whole seconds
+    command = ["h2load", "-c", str(connections), "-m", str(streams), "-D", str(seconds),
+               "--warm-up-time", str(max(1, round(args.warmup))), "-d", str(frame), "-H", "content-type: application/grpc",
+               "-H", "te: trailers", "--log-file", str(log_file),
+               f"http://127.0.0.1:{port}/tensorflow.serving.PredictionService/Predict"]
+    commands.append(shlex.join(command))
+    errors_before = grpc_errors(rest_port)
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    errors = grpc_errors(rest_port) - errors_before
+    rows = [line.split("\t") for line in log_file.read_text().splitlines() if line.strip()]
+    latencies = sorted(int(row[2]) / 1000 for row in rows if row[1] == "200")
+    failed = sum(1 for row in rows if row[1] != "200") + int(errors)
+
+    def percentile(q):
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else None
+
+    return {"protocol": "grpc", "concurrency": concurrency, "requests": len(latencies) - int(errors),
+            "errors": failed, "first_error": "", "seconds": seconds,
+            "rps": round((len(latencies) - errors) / seconds, 1), "p50_ms": percentile(0.50),
+            "p99_ms": percentile(0.99), "client": "h2load"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-base-path", default="artifacts/models/mnist")
@@ -159,10 +216,20 @@ def main(argv=None) -> int:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(f"http://127.0.0.1:{rest_port}/v1/models/mnist", server)
+            use_h2load = shutil.which("h2load") is not None
+            if use_h2load:
+                frame = workdir / "predict.grpc"
+                grpc_body(body_file, frame)
+            else:
+                print("note: h2load (Debian package nghttp2-client) is not installed; gRPC load comes from a "
+                      "Python client, which costs about as much CPU as the server", flush=True)
             for protocol, port in (("rest", rest_port), ("grpc", grpc_port)):
                 for concurrency in levels:
                     print(f"stand-in {protocol} concurrency {concurrency} ...", flush=True)
-                    result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
+                    if protocol == "grpc" and use_h2load:
+                        result = h2load_grpc(port, rest_port, concurrency, args, frame, commands)
+                    else:
+                        result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
                     rows.append({"server": "stand-in", **result})
         finally:
             stop(server)
