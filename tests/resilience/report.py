@@ -135,6 +135,7 @@ def main(argv: list[str]) -> int:
     if not entries:
         print(f"error: {argv[1]} holds no figures", file=sys.stderr)
         return 2
+    os.makedirs(os.path.dirname(argv[2]) or ".", exist_ok=True)
     tmp = argv[2] + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(render(entries))

@@ -1,4 +1,4 @@
-"""Helpers of the resilience tests: other areas' helper modules, a load generator, waiting, RSS."""
+"""Helpers of the resilience tests: other areas' helper modules, pipeline commands, a load generator, waiting, RSS."""
 
 from __future__ import annotations
 

