@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = metrics["training_seconds"]
     cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
 
-    print(f"test accuracy     {accuracy:.4f} ({correct}/{len(test)} held-out digits; need >= {args.min_accuracy})")
+    print(f"test accuracy     {accuracy:.5f} ({correct}/{len(test)} held-out digits; need >= {args.min_accuracy})")
     print(f"training seconds  {seconds:.1f} (need <= {args.max_seconds}); whole run {metrics['wall_seconds']:.1f} s wall, "
           f"{cpu_seconds:.1f} s CPU")
     print(f"settings          epochs {metrics['epochs']}, batch size {metrics['batch_size']}, "
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.getloadavg()[0]:.2f} after (other work on the machine slows the run)")
     failures = []
     if accuracy < args.min_accuracy:
-        failures.append(f"accuracy {accuracy:.4f} < {args.min_accuracy}")
+        failures.append(f"accuracy {accuracy:.5f} < {args.min_accuracy}")
     if seconds > args.max_seconds:
         failures.append(f"training took {seconds:.1f} s > {args.max_seconds} s")
     if failures:
