@@ -82,6 +82,7 @@ def test_missing_config_file():
         (["--model_base_path=x", "--model_config_file=y"], "exactly one of"),
         (["--model_base_path=x", "--batching_parameters_file=b.txt"], "--enable_batching"),
         (["--model_base_path=x", "--port=70000"], "--port"),
+        (["--model_base_path=x", "--client_timeout_seconds=0"], "--client_timeout_seconds"),
     ],
 )
 def test_cli_rejects_bad_flags_with_exit_code_2(flags, fragment, capsys):

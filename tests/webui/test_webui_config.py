@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from mnist_webui.config import ConfigError, Settings, settings_from_env
+from mnist_webui.worker import client_timeout_from_env
 
 
 def test_defaults_follow_the_repository_ports():
@@ -40,3 +45,19 @@ def test_ports_and_explicit_addresses():
 def test_bad_values_name_the_variable(environ, name):
     with pytest.raises(ConfigError, match=name):
         settings_from_env(environ)
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "-1", "nan", "7200"])
+def test_a_bad_client_timeout_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("WEB_CLIENT_TIMEOUT", raw)
+    with pytest.raises(ValueError, match="WEB_CLIENT_TIMEOUT"):
+        client_timeout_from_env()
+
+
+def test_gunicorn_refuses_a_bad_client_timeout_with_exit_code_2():
+    result = subprocess.run(
+        [sys.executable, "-c", "import mnist_webui.gunicorn_conf"],
+        env={**os.environ, "WEB_CLIENT_TIMEOUT": "soon"}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "WEB_CLIENT_TIMEOUT='soon'" in result.stderr and "Traceback" not in result.stderr

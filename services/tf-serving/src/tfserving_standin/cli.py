@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--host", default="0.0.0.0", help="address both ports bind to (default 0.0.0.0, as TF Serving)")
     own.add_argument("--max_request_bytes", type=int, default=4 << 20,
                      help="largest REST body / gRPC message accepted (default 4 MiB, gRPC's default)")
+    own.add_argument("--client_timeout_seconds", type=float, default=5.0,
+                     help="seconds a REST client has to send a whole request, headers and body, and the longest "
+                          "an idle kept-alive connection stays open (default 5)")
     own.add_argument("--log_level", default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level")
     return parser
 
@@ -83,6 +86,8 @@ def options_from_args(args: argparse.Namespace):
             raise ConfigError(f"--{flag} must be a port number")
     if args.max_request_bytes < 1024:
         raise ConfigError("--max_request_bytes must be at least 1024")
+    if not 0 < args.client_timeout_seconds <= 3600:
+        raise ConfigError("--client_timeout_seconds must be more than 0 and at most 3600")
     return ServerOptions(
         models=models,
         grpc_port=args.port,
@@ -92,6 +97,7 @@ def options_from_args(args: argparse.Namespace):
         batching=load_batching_parameters(args.batching_parameters_file) if args.enable_batching else None,
         monitoring=load_monitoring_config(args.monitoring_config_file),
         max_request_bytes=args.max_request_bytes,
+        client_timeout_seconds=args.client_timeout_seconds,
         intra_op_threads=args.tensorflow_intra_op_parallelism,
         inter_op_threads=args.tensorflow_inter_op_parallelism,
     )

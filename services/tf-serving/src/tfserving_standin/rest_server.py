@@ -9,6 +9,7 @@ Errors are {"error": "..."} with the HTTP status TF Serving maps the canonical c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -43,9 +44,15 @@ def _json_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type=_JSON)
 
 
+class _SlowClient(Exception):
+    """The client did not send its request body within the client timeout."""
+
+
 class RestFrontEnd:
-    def __init__(self, api: ServingApi, metrics=None, monitoring=None, max_request_bytes: int = 4 << 20):
+    def __init__(self, api: ServingApi, metrics=None, monitoring=None, max_request_bytes: int = 4 << 20,
+                 client_timeout_seconds: float = 5.0):
         self._api = api
+        self._client_timeout = client_timeout_seconds
         self._metrics = metrics
         self._metrics_path = monitoring.prometheus_path if monitoring and monitoring.prometheus_enabled else None
         self._max_request_bytes = max_request_bytes
@@ -103,6 +110,13 @@ class RestFrontEnd:
         except ServingError as error:
             status = error.code_name
             return _json_response(rest_json.error_body(error.message), error.http_status)
+        except _SlowClient:
+            status = "DEADLINE_EXCEEDED"
+            response = _json_response(
+                rest_json.error_body(f"Request body not received within {self._client_timeout:g} s"), 408
+            )
+            response.force_close()  # the rest of the body may still be on its way
+            return response
         except web.HTTPRequestEntityTooLarge:
             status = "RESOURCE_EXHAUSTED"
             return _json_response(
@@ -117,7 +131,12 @@ class RestFrontEnd:
                 self._metrics.observe(model_name, version, api_name, "REST", status, time.perf_counter() - started)
 
     async def _predict(self, request, method, model_name, version_number, label):
-        body = await request.read()
+        try:
+            # Counted from when the head arrived: a client trickling its body is cut, not waited for.
+            async with asyncio.timeout(self._client_timeout):
+                body = await request.read()
+        except TimeoutError:
+            raise _SlowClient from None
         document = rest_json.parse_body(body)
         signature_name = rest_json.signature_name(document)
         if method != "predict":

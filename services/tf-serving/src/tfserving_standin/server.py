@@ -35,6 +35,7 @@ class ServerOptions:
     batching: BatchingParameters | None = None  # None: batching off
     monitoring: MonitoringConfig = MonitoringConfig()
     max_request_bytes: int = 4 << 20
+    client_timeout_seconds: float = 5.0  # REST: to send a whole request; also the keep-alive idle limit
     intra_op_threads: int = 0
     inter_op_threads: int = 0
 
@@ -67,8 +68,15 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
     runner = None
     if options.rest_port:  # 0 turns REST off, as in TF Serving
-        rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes)
-        runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes, options.client_timeout_seconds)
+        # aiohttp closes a connection still waiting for a complete request head when its
+        # keep-alive time is up, counted from the connection's start or its last response: that
+        # is the deadline for slow (slowloris) clients. The body's deadline is RestFrontEnd's.
+        # After an answer given before the whole body arrived (413, 408), aiohttp reads and drops
+        # what the client still sends for lingering_time, so the client sees the answer and not a
+        # reset: 1 s rather than aiohttp's 10, so a slow client is cut within the timeout + 1 s.
+        runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                               keepalive_timeout=options.client_timeout_seconds, lingering_time=1.0)
         await runner.setup()
         await web.TCPSite(runner, options.host, options.rest_port, backlog=1024).start()
         log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)

@@ -1,9 +1,10 @@
 """gunicorn settings for the web UI (`gunicorn -c python:mnist_webui.gunicorn_conf ...`).
 
-gthread workers: a prediction mostly waits on the model server, so threads overlap that wait
+Threaded workers: a prediction mostly waits on the model server, so threads overlap that wait
 while the few CPU-bound parts stay short. One process per core sidesteps the GIL.
 
 Environment: UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
+WEB_CLIENT_TIMEOUT (5: seconds a client has to send a whole request),
 WEB_ACCESS_LOG (0; 1 logs every request to stdout).
 """
 
@@ -16,6 +17,7 @@ import sys
 import tempfile
 
 from mnist_webui.config import ConfigError, settings_from_env
+from mnist_webui.worker import client_timeout_from_env
 
 
 def _int(name: str, default: int) -> int:
@@ -30,12 +32,15 @@ def _int(name: str, default: int) -> int:
 # line naming it, instead of every worker failing to boot with a traceback.
 try:
     settings_from_env()
-except ConfigError as error:
+    client_timeout_from_env()
+except (ConfigError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(2) from None
 
 bind = f"0.0.0.0:{_int('UI_PORT', 8080)}"
-worker_class = "gthread"
+# gthread, with each request read whole (within WEB_CLIENT_TIMEOUT) before a thread takes it: slow
+# clients cannot hold the threads (see mnist_webui.worker).
+worker_class = "mnist_webui.worker.BufferedThreadWorker"
 workers = _int("WEB_WORKERS", os.cpu_count() or 1)
 threads = _int("WEB_THREADS", 8)
 timeout = _int("WEB_TIMEOUT", 30)
