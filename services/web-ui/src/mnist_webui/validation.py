@@ -15,6 +15,7 @@ import itertools
 import json
 
 import numpy as np
+import orjson
 
 from mnist_common import preprocessing
 
@@ -31,14 +32,25 @@ def parse_json_object(body: bytes) -> dict:
     if not body:
         raise ApiError(400, "the request body is empty; send a JSON object")
     try:
-        payload = json.loads(body, parse_constant=_refuse_constant)
+        # orjson on the hot path: 784 floats parse several times faster than with the standard
+        # library, which took a tenth of the web UI's CPU per prediction under load.
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # The standard library decides what orjson refused: it names NaN and Infinity, and it
+        # reads 1e400 as infinity, which the pixel check then refuses with its own reason.
+        payload = _parse_with_the_standard_library(body)
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return payload
+
+
+def _parse_with_the_standard_library(body: bytes):
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8 JSON") from None
     except (ValueError, RecursionError) as error:
         raise ApiError(400, f"the request body is not valid JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return payload
 
 
 # bool is an int in Python, and numpy would turn "0.5" into 0.5: only these types are pixels.
