@@ -37,6 +37,8 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+from mnist_common import tensor_proto
+
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
@@ -405,32 +407,15 @@ class GrpcServingClient(ServingClient):
         )
 
 
-# TensorProto dtype enum values (tensorflow/core/framework/types.proto) -> numpy and value field.
-_PROTO_DTYPES = {
-    1: (np.dtype("<f4"), "float_val"),  # DT_FLOAT
-    2: (np.dtype("<f8"), "double_val"),  # DT_DOUBLE
-    3: (np.dtype("<i4"), "int_val"),  # DT_INT32
-    9: (np.dtype("<i8"), "int64_val"),  # DT_INT64
-}
-
-
 def tensor_to_numpy(tensor) -> np.ndarray:
-    """A numeric TensorProto as a numpy array, from tensor_content or the typed value field."""
+    """A numeric output TensorProto of the model server as a numpy array."""
+    known = tensor_proto.DTYPES.get(tensor.dtype)
+    if known is None or known[0].kind not in "fiu":
+        raise ServingError(f"unsupported output dtype {tensor_proto.dtype_enum_name(tensor)}")
     try:
-        dtype, value_field = _PROTO_DTYPES[tensor.dtype]
-    except KeyError:
-        raise ServingError(f"unsupported output dtype enum {tensor.dtype}") from None
-    shape = tuple(int(dim.size) for dim in tensor.tensor_shape.dim)
-    count = int(np.prod(shape, dtype=np.int64))
-    if tensor.tensor_content:
-        values = np.frombuffer(tensor.tensor_content, dtype=dtype)
-    else:
-        values = np.asarray(getattr(tensor, value_field), dtype=dtype)
-        if values.size == 1 and count > 1:  # a proto may store one value for a uniform tensor
-            values = np.full(count, values[0], dtype=dtype)
-    if values.size != count:
-        raise ServingError(f"output tensor holds {values.size} values for shape {list(shape)}")
-    return values.reshape(shape)
+        return tensor_proto.decode(tensor)
+    except tensor_proto.TensorDecodeError as error:
+        raise ServingError(f"the model server sent a malformed output tensor: {error}") from None
 
 
 def _checked_prediction(probabilities, classes, count, model_name, version) -> Prediction:
