@@ -3,8 +3,9 @@
 1. In-process: the SavedModel's serving_default called directly (batch 1 and a full batch),
    the ceiling any server in Python can approach on this machine.
 2. The stand-in (REST and gRPC, batching on) under a separate load generator process at
-   concurrency 1, 16 and 64, one digit per request: loadgen.py (raw HTTP/1.1) for REST, and for
-   gRPC h2load (Debian's nghttp2-client) when installed, else loadgen.py's grpc.aio client.
+   concurrency 1, 16 and 64, one digit per request: h2load (Debian's nghttp2-client, in C) when
+   installed, for both protocols; else loadgen.py (raw HTTP/1.1, and a grpc.aio client), which
+   costs about as much CPU as the server and so measures less than the server can do.
 3. A naive Flask app calling keras model.predict per request, under the same load generator.
 
 Prints a table and the commands behind it; writes the figures to --out (JSON), with the machine's
@@ -134,32 +135,42 @@ def grpc_errors(rest_port: int) -> float:
                if line.startswith("tfserving_request_errors_total{") and 'entrypoint="GRPC"' in line)
 
 
-def h2load_grpc(port: int, rest_port: int, concurrency: int, args, frame: pathlib.Path, commands: list) -> dict:
-    """gRPC load from h2load (nghttp2's C load generator): far cheaper per request than a Python
-    gRPC client, so the figures measure the server rather than the client."""
-    connections = min(4, concurrency)
-    streams = -(-concurrency // connections)
-    log_file = frame.with_name(f"h2load-{concurrency}.log")
+def h2load(protocol: str, port: int, rest_port: int, concurrency: int, args, body: pathlib.Path,
+           commands: list) -> dict:
+    """Load from h2load (nghttp2's C load generator): far cheaper per request than a Python
+    client, so the figures measure the server rather than the client. REST: HTTP/1.1, one
+    connection per concurrent request, as wrk or ab would; gRPC: HTTP/2, up to 4 connections with
+    the concurrent requests as streams over them, as gRPC clients share channels."""
+    log_file = body.with_name(f"h2load-{protocol}-{concurrency}.log")
+    log_file.unlink(missing_ok=True)  # h2load appends
     seconds = max(1, round(args.seconds))  # h2load takes whole seconds
-    command = ["h2load", "-c", str(connections), "-m", str(streams), "-D", str(seconds),
-               "--warm-up-time", str(max(1, round(args.warmup))), "-d", str(frame), "-H", "content-type: application/grpc",
-               "-H", "te: trailers", "--log-file", str(log_file),
-               f"http://127.0.0.1:{port}/tensorflow.serving.PredictionService/Predict"]
+    if protocol == "rest":
+        shape = ["--h1", "-c", str(concurrency), "-m", "1", "-H", "content-type: application/json"]
+        url = f"http://127.0.0.1:{port}/v1/models/mnist:predict"
+    else:
+        connections = min(4, concurrency)
+        shape = ["-c", str(connections), "-m", str(-(-concurrency // connections)),
+                 "-H", "content-type: application/grpc", "-H", "te: trailers"]
+        url = f"http://127.0.0.1:{port}/tensorflow.serving.PredictionService/Predict"
+    command = ["h2load", *shape, "-D", str(seconds), "--warm-up-time", str(max(1, round(args.warmup))),
+               "-d", str(body), "--log-file", str(log_file), url]
     commands.append(shlex.join(command))
-    errors_before = grpc_errors(rest_port)
+    # gRPC failures travel in trailers with HTTP 200, which h2load counts as success: take the
+    # server's own error counter for them.
+    errors_before = grpc_errors(rest_port) if protocol == "grpc" else 0
     subprocess.run(command, capture_output=True, text=True, check=True)
-    errors = grpc_errors(rest_port) - errors_before
+    server_errors = int(grpc_errors(rest_port) - errors_before) if protocol == "grpc" else 0
     rows = [line.split("\t") for line in log_file.read_text().splitlines() if line.strip()]
     latencies = sorted(int(row[2]) / 1000 for row in rows if row[1] == "200")
-    failed = sum(1 for row in rows if row[1] != "200") + int(errors)
+    answered = len(latencies) - server_errors
+    failed = sum(1 for row in rows if row[1] != "200") + server_errors
 
     def percentile(q):
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else None
 
-    return {"protocol": "grpc", "concurrency": concurrency, "requests": len(latencies) - int(errors),
-            "errors": failed, "first_error": "", "seconds": seconds,
-            "rps": round((len(latencies) - errors) / seconds, 1), "p50_ms": percentile(0.50),
-            "p99_ms": percentile(0.99), "client": "h2load"}
+    return {"protocol": protocol, "concurrency": concurrency, "requests": answered, "errors": failed,
+            "first_error": "", "seconds": seconds, "rps": round(answered / seconds, 1),
+            "p50_ms": percentile(0.50), "p99_ms": percentile(0.99), "client": "h2load"}
 
 
 def main(argv=None) -> int:
@@ -217,17 +228,17 @@ def main(argv=None) -> int:
         try:
             wait_ready(f"http://127.0.0.1:{rest_port}/v1/models/mnist", server)
             use_h2load = shutil.which("h2load") is not None
-            if use_h2load:
-                frame = workdir / "predict.grpc"
-                grpc_body(body_file, frame)
-            else:
-                print("note: h2load (Debian package nghttp2-client) is not installed; gRPC load comes from a "
-                      "Python client, which costs about as much CPU as the server", flush=True)
+            bodies = {"rest": body_file, "grpc": workdir / "predict.grpc"}
+            grpc_body(body_file, bodies["grpc"])
+            if not use_h2load:
+                print("note: h2load (Debian package nghttp2-client) is not installed; the load comes from "
+                      "loadgen.py, a Python client that takes about as much CPU as the server it measures",
+                      flush=True)
             for protocol, port in (("rest", rest_port), ("grpc", grpc_port)):
                 for concurrency in levels:
                     print(f"stand-in {protocol} concurrency {concurrency} ...", flush=True)
-                    if protocol == "grpc" and use_h2load:
-                        result = h2load_grpc(port, rest_port, concurrency, args, frame, commands)
+                    if use_h2load:
+                        result = h2load(protocol, port, rest_port, concurrency, args, bodies[protocol], commands)
                     else:
                         result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
                     rows.append({"server": "stand-in", **result})
@@ -245,7 +256,10 @@ def main(argv=None) -> int:
             wait_ready(f"http://127.0.0.1:{naive_port}/v1/models/mnist", naive)
             for concurrency in [int(c) for c in args.naive_concurrency.split(",")]:
                 print(f"naive Flask app concurrency {concurrency} ...", flush=True)
-                result = loadgen("rest", f"127.0.0.1:{naive_port}", concurrency, args, body_file, commands)
+                if use_h2load:
+                    result = h2load("rest", naive_port, naive_port, concurrency, args, body_file, commands)
+                else:
+                    result = loadgen("rest", f"127.0.0.1:{naive_port}", concurrency, args, body_file, commands)
                 rows.append({"server": "naive-flask", **result})
         finally:
             stop(naive)
