@@ -3,7 +3,7 @@
 User classes (pick by name: `locust -f loadtest/locustfile.py WebUIUser`, or by tag: `--tags grpc`):
   WebUIUser         a person clicking around: the page, a random digit, its prediction   tags: webui, page, sample, predict
   WebUIPredictUser  POST /api/v1/predict with real digits, paced by $PREDICT_RATE_PER_USER   tags: webui, predict
-                    (requests/s per user; unset: no pause) (make bench)
+                    (Poisson starts, requests/s per user; unset: no pause) (make bench)
   ServingRestUser   TF Serving REST  POST /v1/models/<name>:predict                         tags: serving, rest, predict
   ServingGrpcUser   TF Serving gRPC  PredictionService/Predict (mnist_common's client)      tags: serving, grpc, predict
 
@@ -34,8 +34,9 @@ import time  # noqa: E402
 
 import gevent  # noqa: E402
 from locust import stats as locust_stats  # noqa: E402
-from locust import FastHttpUser, User, between, constant, constant_throughput, events, tag, task  # noqa: E402
+from locust import FastHttpUser, User, between, events, tag, task  # noqa: E402
 
+from mnist_run.pacing import PoissonPacing  # noqa: E402
 from mnist_run.ports import grpc_address  # noqa: E402
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist")
@@ -169,18 +170,22 @@ class WebUIUser(FastHttpUser):
             check_webui_answer(response)
 
 
-def _predict_pacing():
-    """PREDICT_RATE_PER_USER=r paces each user at r requests/s (an offered load of users x r);
-    unset or 0: no pause at all (a closed loop, where latency is users / throughput)."""
+def _predict_pacing() -> PoissonPacing | None:
+    """PREDICT_RATE_PER_USER=r: each user starts requests as a Poisson process of r per second
+    (together an offered load of users x r; see mnist_run.pacing for why not a metronome).
+    Unset or 0: None, no pause at all (a closed loop, where latency is users / throughput)."""
     rate = float(os.environ.get("PREDICT_RATE_PER_USER") or 0)
-    return constant_throughput(rate) if rate > 0 else constant(0)
+    return PoissonPacing(rate) if rate > 0 else None
 
 
 class WebUIPredictUser(FastHttpUser):
     """The web UI's predict path: real digits, paced or flat out (make bench)."""
 
     host = WebUIUser.host
-    wait_time = _predict_pacing()
+    pacing = _predict_pacing()
+
+    def wait_time(self):
+        return self.pacing(self) if self.pacing else 0
 
     @tag("webui", "predict")
     @task

@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--users", type=int, default=50)
     bench.add_argument("--spawn-rate", type=float, default=25)
     bench.add_argument("--duration", default="40s", help="locust --run-time (default %(default)s)")
-    bench.add_argument("--target-rps", type=float, default=300,
-                       help="offered load, paced evenly over the users; 0: no pacing (default %(default)s)")
+    bench.add_argument("--target-rps", type=float, default=330,
+                       help="offered load (Poisson arrivals spread over the users); 0: no pacing (default %(default)s)")
     bench.set_defaults(run=cmd_bench)
     return parser
 
