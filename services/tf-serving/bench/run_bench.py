@@ -127,12 +127,35 @@ def grpc_body(body_file: pathlib.Path, target: pathlib.Path) -> None:
     target.write_bytes(b"\x00" + struct.pack(">I", len(payload)) + payload)
 
 
-def grpc_errors(rest_port: int) -> float:
-    """gRPC failures the server counted (h2load sees HTTP 200 even when grpc-status is not OK)."""
+def _counter_total(rest_port: int, prefix: str, entrypoint: str | None = None) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics", timeout=10) as page:
         text = page.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("tfserving_request_errors_total{") and 'entrypoint="GRPC"' in line)
+               if line.startswith(prefix + "{") and (entrypoint is None or f'entrypoint="{entrypoint}"' in line))
+
+
+def grpc_errors(rest_port: int) -> float:
+    """gRPC failures the server counted (h2load sees HTTP 200 even when grpc-status is not OK)."""
+    return _counter_total(rest_port, "tfserving_request_errors_total", "GRPC")
+
+
+class ServerCpu:
+    """The server's CPU time per request it answered over a cell, warm-up included on both
+    sides: where a protocol's cost goes when the cores, not the model, are the limit."""
+
+    def __init__(self, pid: int, rest_port: int):
+        self._pid, self._rest_port = pid, rest_port
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        fields = pathlib.Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return cpu_seconds, _counter_total(self._rest_port, "tfserving_requests_total")
+
+    def ms_per_request(self) -> float | None:
+        cpu, answered = self._read()
+        requests = answered - self._start[1]  # the metrics page itself is not counted
+        return round(1000 * (cpu - self._start[0]) / requests, 3) if requests > 0 else None
 
 
 def h2load(protocol: str, port: int, rest_port: int, concurrency: int, args, body: pathlib.Path,
@@ -237,11 +260,12 @@ def main(argv=None) -> int:
             for protocol, port in (("rest", rest_port), ("grpc", grpc_port)):
                 for concurrency in levels:
                     print(f"stand-in {protocol} concurrency {concurrency} ...", flush=True)
+                    cpu = ServerCpu(server.pid, rest_port)
                     if use_h2load:
                         result = h2load(protocol, port, rest_port, concurrency, args, bodies[protocol], commands)
                     else:
                         result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
-                    rows.append({"server": "stand-in", **result})
+                    rows.append({"server": "stand-in", **result, "server_cpu_ms_per_request": cpu.ms_per_request()})
         finally:
             stop(server)
 
@@ -267,10 +291,13 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     naive_best = max((r["rps"] for r in rows if r["server"] == "naive-flask"), default=0) or None
     print()
-    print(f"{'server':<12} {'protocol':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'server':<12} {'protocol':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'server CPU ms/req':>18}")
     for row in rows:
+        cpu = row.get("server_cpu_ms_per_request")
         print(f"{row['server']:<12} {row['protocol']:<8} {row['concurrency']:>5} {row['rps']:>9.1f} "
-              f"{row['p50_ms'] or 0:>8.2f} {row['p99_ms'] or 0:>8.2f} {row['errors']:>7}")
+              f"{row['p50_ms'] or 0:>8.2f} {row['p99_ms'] or 0:>8.2f} {row['errors']:>7} "
+              f"{'' if cpu is None else f'{cpu:.3f}':>18}")
     print(f"in-process serving_default, one thread: batch 1 {in_process['1']['calls_per_s']} calls/s; "
           f"batch 64 {in_process['64']['images_per_s']} images/s")
     rest_64 = next((r for r in rows if r["server"] == "stand-in" and r["protocol"] == "rest"
