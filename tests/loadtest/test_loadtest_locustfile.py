@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,34 @@ def test_bench_paces_the_target_over_the_users_and_judges_the_target():
     assert not slow["meets_target"] and "NOT met" in summary(slow)
     failing = figures_from({**row, "Failure Count": "3"}, options, (1.0,) * 3, (1.0,) * 3, "cmd", "r.html")
     assert not failing["meets_target"]
+
+
+@pytest.mark.parametrize("rate", ["6", ""])
+def test_the_predict_user_waits_as_a_poisson_process_of_the_rate_per_user(repo_root, rate):
+    # In a child: importing locust monkey-patches the process for gevent.
+    code = (
+        "import statistics, sys, locust; sys.path.insert(0, 'loadtest'); import locustfile as lf\n"
+        "cls = lf.WebUIPredictUser; user = object.__new__(cls)\n"
+        "waits = [cls.wait_time(user) for _ in range(4000)]\n"  # the clock barely moves: waits add up
+        "gaps = [b - a for a, b in zip(waits, waits[1:])]\n"
+        "print(type(cls.pacing).__name__, statistics.mean(gaps), statistics.pstdev(gaps), max(waits))\n"
+    )
+    env = {**os.environ, "PREDICT_RATE_PER_USER": rate, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    kind, mean, spread, longest = result.stdout.split()[-4:]
+    if rate:
+        # Exponential gaps of mean 1/6 s: as spread as they are long (a metronome's spread is 0).
+        assert kind == "PoissonPacing"
+        assert float(mean) == pytest.approx(1 / 6, rel=0.06)
+        assert float(spread) == pytest.approx(1 / 6, rel=0.1)
+    else:
+        assert (kind, float(longest)) == ("NoneType", 0.0)  # unpaced: no pause at all
+
+
+def test_bench_counts_from_when_every_user_runs():
+    from mnist_run.bench import BenchOptions, locust_command
+
+    command = locust_command(BenchOptions(*["x"] * 6), "http://127.0.0.1:1", "prefix")
+    assert "--reset-stats" in command and command[-1] == "WebUIPredictUser"
