@@ -158,8 +158,8 @@ class ServerCpu:
         return round(1000 * (cpu - self._start[0]) / requests, 3) if requests > 0 else None
 
 
-def h2load(protocol: str, port: int, rest_port: int, concurrency: int, args, body: pathlib.Path,
-           commands: list) -> dict:
+def h2load(protocol: str, port: int, concurrency: int, args, body: pathlib.Path, commands: list,
+           metrics_port: int | None = None) -> dict:
     """Load from h2load (nghttp2's C load generator): far cheaper per request than a Python
     client, so the figures measure the server rather than the client. REST: HTTP/1.1, one
     connection per concurrent request, as wrk or ab would; gRPC: HTTP/2, up to 4 connections with
@@ -179,10 +179,11 @@ def h2load(protocol: str, port: int, rest_port: int, concurrency: int, args, bod
                "-d", str(body), "--log-file", str(log_file), url]
     commands.append(shlex.join(command))
     # gRPC failures travel in trailers with HTTP 200, which h2load counts as success: take the
-    # server's own error counter for them.
-    errors_before = grpc_errors(rest_port) if protocol == "grpc" else 0
+    # server's own error counter (on its REST port, metrics_port) for them.
+    count_errors = protocol == "grpc" and metrics_port is not None
+    errors_before = grpc_errors(metrics_port) if count_errors else 0
     subprocess.run(command, capture_output=True, text=True, check=True)
-    server_errors = int(grpc_errors(rest_port) - errors_before) if protocol == "grpc" else 0
+    server_errors = int(grpc_errors(metrics_port) - errors_before) if count_errors else 0
     rows = [line.split("\t") for line in log_file.read_text().splitlines() if line.strip()]
     latencies = sorted(int(row[2]) / 1000 for row in rows if row[1] == "200")
     answered = len(latencies) - server_errors
@@ -262,7 +263,8 @@ def main(argv=None) -> int:
                     print(f"stand-in {protocol} concurrency {concurrency} ...", flush=True)
                     cpu = ServerCpu(server.pid, rest_port)
                     if use_h2load:
-                        result = h2load(protocol, port, rest_port, concurrency, args, bodies[protocol], commands)
+                        result = h2load(protocol, port, concurrency, args, bodies[protocol], commands,
+                                        metrics_port=rest_port)
                     else:
                         result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
                     rows.append({"server": "stand-in", **result, "server_cpu_ms_per_request": cpu.ms_per_request()})
@@ -281,7 +283,7 @@ def main(argv=None) -> int:
             for concurrency in [int(c) for c in args.naive_concurrency.split(",")]:
                 print(f"naive Flask app concurrency {concurrency} ...", flush=True)
                 if use_h2load:
-                    result = h2load("rest", naive_port, naive_port, concurrency, args, body_file, commands)
+                    result = h2load("rest", naive_port, concurrency, args, body_file, commands)
                 else:
                     result = loadgen("rest", f"127.0.0.1:{naive_port}", concurrency, args, body_file, commands)
                 rows.append({"server": "naive-flask", **result})
