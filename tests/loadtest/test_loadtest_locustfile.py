@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from mnist_run.bench import read_predict_row
@@ -95,3 +97,43 @@ def test_bench_counts_from_when_every_user_runs():
 
     command = locust_command(BenchOptions(*["x"] * 6), "http://127.0.0.1:1", "prefix")
     assert "--reset-stats" in command and command[-1] == "WebUIPredictUser"
+
+
+def test_cpu_is_told_apart_by_service_and_the_load_generator_is_this_process_s_finished_child():
+    from mnist_run.cpu_share import CpuShare, service_of
+
+    assert service_of(["/venv/bin/python", "/venv/bin/tfserving-standin", "--port=1"]) == "model_server"
+    assert service_of(["/venv/bin/python", "/venv/bin/gunicorn", "-c", "x"]) == "web_ui"
+    assert service_of(["make", "-s", "ui"]) is None
+    burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    # A "web UI" (the marker is in its command line) that burns CPU once told to, and a child
+    # of this process that burns and finishes: the load generator's part.
+    server = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()\n" + burn + "time.sleep(30)",
+                               "gunicorn"], stdin=subprocess.PIPE, text=True)
+    try:
+        share = CpuShare(lambda: [server.pid])
+        share.start()
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        subprocess.run([sys.executable, "-c", burn], check=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(psutil.Process(server.pid).cpu_times()[:2]) < 0.4:
+            time.sleep(0.05)
+        seconds = share.stop()
+    finally:
+        server.kill()
+        server.wait()
+    assert seconds["load_generator"] >= 0.35
+    assert seconds["web_ui"] >= 0.35
+    assert seconds["model_server"] == 0.0
+
+
+def test_bench_figures_give_cpu_per_served_request():
+    from mnist_run.bench import BenchOptions, cpu_figures, figures_from, summary
+
+    cpu = cpu_figures({"model_server": 16.5, "web_ui": 20.5, "load_generator": 5.5}, 10000)
+    assert cpu["cpu_ms_per_request"] == {"model_server": 1.65, "web_ui": 2.05, "load_generator": 0.55}
+    assert cpu_figures({"web_ui": 1.0}, None)["cpu_ms_per_request"] == {"web_ui": None}
+    row = {"Request Count": "9000", "Failure Count": "0", "Requests/s": "301.4", "50%": "30", "95%": "95", "99%": "140"}
+    figures = {**figures_from(row, BenchOptions(*["x"] * 6), (1.0,) * 3, (1.0,) * 3, "cmd", "r.html"), **cpu}
+    assert "CPU per request: model server 1.65 ms, web UI 2.05 ms, locust 0.55 ms" in summary(figures)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from mnist_common import storage
 from mnist_exporter.versions import published_versions
 
+from mnist_run.cpu_share import CpuShare
 from mnist_run.ports import free_port
 from mnist_run.procfile import ProcfileStack, StackError, stack_environment, venv_environment
 
@@ -85,6 +86,27 @@ def pacing_environment(options: BenchOptions) -> dict[str, str]:
     return {"PREDICT_RATE_PER_USER": f"{rate:g}"}
 
 
+def served_requests(ui_url: str) -> float | None:
+    """Requests the web UI has answered so far, from its Prometheus counter (all workers);
+    None when the page cannot be read (the CPU figures are then left out, not guessed)."""
+    import requests
+
+    try:
+        text = requests.get(ui_url + "/metrics", timeout=10).text
+    except requests.RequestException:
+        return None
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("webui_http_requests_total{"))
+
+
+def cpu_figures(cpu_seconds: dict[str, float], requests_served: float | None) -> dict:
+    """CPU seconds each part used during the locust run, and per request the web UI answered in
+    that time (ramp-up included on both sides)."""
+    per_request = {part: round(1000 * seconds / requests_served, 2) if requests_served else None
+                   for part, seconds in cpu_seconds.items()}
+    return {"cpu_seconds": cpu_seconds, "cpu_ms_per_request": per_request}
+
+
 def figures_from(row: dict[str, str], options: BenchOptions, load_before, load_after, command_text, report) -> dict:
     """What webui.json records, from locust's statistics row of the predict endpoint."""
     failures = int(row["Failure Count"])
@@ -113,8 +135,17 @@ def figures_from(row: dict[str, str], options: BenchOptions, load_before, load_a
     return figures
 
 
+_PART_NAMES = {"web_ui": "web UI", "model_server": "model server", "load_generator": "locust"}
+
+
 def summary(figures: dict) -> str:
     offered = figures["offered_requests_per_second"]
+    cpu = ""
+    if figures.get("cpu_ms_per_request"):
+        cpu = "  CPU per request: " + ", ".join(
+            f"{_PART_NAMES.get(part, part)} {ms:g} ms" for part, ms in figures["cpu_ms_per_request"].items()
+            if ms is not None
+        ) + "\n"
     return (
         f"bench: web UI predict, {figures['users']} users, "
         f"{f'{offered:g} requests/s offered (Poisson arrivals)' if offered else 'no pacing'}, {figures['duration']} "
@@ -123,6 +154,7 @@ def summary(figures: dict) -> str:
         f"  {figures['requests_per_second']} requests/s, p50 {figures['p50_ms']:g} ms, "
         f"p95 {figures['p95_ms']:g} ms, p99 {figures['p99_ms']:g} ms, "
         f"{figures['failures']} failed of {figures['requests']}\n"
+        f"{cpu}"
         f"  target: >= {TARGET_RPS} requests/s and p95 <= {TARGET_P95_MS} ms: "
         f"{'met' if figures['meets_target'] else 'NOT met'}"
     )
@@ -151,7 +183,13 @@ def run_bench(options: BenchOptions) -> int:
         stack.wait_until_ok(ui_url + "/readyz", timeout_seconds=180)
         print(f"bench: {command_text}", flush=True)
         load_before = os.getloadavg()
+        cpu = CpuShare(stack.descendant_pids)
+        served_before = served_requests(ui_url)
+        cpu.start()
         result = subprocess.run(command, env=venv_environment({"DATA_DIR": options.data_dir, **pacing}), check=False)
+        cpu.stop()  # before the stack stops: its exit would count as this process's children's CPU
+        served_after = served_requests(ui_url)
+        served = None if served_before is None or served_after is None else served_after - served_before
         load_after = os.getloadavg()
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -163,6 +201,7 @@ def run_bench(options: BenchOptions) -> int:
         return 1
     figures = figures_from(read_predict_row(prefix + "_stats.csv"), options, load_before, load_after,
                            command_text, prefix + ".html")
+    figures.update(cpu_figures(cpu.seconds, served))
     out_file = os.path.join(options.out_dir, "webui.json")
     storage.write_bytes_atomic(out_file, (json.dumps(figures, indent=2) + "\n").encode())
     print(summary(figures) + f"\n  wrote {out_file} and {prefix}.html")
