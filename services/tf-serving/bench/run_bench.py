@@ -253,8 +253,9 @@ def main(argv=None) -> int:
             wait_ready(f"http://127.0.0.1:{rest_port}/v1/models/mnist", server)
             use_h2load = shutil.which("h2load") is not None
             bodies = {"rest": body_file, "grpc": workdir / "predict.grpc"}
-            grpc_body(body_file, bodies["grpc"])
-            if not use_h2load:
+            if use_h2load:  # loadgen.py builds its gRPC request itself, from the JSON body
+                grpc_body(body_file, bodies["grpc"])
+            else:
                 print("note: h2load (Debian package nghttp2-client) is not installed; the load comes from "
                       "loadgen.py, a Python client that takes about as much CPU as the server it measures",
                       flush=True)
