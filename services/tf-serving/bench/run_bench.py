@@ -148,9 +148,10 @@ class ServerCpu:
         self._start = self._read()
 
     def _read(self) -> tuple[float, float]:
-        fields = pathlib.Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-        return cpu_seconds, _counter_total(self._rest_port, "tfserving_requests_total")
+        import psutil
+
+        times = psutil.Process(self._pid).cpu_times()  # all threads: event loop, batches, gRPC's
+        return times.user + times.system, _counter_total(self._rest_port, "tfserving_requests_total")
 
     def ms_per_request(self) -> float | None:
         cpu, answered = self._read()
