@@ -1,27 +1,54 @@
-"""TF Serving's gRPC services on grpc.aio, for tensorflow-serving-api's stubs.
+"""TF Serving's gRPC services, for tensorflow-serving-api's stubs.
 
 PredictionService: Predict, GetModelMetadata (and Classify/Regress, refused as TF Serving refuses
-them for predict signatures); ModelService: GetModelStatus. Failures abort the call with the
-canonical code TF Serving uses (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE).
+them for predict signatures); ModelService: GetModelStatus. Failures carry the canonical code
+TF Serving uses (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE).
+
+The gRPC protocol itself runs in a front-end process (grpc_frontend.py, for why); this module is
+the model server's side: GrpcMethods answers a serialized request with a status code and a
+serialized response, and GrpcFrontEnd starts that process and answers what it forwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
 
 import grpc
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import (
-    model_service_pb2_grpc,
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
     predict_pb2,
-    prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from tfserving_standin import tensors
 from tfserving_standin.api import ServingApi
 from tfserving_standin.errors import ServingError, invalid_argument
+from tfserving_standin.grpc_bridge import (
+    BIND_FAILED,
+    CONTROL_ID,
+    METHOD_INDEX,
+    READY,
+    STOP,
+    FrameReader,
+    frame,
+)
 
 log = logging.getLogger(__name__)
+_OK = grpc.StatusCode.OK.value[0]
+FRONT_END_START_TIMEOUT_S = 60.0
+
+
+class FrontEndError(OSError):
+    """The gRPC front end could not start, or exited while the server was running."""
 
 
 def _spec(model_spec):
@@ -32,114 +59,188 @@ def _spec(model_spec):
     return model_spec.name, version, label
 
 
-class _Observed:
-    """Times a call, records it in the metrics, and turns ServingError into a gRPC status."""
+class GrpcMethods:
+    """Each method as serialized request in, (status code, serialized response or message) out."""
 
-    def __init__(self, metrics, api_name: str, model_name: str):
-        self._metrics, self._api_name, self._model_name = metrics, api_name, model_name
-        self.version = None
+    def __init__(self, api: ServingApi, metrics=None):
+        self._api = api
+        self._metrics = metrics
+        service = "/tensorflow.serving.PredictionService/"
+        self._methods = {
+            METHOD_INDEX[service + "Predict"]: ("predict", predict_pb2.PredictRequest, self._predict),
+            METHOD_INDEX[service + "GetModelMetadata"]: (
+                "get_model_metadata", get_model_metadata_pb2.GetModelMetadataRequest, self._metadata),
+            METHOD_INDEX[service + "Classify"]: ("classify", classification_pb2.ClassificationRequest, self._classify),
+            METHOD_INDEX[service + "Regress"]: ("regress", regression_pb2.RegressionRequest, self._regress),
+            METHOD_INDEX["/tensorflow.serving.ModelService/GetModelStatus"]: (
+                "get_model_status", get_model_status_pb2.GetModelStatusRequest, self._status),
+        }
 
-    async def run(self, context, coroutine):
+    async def answer(self, method: int, request_bytes: bytes) -> tuple[int, bytes]:
+        api_name, request_type, handler = self._methods[method]
         started = time.perf_counter()
-        status = "OK"
+        status, model_name, version = "OK", "", None
         try:
-            return await coroutine
+            try:
+                request = request_type.FromString(request_bytes)
+            except DecodeError:
+                # What both gRPC libraries answer for a message they cannot parse.
+                raise ServingError(grpc.StatusCode.INTERNAL, "Failed to parse the request message") from None
+            model_name = request.model_spec.name
+            response, version = await handler(request)
+            return _OK, response.SerializeToString()
         except ServingError as error:
             status = error.code_name
-            await context.abort(error.code, error.message)
+            return error.code.value[0], error.message.encode()
         except Exception:  # noqa: BLE001 - never leak internals to the client
             status = "INTERNAL"
-            log.exception("gRPC %s failed", self._api_name)
-            await context.abort(grpc.StatusCode.INTERNAL, "Internal error; see the server log")
+            log.exception("gRPC %s failed", api_name)
+            return grpc.StatusCode.INTERNAL.value[0], b"Internal error; see the server log"
         finally:
             if self._metrics is not None:
-                self._metrics.observe(self._model_name, self.version, self._api_name, "GRPC", status,
-                                      time.perf_counter() - started)
+                self._metrics.observe(model_name, version, api_name, "GRPC", status, time.perf_counter() - started)
+
+    async def _predict(self, request):
+        name, version, label = _spec(request.model_spec)
+        state, signature = self._api.resolve_signature(name, version, label, request.model_spec.signature_name)
+        inputs = {key: tensors.to_numpy(proto, key) for key, proto in request.inputs.items()}
+        outputs = await self._api.predict(state, signature, inputs, tuple(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = state.version
+        response.model_spec.signature_name = signature.name
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tensors.to_proto(value))
+        return response, state.version
+
+    async def _metadata(self, request):
+        name, version, label = _spec(request.model_spec)
+        response = self._api.model_metadata(name, version, label, tuple(request.metadata_field))
+        return response, response.model_spec.version.value
+
+    async def _classify(self, request):
+        return self._refuse(request, "classify")
+
+    async def _regress(self, request):
+        return self._refuse(request, "regress")
+
+    def _refuse(self, request, method):
+        name, version, label = _spec(request.model_spec)
+        self._api.unsupported_method(name, version, label, request.model_spec.signature_name, method)
+        raise invalid_argument(f"{method} is not supported")  # unreachable: the line above raises
+
+    async def _status(self, request):
+        if not request.HasField("model_spec"):
+            raise invalid_argument("Missing ModelSpec")
+        name, version, label = _spec(request.model_spec)
+        return self._api.model_status(name, version, label), None
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, api: ServingApi, metrics=None):
-        self._api = api
-        self._metrics = metrics
+class _FrontEndLink(asyncio.Protocol):
+    """The model server's side of the bridge: answers every forwarded call as it comes."""
 
-    async def Predict(self, request, context):  # noqa: N802 - gRPC method name
-        observed = _Observed(self._metrics, "predict", request.model_spec.name)
+    def __init__(self, methods: GrpcMethods, max_payload_bytes: int):
+        self._methods = methods
+        self._reader = FrameReader(max_payload_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._calls: set[asyncio.Task] = set()
+        loop = asyncio.get_running_loop()
+        self.started: asyncio.Future = loop.create_future()  # None when ready, else why not
+        self.closed: asyncio.Future = loop.create_future()
 
-        async def answer():
-            name, version, label = _spec(request.model_spec)
-            state, signature = self._api.resolve_signature(name, version, label, request.model_spec.signature_name)
-            observed.version = state.version
-            inputs = {key: tensors.to_numpy(proto, key) for key, proto in request.inputs.items()}
-            outputs = await self._api.predict(state, signature, inputs, tuple(request.output_filter))
-            response = predict_pb2.PredictResponse()
-            response.model_spec.name = name
-            response.model_spec.version.value = state.version
-            response.model_spec.signature_name = signature.name
-            for key, value in outputs.items():
-                response.outputs[key].CopyFrom(tensors.to_proto(value))
-            return response
+    def connection_made(self, transport) -> None:
+        self._transport = transport
 
-        return await observed.run(context, answer())
+    def send_stop(self, grace: float) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(frame(CONTROL_ID, STOP, str(grace).encode()))
 
-    async def GetModelMetadata(self, request, context):  # noqa: N802
-        observed = _Observed(self._metrics, "get_model_metadata", request.model_spec.name)
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self._reader.feed(data)
+        except ValueError as error:  # a corrupt stream: nothing after it can be trusted
+            log.error("gRPC front end: %s", error)
+            self._transport.close()
+            return
+        for call_id, kind, payload in frames:
+            if call_id == CONTROL_ID:
+                if not self.started.done():
+                    self.started.set_result(None if kind == READY else payload.decode("utf-8", "replace"))
+                continue
+            call = asyncio.ensure_future(self._answer(call_id, kind, payload))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
 
-        async def answer():
-            name, version, label = _spec(request.model_spec)
-            response = self._api.model_metadata(name, version, label, tuple(request.metadata_field))
-            observed.version = response.model_spec.version.value
-            return response
+    async def _answer(self, call_id: int, method: int, payload: bytes) -> None:
+        code, body = await self._methods.answer(method, payload)
+        if not self._transport.is_closing():
+            self._transport.write(frame(call_id, code, body))
 
-        return await observed.run(context, answer())
-
-    async def Classify(self, request, context):  # noqa: N802
-        return await self._refuse(request, context, "classify")
-
-    async def Regress(self, request, context):  # noqa: N802
-        return await self._refuse(request, context, "regress")
-
-    async def _refuse(self, request, context, method):
-        observed = _Observed(self._metrics, method, request.model_spec.name)
-
-        async def answer():
-            name, version, label = _spec(request.model_spec)
-            self._api.unsupported_method(name, version, label, request.model_spec.signature_name, method)
-            raise invalid_argument(f"{method} is not supported")  # unreachable: the line above raises
-
-        return await observed.run(context, answer())
+    def connection_lost(self, exc) -> None:
+        if not self.started.done():
+            self.started.set_result("the gRPC front end exited before it was ready")
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, api: ServingApi, metrics=None):
-        self._api = api
-        self._metrics = metrics
+class GrpcFrontEnd:
+    """Starts the gRPC front-end process on `address` and serves the calls it forwards."""
 
-    async def GetModelStatus(self, request, context):  # noqa: N802
-        observed = _Observed(self._metrics, "get_model_status", request.model_spec.name)
+    def __init__(self, api: ServingApi, metrics, address: str, max_message_bytes: int, log_level: str = "WARNING"):
+        self._methods = GrpcMethods(api, metrics)
+        self._address = address
+        self._max_message_bytes = max_message_bytes
+        self._log_level = log_level
+        self._process: subprocess.Popen | None = None
+        self._link: _FrontEndLink | None = None
+        self._stopping = False
 
-        async def answer():
-            if not request.HasField("model_spec"):
-                raise invalid_argument("Missing ModelSpec")
-            name, version, label = _spec(request.model_spec)
-            return self._api.model_status(name, version, label)
+    async def start(self) -> None:
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "tfserving_standin.grpc_frontend", f"--address={self._address}",
+                   f"--bridge_fd={theirs.fileno()}", f"--parent_pid={os.getpid()}",
+                   f"--max_message_bytes={self._max_message_bytes}", f"--log_level={self._log_level}"]
+        try:
+            self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        loop = asyncio.get_running_loop()
+        limit = 2 * self._max_message_bytes + (1 << 20)
+        _, self._link = await loop.connect_accepted_socket(lambda: _FrontEndLink(self._methods, limit), ours)
+        try:
+            failure = await asyncio.wait_for(asyncio.shield(self._link.started), FRONT_END_START_TIMEOUT_S)
+        except TimeoutError:
+            failure = f"the gRPC front end did not start within {FRONT_END_START_TIMEOUT_S:g} s"
+        if failure is not None:
+            await self._reap(timeout=5)
+            raise FrontEndError(f"cannot bind gRPC to {self._address}: {failure}")
 
-        return await observed.run(context, answer())
+    async def wait_closed(self) -> None:
+        """Returns when the front end exits; raises FrontEndError if nobody asked it to."""
+        await asyncio.shield(self._link.closed)
+        if not self._stopping:
+            code = await self._reap(timeout=5)
+            raise FrontEndError(f"the gRPC front end exited unexpectedly (exit code {code}); gRPC is down")
 
+    async def stop(self, grace: float) -> None:
+        """Stop taking calls, answer those in flight for up to `grace` seconds, then end the process."""
+        self._stopping = True
+        if self._link is None:
+            return
+        self._link.send_stop(grace)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._link.closed), grace + 5)
+        except TimeoutError:
+            log.warning("gRPC front end did not stop within %.0f s; killing it", grace + 5)
+        code = await self._reap(timeout=5)
+        if code:
+            log.warning("gRPC front end exited with code %s while stopping", code)
 
-def make_server(api: ServingApi, metrics, address: str, max_message_bytes: int) -> grpc.aio.Server:
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
-    )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(api, metrics), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(api, metrics), server)
-    try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError as error:
-        raise OSError(f"cannot bind gRPC to {address}: {error}") from None
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC to {address}")
-    return server
+    async def _reap(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while self._process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        return self._process.returncode

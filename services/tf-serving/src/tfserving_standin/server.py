@@ -1,8 +1,9 @@
-"""Wires the pieces into one process: initial load, gRPC and REST on one event loop, polling.
+"""Wires the pieces together: initial load, the gRPC front end, REST, polling.
 
 As TF Serving does, the initial versions are loaded before the ports open, then the base paths
-are polled every file_system_poll_wait_seconds. SIGINT/SIGTERM stop accepting, finish queued
-requests and exit.
+are polled every file_system_poll_wait_seconds. REST runs on this process's event loop; gRPC in a
+front-end process that forwards each call here (grpc_frontend.py says why). SIGINT/SIGTERM stop
+accepting, finish queued requests and exit; so does the gRPC front end exiting, with an error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from tfserving_standin.api import ServingApi
 from tfserving_standin.config import BatchingParameters, ModelConfig, MonitoringConfig
-from tfserving_standin.grpc_server import make_server
+from tfserving_standin.grpc_server import GrpcFrontEnd
 from tfserving_standin.manager import ModelManager
 from tfserving_standin.metrics import Metrics
 from tfserving_standin.rest_server import RestFrontEnd
@@ -63,8 +64,9 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
 
     await manager.poll_once()  # initial load, before the ports open
 
-    grpc_server = make_server(api, metrics, f"{options.host}:{options.grpc_port}", options.max_request_bytes)
-    await grpc_server.start()
+    grpc_front_end = GrpcFrontEnd(api, metrics, f"{options.host}:{options.grpc_port}", options.max_request_bytes,
+                                  logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+    await grpc_front_end.start()
     log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
     runner = None
     if options.rest_port:  # 0 turns REST off, as in TF Serving
@@ -85,13 +87,19 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
                      options.monitoring.prometheus_path)
 
     polling = asyncio.create_task(manager.poll_forever(options.poll_seconds)) if options.poll_seconds > 0 else None
+    front_end_exit = asyncio.ensure_future(grpc_front_end.wait_closed())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait([stopping, front_end_exit], return_when=asyncio.FIRST_COMPLETED)
+        if front_end_exit.done():
+            front_end_exit.result()  # raises FrontEndError: the server must not go on without gRPC
     finally:
         log.info("Shutting down")
+        stopping.cancel()
         if polling:
             polling.cancel()
-        await grpc_server.stop(grace=2)
+        await grpc_front_end.stop(grace=2)
+        await asyncio.gather(front_end_exit, return_exceptions=True)  # done: stopped, or already raised
         if runner is not None:
             await runner.cleanup()
         await manager.close()

@@ -1,0 +1,176 @@
+"""The gRPC front end: a process that speaks gRPC on the port and forwards each call's bytes.
+
+Why a process of its own: grpc.aio does its per-call work (HTTP/2 streams, completion queue
+events handed from gRPC's threads to the event loop) while holding the GIL, about 0.2 ms of
+loop time a call. On the model server's loop that was as much as the whole REST path, JSON and
+all, so gRPC could not be the faster API. Here that work has its own GIL and core, and the model
+server's loop only reads a frame, answers it from the binary proto and writes a frame back
+(grpc_bridge.py). Parsing, checks, batching, metrics and status codes all stay in the model
+server (grpc_server.py), so REST and gRPC still share one implementation.
+
+Started by the model server with one end of a socketpair (--bridge_fd); never by hand. It dies
+with the model server (PR_SET_PDEATHSIG, and end of file on the bridge), so a killed server
+never leaves the port held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+
+import grpc
+
+from tfserving_standin import grpc_bridge as bridge
+
+log = logging.getLogger("tfserving_standin.grpc_frontend")
+_PR_SET_PDEATHSIG = 1
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class ModelServerLink(asyncio.Protocol):
+    """The front end's side of the bridge: one pending future per call in flight."""
+
+    def __init__(self, max_payload_bytes: int):
+        self._reader = bridge.FrameReader(max_payload_bytes)
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.cycle(range(1, 1 << 32))  # 0 is the control frames' id
+        self._transport: asyncio.Transport | None = None
+        self.stop_requested: asyncio.Future = asyncio.get_running_loop().create_future()  # grace seconds
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport) -> None:
+        self._transport = transport
+
+    def send_control(self, kind: int, payload: bytes = b"") -> None:
+        self._transport.write(bridge.frame(bridge.CONTROL_ID, kind, payload))
+
+    async def call(self, method: int, request: bytes) -> tuple[int, bytes]:
+        if self.lost.is_set():
+            return grpc.StatusCode.UNAVAILABLE.value[0], b"The model server is shutting down; retry"
+        call_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            self._transport.write(bridge.frame(call_id, method, request))
+            return await future
+        finally:
+            self._pending.pop(call_id, None)  # answered, or the client went away (cancelled)
+
+    def data_received(self, data: bytes) -> None:
+        for call_id, kind, payload in self._reader.feed(data):
+            if call_id == bridge.CONTROL_ID:
+                if kind == bridge.STOP and not self.stop_requested.done():
+                    self.stop_requested.set_result(float(payload or b"0"))
+                continue
+            future = self._pending.get(call_id)
+            if future is not None and not future.done():
+                future.set_result((kind, payload))
+
+    async def close(self) -> None:
+        """Send what is still buffered (os._exit would drop it), then close."""
+        self._transport.close()
+        await self.lost.wait()
+
+    def connection_lost(self, exc) -> None:
+        self.lost.set()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result((grpc.StatusCode.UNAVAILABLE.value[0], b"The model server is gone; retry"))
+
+
+class ForwardingHandler(grpc.GenericRpcHandler):
+    """Every known method as bytes in, bytes out; unknown ones are left to gRPC (UNIMPLEMENTED)."""
+
+    def __init__(self, link: ModelServerLink):
+        self._link = link
+        self._handlers = {name: grpc.unary_unary_rpc_method_handler(self._forwarder(index))
+                          for name, index in bridge.METHOD_INDEX.items()}
+
+    def _forwarder(self, method: int):
+        async def forward(request: bytes, context) -> bytes:
+            code, payload = await self._link.call(method, request)
+            if code:
+                await context.abort(_CODES.get(code, grpc.StatusCode.UNKNOWN), payload.decode("utf-8", "replace"))
+            return payload
+
+        return forward
+
+    def service(self, handler_call_details):
+        return self._handlers.get(handler_call_details.method)
+
+
+async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: int) -> int:
+    loop = asyncio.get_running_loop()
+    frame_limit = 2 * max_message_bytes + (1 << 20)
+    _, link = await loop.connect_accepted_socket(lambda: ModelServerLink(frame_limit), bridge_socket)
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ])
+    server.add_generic_rpc_handlers((ForwardingHandler(link),))
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        bound, reason = 0, str(error)
+    else:
+        reason = "the address is in use or not local"
+    if bound == 0:
+        link.send_control(bridge.BIND_FAILED, reason.encode())
+        await link.close()
+        return 1
+    await server.start()
+    link.send_control(bridge.READY)
+    # SIGINT (Ctrl-C reaches the whole process group) and SIGTERM: the model server decides when
+    # to stop, and says so with a STOP frame; calls in flight need it to be there to answer them.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: None)
+    lost = asyncio.ensure_future(link.lost.wait())
+    await asyncio.wait([link.stop_requested, lost], return_when=asyncio.FIRST_COMPLETED)
+    grace = link.stop_requested.result() if link.stop_requested.done() else 0.0
+    await server.stop(grace)  # calls in flight are answered while the bridge is up
+    await link.close()
+    return 0 if link.stop_requested.done() else 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the bridge's end of file still stops us
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tfserving-standin gRPC front end")
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--bridge_fd", type=int, required=True)
+    parser.add_argument("--parent_pid", type=int, required=True)
+    parser.add_argument("--max_message_bytes", type=int, required=True)
+    parser.add_argument("--log_level", default="WARNING")
+    args = parser.parse_args(argv)
+    _die_with_parent(args.parent_pid)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bridge_socket = socket.socket(fileno=args.bridge_fd)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    code = runner(_serve(args.address, bridge_socket, args.max_message_bytes))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip gRPC's slow interpreter teardown, as the model server does
+
+
+if __name__ == "__main__":
+    sys.exit(main())
