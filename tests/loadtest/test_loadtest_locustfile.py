@@ -101,6 +101,7 @@ def test_cpu_is_told_apart_by_service_and_the_load_generator_is_this_process_s_f
     from mnist_run.cpu_share import CpuShare, service_of
 
     assert service_of(["/venv/bin/python", "/venv/bin/tfserving-standin", "--port=1"]) == "model_server"
+    assert service_of(["/venv/bin/python", "-m", "tfserving_standin.grpc_frontend", "--address=x"]) == "model_server"
     assert service_of(["/venv/bin/python", "/venv/bin/gunicorn", "-c", "x"]) == "web_ui"
     assert service_of(["make", "-s", "ui"]) is None
     burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"

@@ -150,8 +150,10 @@ class ServerCpu:
     def _read(self) -> tuple[float, float]:
         import psutil
 
-        times = psutil.Process(self._pid).cpu_times()  # all threads: event loop, batches, gRPC's
-        return times.user + times.system, _counter_total(self._rest_port, "tfserving_requests_total")
+        server = psutil.Process(self._pid)
+        # All threads of the model server (event loop, batches) and of its gRPC front-end process.
+        cpu = sum(sum(process.cpu_times()[:2]) for process in (server, *server.children(recursive=True)))
+        return cpu, _counter_total(self._rest_port, "tfserving_requests_total")
 
     def ms_per_request(self) -> float | None:
         cpu, answered = self._read()

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
-# A process belongs to the first service whose marker its command line contains.
-SERVICE_MARKERS = (("model_server", "tfserving-standin"), ("web_ui", "gunicorn"))
+# A process belongs to the first service whose marker its command line contains. The stand-in
+# is two processes: the model server and its gRPC front end.
+SERVICE_MARKERS = (("model_server", "tfserving-standin"), ("model_server", "tfserving_standin.grpc_frontend"),
+                   ("web_ui", "gunicorn"))
 
 
 def service_of(cmdline: Iterable[str]) -> str | None:
