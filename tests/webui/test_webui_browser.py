@@ -12,6 +12,7 @@ import re
 
 import pytest
 from conftest import draw_seven, encode
+from playwright.sync_api import expect
 
 from webui_servers import StandIn, WebUiServer
 
@@ -110,10 +111,10 @@ def test_test_random_image_fetches_a_new_digit_without_reloading(watched):
             page.get_by_role("button", name="Test random image").click()
         if page.locator("#sample-index").inner_text() != before:
             break
-    assert page.locator("#sample-index").inner_text() != before
+    expect(page.locator("#sample-index")).not_to_have_text(before)
     assert page.evaluate("window.notReloaded") is True
-    assert re.fullmatch(r"[0-9]", page.locator("#prediction").inner_text())
-    assert re.match(r"Correct|Wrong \(true label [0-9]\)", page.locator("#verdict").inner_text())
+    expect(page.locator("#prediction")).to_have_text(re.compile(r"^[0-9]$"))
+    expect(page.locator("#verdict")).to_have_text(re.compile(r"^(Correct|Wrong \(true label [0-9]\))"))
     assert watched.errors == []
 
 
@@ -137,12 +138,12 @@ def test_drawing_a_digit_gets_a_prediction_and_clear_resets(watched):
         draw(page, [[(130, 40), (140, 240)]])  # a "1": one downward stroke
     assert answer.value.status == 200
     assert answer.value.json()["prediction"] == 1
-    assert page.locator("#prediction").inner_text() == "1"
+    expect(page.locator("#prediction")).to_have_text("1")  # rendered after the response arrives
     assert page.locator("#model-input-figure").is_visible()  # what the model saw, 28x28
     assert page.locator("#verdict").inner_text() == ""  # no true label for a drawing
 
     page.get_by_role("button", name="Clear").click()
-    assert page.locator("#prediction").inner_text() == "?"
+    expect(page.locator("#prediction")).to_have_text("?")
     # The bars shrink with a short CSS transition: wait for them to reach zero. (Polled from
     # here: page.wait_for_function with an expression needs eval, which the page's CSP forbids.)
     for _ in range(50):
@@ -164,7 +165,8 @@ def test_uploading_an_image_gets_a_prediction(watched):
         page.set_input_files("#upload-input", files=[{"name": "seven.jpg", "mimeType": "image/jpeg", "buffer": picture}])
     assert answer.value.status == 200
     assert page.locator("#upload-preview").is_visible()
-    assert page.locator("#prediction").inner_text() == str(answer.value.json()["prediction"])
+    # The page renders the answer after the response event Playwright reports: wait for it.
+    expect(page.locator("#prediction")).to_have_text(str(answer.value.json()["prediction"]))
 
 
 def test_tabs_work_with_the_keyboard(watched):
@@ -207,12 +209,12 @@ def test_the_banner_shows_when_the_model_server_is_stopped_and_clears_when_it_is
     banner = page.locator("#banner")
     banner.wait_for(state="visible")
     assert "unavailable" in banner.inner_text().lower()
-    assert page.locator("#prediction").inner_text() == "?"
-    assert page.locator("#model-version").inner_text() == "–"
+    expect(page.locator("#prediction")).to_have_text("?")
+    expect(page.locator("#model-version")).to_have_text("–")
 
     # Back on the same ports: the page notices by itself (it polls /readyz while the banner
     # shows), hides the banner and predicts again, with no click.
     model_server.start()
     banner.wait_for(state="hidden", timeout=60_000)
     page.wait_for_function("() => /^[0-9]$/.test(document.getElementById('prediction').textContent)")
-    assert page.locator("#model-version").inner_text() == "1"
+    expect(page.locator("#model-version")).to_have_text("1")
