@@ -64,7 +64,13 @@ class ModelServerLink(asyncio.Protocol):
             self._pending.pop(call_id, None)  # answered, or the client went away (cancelled)
 
     def data_received(self, data: bytes) -> None:
-        for call_id, kind, payload in self._reader.feed(data):
+        try:
+            frames = self._reader.feed(data)
+        except ValueError as error:  # a corrupt stream: end it; the calls in flight get UNAVAILABLE
+            log.error("bridge to the model server: %s", error)
+            self._transport.close()
+            return
+        for call_id, kind, payload in frames:
             if call_id == bridge.CONTROL_ID:
                 if kind == bridge.STOP and not self.stop_requested.done():
                     self.stop_requested.set_result(float(payload or b"0"))
