@@ -23,7 +23,7 @@ import requests
 from serving_harness import MODEL_NAME, publish, start_standin
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
-from tfserving_standin.grpc_bridge import HEADER, FrameReader, frame
+from tfserving_standin.grpc_bridge import HEADER, METHODS, FrameReader, frame
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +46,15 @@ def test_frames_come_out_whole_however_the_stream_is_cut():
 def test_a_frame_over_the_limit_is_refused_before_it_is_buffered():
     with pytest.raises(ValueError, match="over the limit of 1024"):
         FrameReader(1024).feed(HEADER.pack(1, 0, 1025))
+
+
+def test_the_model_server_side_answers_a_method_index_it_does_not_know_with_unimplemented():
+    import asyncio
+
+    from tfserving_standin.grpc_server import GrpcMethods
+
+    code, message = asyncio.run(GrpcMethods(api=None).answer(len(METHODS), b""))
+    assert (code, message) == (grpc.StatusCode.UNIMPLEMENTED.value[0], b"Method not found")
 
 
 def test_bytes_that_are_no_request_get_internal_and_no_trace(standin_only):

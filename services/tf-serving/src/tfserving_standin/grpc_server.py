@@ -77,6 +77,8 @@ class GrpcMethods:
         }
 
     async def answer(self, method: int, request_bytes: bytes) -> tuple[int, bytes]:
+        if method not in self._methods:  # the front end forwards only known methods; never trust a wire
+            return grpc.StatusCode.UNIMPLEMENTED.value[0], b"Method not found"
         api_name, request_type, handler = self._methods[method]
         started = time.perf_counter()
         status, model_name, version = "OK", "", None
