@@ -12,11 +12,11 @@ cannot be used is reported with its name and exit code 2.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 
+from tfserving_standin import event_loop
 from tfserving_standin.config import (
     ConfigError,
     ModelConfig,
@@ -113,22 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 2
     try:
-        import uvloop  # the faster event loop, when installed
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        runner(_serve(options))
+        event_loop.run(_serve(options))
     except OSError as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 1
-    # Everything is stopped and answered; skip the interpreter's teardown of TensorFlow and
-    # gRPC, which takes seconds and would hold up a restart or a rolling update.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    event_loop.exit_now(0)
 
 
 async def _serve(options):

@@ -27,6 +27,7 @@ import sys
 
 import grpc
 
+from tfserving_standin import event_loop
 from tfserving_standin import grpc_bridge as bridge
 
 log = logging.getLogger("tfserving_standin.grpc_frontend")
@@ -166,16 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent(args.parent_pid)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bridge_socket = socket.socket(fileno=args.bridge_fd)
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    code = runner(_serve(args.address, bridge_socket, args.max_message_bytes))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip gRPC's slow interpreter teardown, as the model server does
+    event_loop.exit_now(event_loop.run(_serve(args.address, bridge_socket, args.max_message_bytes)))
 
 
 if __name__ == "__main__":
