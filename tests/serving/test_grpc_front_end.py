@@ -150,3 +150,17 @@ def test_a_grpc_port_in_use_is_an_error_that_names_it(tmp_path, exported_version
     assert result.returncode == 1
     assert f"tfserving-standin: error: cannot bind gRPC to 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_front_end_that_dies_before_binding_is_not_called_a_port_problem():
+    import asyncio
+
+    from tfserving_standin.grpc_server import FrontEndError, GrpcFrontEnd
+
+    class Crashing(GrpcFrontEnd):
+        def command(self, bridge_fd):
+            return [sys.executable, "-c", "import sys; sys.exit(3)"]
+
+    with pytest.raises(FrontEndError) as caught:
+        asyncio.run(Crashing(api=None, metrics=None, address="127.0.0.1:1", max_message_bytes=1024).start())
+    assert str(caught.value) == "the gRPC front end exited (exit code 3) before it bound 127.0.0.1:1"

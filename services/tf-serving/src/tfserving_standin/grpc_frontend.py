@@ -126,7 +126,7 @@ async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: 
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError as error:
-        bound, reason = 0, str(error)
+        bound, reason = 0, str(error) or "gRPC refused the address"
     else:
         reason = "the address is in use or not local"
     if bound == 0:

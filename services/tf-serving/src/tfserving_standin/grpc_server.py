@@ -147,7 +147,8 @@ class _FrontEndLink(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._calls: set[asyncio.Task] = set()
         loop = asyncio.get_running_loop()
-        self.started: asyncio.Future = loop.create_future()  # None when ready, else why not
+        # None once the port is bound; else BIND_FAILED's reason, or "" if the front end ended first.
+        self.started: asyncio.Future = loop.create_future()
         self.closed: asyncio.Future = loop.create_future()
 
     def connection_made(self, transport) -> None:
@@ -180,7 +181,7 @@ class _FrontEndLink(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         if not self.started.done():
-            self.started.set_result("the gRPC front end exited before it was ready")
+            self.started.set_result("")
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -197,25 +198,33 @@ class GrpcFrontEnd:
         self._link: _FrontEndLink | None = None
         self._stopping = False
 
+    def command(self, bridge_fd: int) -> list[str]:
+        """The front end's command line, given its end of the socketpair."""
+        return [sys.executable, "-m", "tfserving_standin.grpc_frontend", f"--address={self._address}",
+                f"--bridge_fd={bridge_fd}", f"--parent_pid={os.getpid()}",
+                f"--max_message_bytes={self._max_message_bytes}", f"--log_level={self._log_level}"]
+
     async def start(self) -> None:
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "tfserving_standin.grpc_frontend", f"--address={self._address}",
-                   f"--bridge_fd={theirs.fileno()}", f"--parent_pid={os.getpid()}",
-                   f"--max_message_bytes={self._max_message_bytes}", f"--log_level={self._log_level}"]
         try:
-            self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+            self._process = subprocess.Popen(self.command(theirs.fileno()), pass_fds=(theirs.fileno(),),
+                                             stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         loop = asyncio.get_running_loop()
         limit = 2 * self._max_message_bytes + (1 << 20)
         _, self._link = await loop.connect_accepted_socket(lambda: _FrontEndLink(self._methods, limit), ours)
         try:
-            failure = await asyncio.wait_for(asyncio.shield(self._link.started), FRONT_END_START_TIMEOUT_S)
+            bind_failure = await asyncio.wait_for(asyncio.shield(self._link.started), FRONT_END_START_TIMEOUT_S)
         except TimeoutError:
-            failure = f"the gRPC front end did not start within {FRONT_END_START_TIMEOUT_S:g} s"
-        if failure is not None:
-            await self._reap(timeout=5)
-            raise FrontEndError(f"cannot bind gRPC to {self._address}: {failure}")
+            await self._reap(timeout=0)
+            raise FrontEndError(f"the gRPC front end did not start within {FRONT_END_START_TIMEOUT_S:g} s") from None
+        if bind_failure is not None:
+            code = await self._reap(timeout=5)
+            if bind_failure:
+                raise FrontEndError(f"cannot bind gRPC to {self._address}: {bind_failure}")
+            # Not a port problem (say, it could not start at all): its own error is in the log above.
+            raise FrontEndError(f"the gRPC front end exited (exit code {code}) before it bound {self._address}")
 
     async def wait_closed(self) -> None:
         """Returns when the front end exits; raises FrontEndError if nobody asked it to."""
