@@ -16,18 +16,11 @@ from mnist_common.dataset import DatasetError
 from mnist_common.idx import IdxFormatError
 
 from mnist_trainer.config import PROG, parse_config
+from mnist_trainer.stopping import StopOnSignal, Terminated
 from mnist_trainer.tf_config import TfConfigError, parse_tf_config
 
 EXIT_BAD_INPUT = 2
 EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(Exception):
-    """SIGTERM arrived (a preempted node, a deleted pod): stop, the checkpoints stay."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def _fail(message: str, status: int) -> int:
@@ -48,11 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _is_file(config.model_dir):
         return _fail(f"--model-dir {config.model_dir} is a file, not a folder", EXIT_BAD_INPUT)
 
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    stop = StopOnSignal(signal.SIGTERM)  # before TensorFlow loads: a SIGTERM then still stops cleanly
     from mnist_trainer.train import train  # imports TensorFlow: after the cheap checks
 
     try:
-        train(config, role)
+        train(config, role, check_stop=stop.check)
     except (IdxFormatError, DatasetError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
     except FileNotFoundError as error:

@@ -10,6 +10,7 @@ strategy the same code runs on TensorFlow's default strategy, in one process.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import keras
 import numpy as np
@@ -53,10 +54,12 @@ class TrainingLoop:
     def distribute(self, dataset: tf.data.Dataset):
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
-    def train_epoch(self, batches, steps: int) -> EpochFigures:
-        """Run `steps` global batches from the distributed iterator `batches`."""
+    def train_epoch(self, batches, steps: int, check_stop: Callable[[], None]) -> EpochFigures:
+        """Run `steps` global batches from the distributed iterator `batches`, calling
+        check_stop before each (it raises to stop between steps, never inside one)."""
         loss_total, correct_total = 0.0, 0.0
         for _ in range(steps):
+            check_stop()
             loss_sum, correct = self._train_step(next(batches))
             loss_total += float(loss_sum)
             correct_total += float(correct)

@@ -12,6 +12,7 @@ from mnist_common.dataset import DatasetError
 from mnist_trainer import artifacts
 from mnist_trainer.config import TrainConfig
 from mnist_trainer.data import load_training_data, steps_per_epoch, training_dataset
+from mnist_trainer.stopping import never_stop
 from mnist_trainer.tf_config import ClusterRole
 
 
@@ -39,8 +40,17 @@ def run_inputs(config: TrainConfig, dataset_sha256: str, train_examples: int) ->
     }
 
 
-def train(config: TrainConfig, role: ClusterRole, report: Callable[[str], None] = _print) -> dict:
-    """Train (or finish training) into config.model_dir; returns the metrics written."""
+def train(
+    config: TrainConfig,
+    role: ClusterRole,
+    report: Callable[[str], None] = _print,
+    check_stop: Callable[[], None] = never_stop,
+) -> dict:
+    """Train (or finish training) into config.model_dir; returns the metrics written.
+
+    check_stop is called before every training step; it raises to end the run there (the
+    checkpoint of the last completed epoch stays). Once the last epoch is done the run finishes.
+    """
     started = time.monotonic()
     data = load_training_data(config.data_dir, config.limit)  # before TF: bad data fails fast
     train_count = len(data.train_labels)
@@ -103,7 +113,7 @@ def train(config: TrainConfig, role: ClusterRole, report: Callable[[str], None] 
     training_seconds = 0.0
     for epoch in range(completed + 1, config.epochs + 1):
         epoch_started = time.monotonic()
-        train_figures = loop.train_epoch(batches, steps)
+        train_figures = loop.train_epoch(batches, steps, check_stop)
         validation = loop.evaluate(data.validation_images, data.validation_labels)
         checkpoint.save(completed_epochs=epoch)
         seconds = time.monotonic() - epoch_started
