@@ -35,4 +35,4 @@ class StopOnSignal:
 
 
 def never_stop() -> None:
-    """The stop check of a run nothing can interrupt (a library caller, a benchmark)."""
+    """The stop check of a run called as a library, where the caller decides about signals."""
