@@ -33,6 +33,14 @@ BIND_FAILED = 251  # front end -> server: payload is why the port could not be b
 STOP = 252  # server -> front end: payload is the grace period in seconds, as ASCII
 
 
+def frame_limit(max_message_bytes: int) -> int:
+    """The largest payload either side of the bridge accepts, computed once for both. gRPC holds
+    requests to max_message_bytes at the port before they are forwarded, and answers (and their
+    send limit) are of the same size or smaller; the bound is well above both, so only a
+    corrupt stream meets it."""
+    return 2 * max_message_bytes + (1 << 20)
+
+
 def frame(call_id: int, kind: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(call_id, kind, len(payload)) + payload
 

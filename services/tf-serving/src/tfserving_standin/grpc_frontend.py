@@ -115,8 +115,8 @@ class ForwardingHandler(grpc.GenericRpcHandler):
 
 async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: int) -> int:
     loop = asyncio.get_running_loop()
-    frame_limit = 2 * max_message_bytes + (1 << 20)
-    _, link = await loop.connect_accepted_socket(lambda: ModelServerLink(frame_limit), bridge_socket)
+    limit = bridge.frame_limit(max_message_bytes)
+    _, link = await loop.connect_accepted_socket(lambda: ModelServerLink(limit), bridge_socket)
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),

@@ -40,6 +40,7 @@ from tfserving_standin.grpc_bridge import (
     STOP,
     FrameReader,
     frame,
+    frame_limit,
 )
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ class GrpcFrontEnd:
         finally:
             theirs.close()
         loop = asyncio.get_running_loop()
-        limit = 2 * self._max_message_bytes + (1 << 20)
+        limit = frame_limit(self._max_message_bytes)
         _, self._link = await loop.connect_accepted_socket(lambda: _FrontEndLink(self._methods, limit), ours)
         try:
             bind_failure = await asyncio.wait_for(asyncio.shield(self._link.started), FRONT_END_START_TIMEOUT_S)
