@@ -22,7 +22,6 @@ class StopOnSignal:
     """Records that `signum` arrived; `check()` raises Terminated once it has."""
 
     def __init__(self, signum: int = signal.SIGTERM):
-        self.signum = signum
         self.requested = False
         signal.signal(signum, self._record)
 
