@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mnist_common import storage
+from mnist_common import pipeline, storage
 from mnist_common.dataset import DatasetError, dataset_sha256, load_split
 from mnist_common.idx import IdxFormatError
 
@@ -116,12 +116,18 @@ def _baseline(base: str, dataset_digest: str, split, force: bool) -> tuple[int, 
 
 
 def _already_published(base: str, trained: TrainerOutput, dataset_digest: str) -> int | None:
+    """The newest version if it holds this very training run: the same model file, trained on the
+    same data with the same inputs (the pipeline's one "same training inputs?" rule)."""
     published = versions.published_versions(base)
     if not published:
         return None
     card = model_card.read_card(base, published[-1]) or {}
     same_model = (card.get("source") or {}).get("model_keras_sha256") == trained.model_sha256
-    return published[-1] if same_model and card.get("dataset_sha256") == dataset_digest else None
+    wanted = pipeline.inputs_of(trained.metrics)
+    same_inputs = pipeline.same_training_inputs(
+        pipeline.TrainingInputs(dataset_digest, wanted.parameters), card.get("dataset_sha256"), card.get("training") or {}
+    )
+    return published[-1] if same_model and same_inputs else None
 
 
 def _first_missing_ancestor(path: str) -> str | None:

@@ -12,16 +12,15 @@ import os
 import subprocess
 from typing import TYPE_CHECKING
 
-from mnist_common import storage
-
-from mnist_exporter.versions import version_path
+from mnist_common import pipeline
 
 if TYPE_CHECKING:  # validation imports TensorFlow; reading cards must not need it
     from mnist_exporter.validation import GateReport
 
-CARD_DIR = "assets.extra"
-CARD_FILE = "model_card.json"
-CARD_SCHEMA = 1
+# Where the card goes and its schema number are the pipeline's contract (make run reads it too).
+CARD_DIR = pipeline.ASSETS_EXTRA_DIR
+CARD_FILE = pipeline.MODEL_CARD_FILE
+CARD_SCHEMA = pipeline.MODEL_CARD_SCHEMA
 
 
 def git_commit() -> str:
@@ -91,9 +90,4 @@ def write_card(export_dir: str, card: dict) -> str:
 
 def read_card(base: str, version: int) -> dict | None:
     """The card of a published version, or None if it is missing or unreadable."""
-    path = storage.join(version_path(base, version), CARD_DIR, CARD_FILE)
-    try:
-        card = json.loads(storage.read_bytes(path))
-    except (OSError, ValueError):
-        return None
-    return card if isinstance(card, dict) else None
+    return pipeline.read_model_card(base, version)

@@ -39,38 +39,26 @@ import tempfile
 import uuid
 
 from mnist_common import storage
+# What a version is, and which are published, is the pipeline's contract (readers use it too).
+from mnist_common.pipeline import (
+    SAVED_MODEL_FILE,
+    all_version_numbers,
+    is_complete,
+    is_version_name,
+    published_versions,
+    version_path,
+)
 
 from mnist_exporter.errors import PublishConflict
 
 log = logging.getLogger(__name__)
 
-SAVED_MODEL_FILE = "saved_model.pb"
+__all__ = ["SAVED_MODEL_FILE", "all_version_numbers", "is_complete", "is_version_name", "published_versions",
+           "version_path", "next_version", "clean_stale", "new_staging_dir", "discard_staging_dir", "publish",
+           "publish_by_rename", "publish_by_copy", "upload_order", "retire", "apply_retention"]
+
 STAGING_PREFIX = ".staging-"
 DELETING_PREFIX = ".deleting-"
-
-
-def is_version_name(name: str) -> bool:
-    return name.isascii() and name.isdigit()
-
-
-def version_path(base: str, version: int) -> str:
-    return storage.join(base, str(version))
-
-
-def all_version_numbers(base: str) -> list[int]:
-    """Every integer-named child, complete or not, ascending."""
-    if not storage.isdir(base):
-        return []
-    return sorted(int(name) for name in storage.listdir(base) if is_version_name(name))
-
-
-def is_complete(base: str, version: int) -> bool:
-    return storage.exists(storage.join(version_path(base, version), SAVED_MODEL_FILE))
-
-
-def published_versions(base: str) -> list[int]:
-    """Versions TF Serving can load (they hold saved_model.pb), ascending."""
-    return [version for version in all_version_numbers(base) if is_complete(base, version)]
 
 
 def next_version(base: str) -> int:

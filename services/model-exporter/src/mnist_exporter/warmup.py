@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from mnist_common.pipeline import ASSETS_EXTRA_DIR as WARMUP_DIR
+from mnist_common.pipeline import WARMUP_FILE
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from mnist_exporter.saved_model import (
@@ -19,8 +21,6 @@ from mnist_exporter.saved_model import (
     IMAGES_INPUT,
 )
 
-WARMUP_DIR = "assets.extra"
-WARMUP_FILE = "tf_serving_warmup_requests"
 # Batch sizes of the stored requests, per signature: a single digit (the web UI) and small
 # batches (load tests), so the common shapes are warm.
 WARMUP_BATCH_SIZES = (1, 4, 16)

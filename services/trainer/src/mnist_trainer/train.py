@@ -6,7 +6,7 @@ import platform
 import time
 from typing import Callable
 
-from mnist_common import storage
+from mnist_common import pipeline, storage
 from mnist_common.dataset import DatasetError
 
 from mnist_trainer import artifacts
@@ -163,7 +163,9 @@ def _finished_run(model_dir: str, inputs: dict) -> dict | None:
         metrics = artifacts.read_metrics(model_dir)
     except (FileNotFoundError, ValueError):
         return None
-    if metrics.get("inputs") != inputs or not storage.exists(storage.join(model_dir, artifacts.MODEL_FILE)):
+    if not pipeline.same_training_inputs(pipeline.inputs_of({"inputs": inputs}), metrics.get("dataset_sha256"), metrics):
+        return None
+    if not storage.exists(storage.join(model_dir, artifacts.MODEL_FILE)):
         return None
     return metrics
 
