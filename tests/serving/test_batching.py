@@ -10,9 +10,9 @@ import time
 import grpc
 import numpy as np
 import pytest
-from tfserving_standin.batching import Batcher
-from tfserving_standin.config import BatchingParameters
-from tfserving_standin.errors import ServingError, invalid_argument
+from tfserving_standin.core.batching import Batcher
+from tfserving_standin.core.config import BatchingParameters
+from tfserving_standin.core.errors import ServingError, invalid_argument
 
 
 class FakeSignature:

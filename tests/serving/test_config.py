@@ -8,7 +8,7 @@ import sys
 import pytest
 from serving_harness import CONFIG_DIR
 from tfserving_standin import cli
-from tfserving_standin.config import (
+from tfserving_standin.core.config import (
     BatchingParameters,
     ConfigError,
     VersionPolicy,

@@ -1,7 +1,7 @@
 """The stand-in's gRPC front-end process: its wire to the model server, and its life and death.
 
 gRPC runs in a process of its own that forwards each call's bytes to the model server (see
-tfserving_standin/grpc_frontend.py). What must hold: frames survive any split of the byte
+tfserving_standin/grpc_api/frontend.py). What must hold: frames survive any split of the byte
 stream; bytes that are no request get a status, not a crash; the two processes live and die
 together, so a killed server never leaves the gRPC port held, and a dead front end never leaves
 a server that looks healthy on REST while gRPC is gone.
@@ -23,7 +23,7 @@ import requests
 from serving_harness import MODEL_NAME, publish, start_standin
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
-from tfserving_standin.grpc_bridge import HEADER, METHODS, FrameReader, frame
+from tfserving_standin.grpc_api.bridge import HEADER, METHODS, FrameReader, frame
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_a_frame_over_the_limit_is_refused_before_it_is_buffered():
 def test_the_model_server_side_answers_a_method_index_it_does_not_know_with_unimplemented():
     import asyncio
 
-    from tfserving_standin.grpc_server import GrpcMethods
+    from tfserving_standin.grpc_api.dispatch import GrpcMethods
 
     code, message = asyncio.run(GrpcMethods(api=None).answer(len(METHODS), b""))
     assert (code, message) == (grpc.StatusCode.UNIMPLEMENTED.value[0], b"Method not found")
@@ -79,7 +79,7 @@ def test_a_method_tf_serving_has_not_is_unimplemented(standin_only):
 
 def _front_end(server) -> psutil.Process:
     children = psutil.Process(server.process.pid).children()
-    assert [" ".join(child.cmdline()[1:3]) for child in children] == ["-m tfserving_standin.grpc_frontend"]
+    assert [" ".join(child.cmdline()[1:3]) for child in children] == ["-m tfserving_standin.grpc_api.frontend"]
     return children[0]
 
 
@@ -155,7 +155,7 @@ def test_a_grpc_port_in_use_is_an_error_that_names_it(tmp_path, exported_version
 def test_a_front_end_that_dies_before_binding_is_not_called_a_port_problem():
     import asyncio
 
-    from tfserving_standin.grpc_server import FrontEndError, GrpcFrontEnd
+    from tfserving_standin.grpc_api.dispatch import FrontEndError, GrpcFrontEnd
 
     class Crashing(GrpcFrontEnd):
         def command(self, bridge_fd):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from tfserving_standin import manager
+from tfserving_standin.core import manager
 
 
 class Node:

@@ -16,8 +16,8 @@ import logging
 import os
 import sys
 
-from tfserving_standin import event_loop
-from tfserving_standin.config import (
+from tfserving_standin.core import event_loop
+from tfserving_standin.core.config import (
     ConfigError,
     ModelConfig,
     load_batching_parameters,

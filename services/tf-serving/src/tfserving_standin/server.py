@@ -2,7 +2,7 @@
 
 As TF Serving does, the initial versions are loaded before the ports open, then the base paths
 are polled every file_system_poll_wait_seconds. REST runs on this process's event loop; gRPC in a
-front-end process that forwards each call here (grpc_frontend.py says why). SIGINT/SIGTERM stop
+front-end process that forwards each call here (grpc_api/frontend.py says why). SIGINT/SIGTERM stop
 accepting, finish queued requests and exit; so does the gRPC front end exiting, with an error.
 """
 
@@ -16,12 +16,12 @@ import signal
 
 from aiohttp import web
 
-from tfserving_standin.api import ServingApi
-from tfserving_standin.config import BatchingParameters, ModelConfig, MonitoringConfig
-from tfserving_standin.grpc_server import GrpcFrontEnd
-from tfserving_standin.manager import ModelManager
-from tfserving_standin.metrics import Metrics
-from tfserving_standin.rest_server import RestFrontEnd
+from tfserving_standin.core.api import ServingApi
+from tfserving_standin.core.config import BatchingParameters, ModelConfig, MonitoringConfig
+from tfserving_standin.grpc_api.dispatch import GrpcFrontEnd
+from tfserving_standin.core.manager import ModelManager
+from tfserving_standin.core.metrics import Metrics
+from tfserving_standin.rest_api.server import RestFrontEnd
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ PredictionService: Predict, GetModelMetadata (and Classify/Regress, refused as T
 them for predict signatures); ModelService: GetModelStatus. Failures carry the canonical code
 TF Serving uses (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE).
 
-The gRPC protocol itself runs in a front-end process (grpc_frontend.py, for why); this module is
+The gRPC protocol itself runs in a front-end process (grpc_api/frontend.py says why); this module is
 the model server's side: GrpcMethods answers a serialized request with a status code and a
 serialized response, and GrpcFrontEnd starts that process and answers what it forwards.
 """
@@ -29,10 +29,10 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tfserving_standin import tensors
-from tfserving_standin.api import ServingApi
-from tfserving_standin.errors import ServingError, invalid_argument
-from tfserving_standin.grpc_bridge import (
+from tfserving_standin.core import tensors
+from tfserving_standin.core.api import ServingApi
+from tfserving_standin.core.errors import ServingError, invalid_argument
+from tfserving_standin.grpc_api.bridge import (
     BIND_FAILED,
     CONTROL_ID,
     METHOD_INDEX,
@@ -201,7 +201,7 @@ class GrpcFrontEnd:
 
     def command(self, bridge_fd: int) -> list[str]:
         """The front end's command line, given its end of the socketpair."""
-        return [sys.executable, "-m", "tfserving_standin.grpc_frontend", f"--address={self._address}",
+        return [sys.executable, "-m", "tfserving_standin.grpc_api.frontend", f"--address={self._address}",
                 f"--bridge_fd={bridge_fd}", f"--parent_pid={os.getpid()}",
                 f"--max_message_bytes={self._max_message_bytes}", f"--log_level={self._log_level}"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, status_pb2
 
-from tfserving_standin.errors import invalid_argument
-from tfserving_standin.manager import ModelManager
+from tfserving_standin.core.errors import invalid_argument
+from tfserving_standin.core.manager import ModelManager
 
 _STATE_ENUM = get_model_status_pb2.ModelVersionStatus.State
 SIGNATURE_DEF_FIELD = "signature_def"

@@ -16,14 +16,13 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from mnist_common import storage
-from tfserving_standin import tensors
-from tfserving_standin.errors import ServingError, failed_precondition, invalid_argument
+from mnist_common import pipeline, storage
+from tfserving_standin.core import tensors
+from tfserving_standin.core.errors import ServingError, failed_precondition, invalid_argument
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit on replayed warmup records
 
 
@@ -184,7 +183,7 @@ class Servable:
 
     def warmup(self) -> None:
         """Replay assets.extra/tf_serving_warmup_requests, as TF Serving does before AVAILABLE."""
-        warmup_path = storage.join(self.path, WARMUP_FILE)
+        warmup_path = pipeline.warmup_path(self.path)
         if not storage.exists(warmup_path):
             return
         count = 0

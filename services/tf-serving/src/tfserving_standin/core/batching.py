@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from tfserving_standin.config import BatchingParameters
-from tfserving_standin.errors import ServingError, invalid_argument, unavailable
+from tfserving_standin.core.config import BatchingParameters
+from tfserving_standin.core.errors import ServingError, invalid_argument, unavailable
 
 log = logging.getLogger(__name__)
 

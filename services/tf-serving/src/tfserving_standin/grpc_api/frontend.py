@@ -5,8 +5,8 @@ events handed from gRPC's threads to the event loop) while holding the GIL, abou
 loop time a call. On the model server's loop that was as much as the whole REST path, JSON and
 all, so gRPC could not be the faster API. Here that work has its own GIL and core, and the model
 server's loop only reads a frame, answers it from the binary proto and writes a frame back
-(grpc_bridge.py). Parsing, checks, batching, metrics and status codes all stay in the model
-server (grpc_server.py), so REST and gRPC still share one implementation.
+(grpc_api/bridge.py). Parsing, checks, batching, metrics and status codes all stay in the model
+server (grpc_api/dispatch.py), so REST and gRPC still share one implementation.
 
 Started by the model server with one end of a socketpair (--bridge_fd); never by hand. It dies
 with the model server (PR_SET_PDEATHSIG, and end of file on the bridge), so a killed server
@@ -27,10 +27,10 @@ import sys
 
 import grpc
 
-from tfserving_standin import event_loop
-from tfserving_standin import grpc_bridge as bridge
+from tfserving_standin.core import event_loop
+from tfserving_standin.grpc_api import bridge
 
-log = logging.getLogger("tfserving_standin.grpc_frontend")
+log = logging.getLogger("tfserving_standin.grpc_api.frontend")
 _PR_SET_PDEATHSIG = 1
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 

@@ -11,7 +11,7 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from mnist_common import tensor_proto
-from tfserving_standin.errors import invalid_argument
+from tfserving_standin.core.errors import invalid_argument
 
 # numpy dtype -> DataType enum, for responses.
 _BY_NUMPY = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE,

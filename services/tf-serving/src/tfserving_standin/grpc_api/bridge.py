@@ -1,7 +1,7 @@
 """The wire between the gRPC front-end process and the model server process.
 
 grpc.aio spends about as much of its event loop's time per call as the whole REST path does, so
-gRPC served from the model server's own loop was never faster than REST (see grpc_frontend.py).
+gRPC served from the model server's own loop was never faster than REST (see grpc_api/frontend.py).
 The gRPC protocol therefore runs in a process of its own, and each call crosses one socketpair
 as a frame: the call's id, a kind byte and the serialized request; the answer comes back as a
 frame with the same id, the gRPC status code as the kind byte and the serialized response (or,

@@ -18,9 +18,9 @@ import urllib.parse
 import orjson
 from aiohttp import web
 
-from tfserving_standin import rest_json
-from tfserving_standin.api import ServingApi, metadata_json, status_json
-from tfserving_standin.errors import ServingError, invalid_argument
+from tfserving_standin.rest_api import json_codec as rest_json
+from tfserving_standin.core.api import ServingApi, metadata_json, status_json
+from tfserving_standin.core.errors import ServingError, invalid_argument
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,16 @@ import concurrent.futures
 import dataclasses
 import gc
 import logging
-import re
 
 from mnist_common import storage
-from tfserving_standin.batching import Batcher
-from tfserving_standin.config import BatchingParameters, ModelConfig
-from tfserving_standin.errors import invalid_argument, not_found
-from tfserving_standin.servable import LoadError, Servable
+from mnist_common.pipeline import is_version_name
+from tfserving_standin.core.batching import Batcher
+from tfserving_standin.core.config import BatchingParameters, ModelConfig
+from tfserving_standin.core.errors import invalid_argument, not_found
+from tfserving_standin.core.servable import LoadError, Servable
 
 log = logging.getLogger(__name__)
 
-_VERSION_FOLDER = re.compile(r"[0-9]+")
 
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 
@@ -201,7 +200,7 @@ def _list_versions(base_path: str) -> dict[int, tuple]:
         return {}
     versions = {}
     for name in names:
-        if not _VERSION_FOLDER.fullmatch(name):
+        if not is_version_name(name):
             continue
         path = storage.join(base_path, name)
         if not storage.isdir(path):

@@ -17,7 +17,7 @@ import json
 import numpy as np
 import orjson
 
-from tfserving_standin.errors import invalid_argument
+from tfserving_standin.core.errors import invalid_argument
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
