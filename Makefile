@@ -22,8 +22,10 @@ export MODEL_NAME GRPC_PORT REST_PORT UI_PORT
 VENV_PY := $(VENV)/bin/python
 VENV_BIN := $(VENV)/bin
 CONSTRAINTS := requirements/constraints.txt
-# Every Python package of this repo, installed editable into .venv.
-PACKAGES := libs/mnist_common libs/mnist_run libs/mnist_deploy services/trainer services/model-exporter services/tf-serving services/web-ui
+# Every Python package of this repo, installed editable into .venv: the shared library, the
+# services, load-test support and the tools (see docs/architecture.md for the layers).
+PACKAGES := libs/mnist_common services/trainer services/model-exporter services/tf-serving services/web-ui \
+  loadtest tools/mnist_run tools/mnist_deploy tools/mnist_bench
 SETUP_STAMP := $(VENV)/.setup-done
 
 ##@ Getting started

@@ -36,8 +36,8 @@ import gevent  # noqa: E402
 from locust import stats as locust_stats  # noqa: E402
 from locust import FastHttpUser, User, between, events, tag, task  # noqa: E402
 
-from mnist_run.pacing import PoissonPacing  # noqa: E402
-from mnist_run.ports import grpc_address  # noqa: E402
+from mnist_loadtest.pacing import PoissonPacing  # noqa: E402
+from mnist_loadtest.addresses import grpc_address  # noqa: E402
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist")
 DATA_DIR = os.environ.get("DATA_DIR", "artifacts/data/mnist")
@@ -172,7 +172,7 @@ class WebUIUser(FastHttpUser):
 
 def _predict_pacing() -> PoissonPacing | None:
     """PREDICT_RATE_PER_USER=r: each user starts requests as a Poisson process of r per second
-    (together an offered load of users x r; see mnist_run.pacing for why not a metronome).
+    (together an offered load of users x r; see mnist_loadtest.pacing for why not a metronome).
     Unset or 0: None, no pause at all (a closed loop, where latency is users / throughput)."""
     rate = float(os.environ.get("PREDICT_RATE_PER_USER") or 0)
     return PoissonPacing(rate) if rate > 0 else None

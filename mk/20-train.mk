@@ -14,7 +14,7 @@ train: data ## Train the CNN into TRAIN_DIR; resumes if interrupted, no-op if in
 .PHONY: bench-train
 bench-train: data ## Train from scratch with the defaults; print held-out accuracy and seconds (needs >= 99%, <= 90 s)
 	rm -rf $(BENCH_TRAIN_DIR)
-	env $(addprefix -u ,$(TRAINER_VARIABLES)) $(VENV_PY) -m mnist_trainer.bench --data-dir $(DATA_DIR) --model-dir $(BENCH_TRAIN_DIR)
+	env $(addprefix -u ,$(TRAINER_VARIABLES)) $(VENV_BIN)/mnist-bench train --data-dir $(DATA_DIR) --model-dir $(BENCH_TRAIN_DIR)
 
 .PHONY: tensorboard
 tensorboard: $(SETUP_STAMP) ## Serve TensorBoard for TRAIN_DIR/logs on 127.0.0.1:TENSORBOARD_PORT (6006)

@@ -12,9 +12,10 @@ BENCH_SERVING_SECONDS ?= 8
 BENCH_SERVING_CONCURRENCY ?= 1,16,64
 
 # Fails with the next step to take when MODEL_BASE_PATH has no numbered version yet.
+# (The version-folder rule is the pipeline's: mnist_common.pipeline.)
 define require_model_version
 	@case "$(MODEL_BASE_PATH)" in *://*) ;; *) \
-	  ls "$(MODEL_BASE_PATH)" 2>/dev/null | grep -qE '^[0-9]+$$' || \
+	  $(VENV_PY) -m mnist_common.pipeline has-version "$(MODEL_BASE_PATH)" || \
 	  { echo "error: no model version in $(MODEL_BASE_PATH): run 'make train' and 'make export' first (or 'make run')" >&2; exit 2; } ;; esac
 endef
 
@@ -54,7 +55,8 @@ test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fres
 
 .PHONY: bench-serving
 bench-serving: $(SETUP_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs naive Flask and in-process; artifacts/bench/serving.json
-	@TF_CPP_MIN_LOG_LEVEL=3 $(VENV_PY) services/tf-serving/bench/run_bench.py --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" \
+	@TF_CPP_MIN_LOG_LEVEL=3 $(VENV_BIN)/mnist-bench serving --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" \
+	  --config-dir $(SERVING_CONFIG_DIR) \
 	  --seconds $(BENCH_SERVING_SECONDS) --concurrency $(BENCH_SERVING_CONCURRENCY) \
 	  $(if $(wildcard $(TRAIN_DIR)/model.keras),--keras-model "$(TRAIN_DIR)/model.keras") \
 	  --out "$(ARTIFACTS)/bench/serving.json"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mnist_run.fingerprint import EXPORT, REUSE, TRAIN, TrainingInputs, decide
+from mnist_common.pipeline import EXPORT, REUSE, TRAIN, TrainingInputs, decide
 
 DATA = "a" * 64
 PARAMS = {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "seed": 42, "limit": None}

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mnist_run.bench import read_predict_row
-from mnist_run.ports import grpc_address
+from mnist_bench.webui import read_predict_row
+from mnist_loadtest.addresses import grpc_address
 
 # Not imported here: importing locust monkey-patches the whole process for gevent.
 
@@ -51,7 +51,7 @@ def test_bench_reads_the_predict_row(tmp_path):
 
 
 def test_bench_paces_the_target_over_the_users_and_judges_the_target():
-    from mnist_run.bench import BenchOptions, figures_from, pacing_environment, summary
+    from mnist_bench.webui import BenchOptions, figures_from, pacing_environment, summary
 
     options = BenchOptions("Procfile", "loadtest/locustfile.py", "base", "data", "mnist", "out", users=50,
                            target_rps=300)
@@ -91,17 +91,17 @@ def test_the_predict_user_waits_as_a_poisson_process_of_the_rate_per_user(repo_r
 
 
 def test_bench_counts_from_when_every_user_runs():
-    from mnist_run.bench import BenchOptions, locust_command
+    from mnist_bench.webui import BenchOptions, locust_command
 
     command = locust_command(BenchOptions(*["x"] * 6), "http://127.0.0.1:1", "prefix")
     assert "--reset-stats" in command and command[-1] == "WebUIPredictUser"
 
 
 def test_cpu_is_told_apart_by_service_and_the_load_generator_is_this_process_s_finished_child():
-    from mnist_run.cpu_share import CpuShare, service_of
+    from mnist_bench.cpu_share import CpuShare, service_of
 
     assert service_of(["/venv/bin/python", "/venv/bin/tfserving-standin", "--port=1"]) == "model_server"
-    assert service_of(["/venv/bin/python", "-m", "tfserving_standin.grpc_frontend", "--address=x"]) == "model_server"
+    assert service_of(["/venv/bin/python", "-m", "tfserving_standin.grpc_api.frontend", "--address=x"]) == "model_server"
     assert service_of(["/venv/bin/python", "/venv/bin/gunicorn", "-c", "x"]) == "web_ui"
     assert service_of(["make", "-s", "ui"]) is None
     burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
@@ -130,7 +130,7 @@ def test_cpu_is_told_apart_by_service_and_the_load_generator_is_this_process_s_f
 
 
 def test_bench_figures_give_cpu_per_served_request():
-    from mnist_run.bench import BenchOptions, cpu_figures, figures_from, summary
+    from mnist_bench.webui import BenchOptions, cpu_figures, figures_from, summary
 
     cpu = cpu_figures({"model_server": 16.5, "web_ui": 20.5, "load_generator": 5.5}, 10000)
     assert cpu["cpu_ms_per_request"] == {"model_server": 1.65, "web_ui": 2.05, "load_generator": 0.55}

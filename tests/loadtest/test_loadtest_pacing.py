@@ -1,4 +1,4 @@
-"""The Poisson pacing of make bench's users (mnist_run.pacing), on a fake clock."""
+"""The Poisson pacing of make bench's users (mnist_loadtest.pacing), on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from mnist_run.pacing import PoissonPacing
+from mnist_loadtest.pacing import PoissonPacing
 
 
 class FakeClock:

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from mnist_run import slo
+from mnist_loadtest import slo
 
 HEADER = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
           "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s",
@@ -108,7 +108,7 @@ def test_checked_in_objectives_parse(repo_root):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mnist_run.cli", "check-slo", *args],
+    return subprocess.run([sys.executable, "-m", "mnist_loadtest.cli", "check-slo", *args],
                           capture_output=True, text=True, timeout=60)
 
 

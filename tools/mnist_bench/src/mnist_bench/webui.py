@@ -20,9 +20,9 @@ import sys
 from dataclasses import dataclass
 
 from mnist_common import storage
-from mnist_exporter.versions import published_versions
+from mnist_common.pipeline import published_versions
 
-from mnist_run.cpu_share import CpuShare
+from mnist_bench.cpu_share import CpuShare
 from mnist_run.ports import free_port
 from mnist_run.procfile import ProcfileStack, StackError, stack_environment, venv_environment
 
@@ -81,7 +81,7 @@ TARGET_P95_MS = 100
 
 def pacing_environment(options: BenchOptions) -> dict[str, str]:
     """How the locustfile paces WebUIPredictUser: target_rps spread evenly over the users
-    (Poisson starts for each, mnist_run.pacing)."""
+    (Poisson starts for each, mnist_loadtest.pacing)."""
     rate = options.target_rps / options.users if options.target_rps else 0
     return {"PREDICT_RATE_PER_USER": f"{rate:g}"}
 

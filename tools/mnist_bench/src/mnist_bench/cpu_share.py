@@ -15,7 +15,7 @@ import psutil
 
 # A process belongs to the first service whose marker its command line contains. The stand-in
 # is two processes: the model server and its gRPC front end.
-SERVICE_MARKERS = (("model_server", "tfserving-standin"), ("model_server", "tfserving_standin.grpc_frontend"),
+SERVICE_MARKERS = (("model_server", "tfserving-standin"), ("model_server", "tfserving_standin.grpc_api.frontend"),
                    ("web_ui", "gunicorn"))
 
 

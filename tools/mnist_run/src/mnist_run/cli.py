@@ -1,13 +1,11 @@
-"""mnist-run: the commands behind `make run`, `make loadtest` and `make bench`.
+"""mnist-run: the commands behind `make run` and `make loadtest`.
 
   mnist-run check-ports GRPC_PORT=8500 REST_PORT=8501 UI_PORT=8080
+  mnist-run warn-not-listening GRPC_PORT=8500 ...
   mnist-run plan --data-dir D --train-dir T --model-base-path B [mnist-train flags: --epochs 5 ...]
   mnist-run announce http://localhost:8080/
-  mnist-run check-slo --slo loadtest/slo.yaml <prefix>_stats.csv
-  mnist-run bench --procfile Procfile --out artifacts/bench ...
 
-Exit codes: 0 success; 1 objectives missed (check-slo) or the benchmark failed; 2 bad input
-(busy port, bad flag, missing file: the message names it).
+Exit codes: 0 success; 2 bad input (busy port, bad flag, missing file: the message names it).
 """
 
 from __future__ import annotations
@@ -57,10 +55,10 @@ TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
 
 def cmd_plan(args, trainer_flags: list[str]) -> int:
     from mnist_common.dataset import DatasetError
+    from mnist_common.pipeline import decide, newest_published, read_training_metrics
     from mnist_trainer.config import parse_config
 
-    from mnist_run.fingerprint import decide
-    from mnist_run.inputs import finished_training, newest_published, wanted_inputs
+    from mnist_run.inputs import wanted_inputs
 
     # The trainer's own parsing (flags, then its environment variables, then its defaults), so
     # the plan compares exactly what `mnist-train` with these flags would record.
@@ -71,7 +69,7 @@ def cmd_plan(args, trainer_flags: list[str]) -> int:
     except (DatasetError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    plan = decide(wanted, newest_published(args.model_base_path), finished_training(args.train_dir))
+    plan = decide(wanted, newest_published(args.model_base_path), read_training_metrics(args.train_dir))
     # The action alone on stdout, for make; the reason for people on stderr.
     print(f"model: {plan.action}: {plan.reason}", file=sys.stderr)
     print(plan.action)
@@ -82,40 +80,6 @@ def cmd_announce(args) -> int:
     from mnist_run.announce import main as announce_main
 
     return announce_main(args.url)
-
-
-def cmd_check_slo(args) -> int:
-    from mnist_run import slo
-
-    try:
-        objectives = slo.load_objectives(args.slo)
-        stats = slo.load_stats(args.stats)
-    except slo.SloFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    passed, verdicts = slo.check(objectives, stats)
-    print(f"service-level objectives ({args.slo}) for {args.stats}:")
-    print(slo.report(passed, verdicts))
-    return 0 if passed else 1
-
-
-def cmd_bench(args) -> int:
-    from mnist_run.bench import BenchOptions, run_bench
-
-    return run_bench(
-        BenchOptions(
-            procfile=args.procfile,
-            locustfile=args.locustfile,
-            model_base_path=args.model_base_path,
-            data_dir=args.data_dir,
-            model_name=args.model_name,
-            out_dir=args.out,
-            users=args.users,
-            spawn_rate=args.spawn_rate,
-            duration=args.duration,
-            target_rps=args.target_rps,
-        )
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,24 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     announce.add_argument("url")
     announce.set_defaults(run=cmd_announce)
 
-    check_slo = commands.add_parser("check-slo", help="judge a locust *_stats.csv against the objectives")
-    check_slo.add_argument("stats", help="locust's <prefix>_stats.csv")
-    check_slo.add_argument("--slo", default="loadtest/slo.yaml", help="objectives file (default %(default)s)")
-    check_slo.set_defaults(run=cmd_check_slo)
 
-    bench = commands.add_parser("bench", help="measure the web UI's predict path under locust")
-    bench.add_argument("--procfile", default="Procfile")
-    bench.add_argument("--locustfile", default="loadtest/locustfile.py")
-    bench.add_argument("--model-base-path", default="artifacts/models/mnist")
-    bench.add_argument("--data-dir", default="artifacts/data/mnist")
-    bench.add_argument("--model-name", default="mnist")
-    bench.add_argument("--out", default="artifacts/bench", help="writes <out>/webui.json and the locust report")
-    bench.add_argument("--users", type=int, default=50)
-    bench.add_argument("--spawn-rate", type=float, default=25)
-    bench.add_argument("--duration", default="40s", help="locust --run-time (default %(default)s)")
-    bench.add_argument("--target-rps", type=float, default=330,
-                       help="offered load (Poisson arrivals spread over the users); 0: no pacing (default %(default)s)")
-    bench.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -88,13 +87,3 @@ def is_listening(port: int, host: str = "127.0.0.1", timeout_seconds: float = 1.
             return True
     except OSError:
         return False
-
-
-def grpc_address(host: str) -> str:
-    """host:port for a gRPC channel, from host:port, grpc://host:port or http://host:port."""
-    if "://" in host:
-        parts = urlsplit(host)
-        if not parts.hostname or not parts.port:
-            raise ValueError(f"gRPC host {host!r} needs a host and a port")
-        return f"{parts.hostname}:{parts.port}"
-    return host

@@ -1,0 +1,47 @@
+"""mnist-loadtest: judge a load test's figures.
+
+  mnist-loadtest check-slo --slo loadtest/slo.yaml <prefix>_stats.csv
+
+Exit codes: 0 every objective met; 1 an objective missed; 2 bad input (the message names the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_INPUT_ERROR = 2
+
+
+def cmd_check_slo(args) -> int:
+    from mnist_loadtest import slo
+
+    try:
+        objectives = slo.load_objectives(args.slo)
+        stats = slo.load_stats(args.stats)
+    except slo.SloFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    passed, verdicts = slo.check(objectives, stats)
+    print(f"service-level objectives ({args.slo}) for {args.stats}:")
+    print(slo.report(passed, verdicts))
+    return 0 if passed else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-loadtest", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_slo = commands.add_parser("check-slo", help="judge a locust *_stats.csv against the objectives")
+    check_slo.add_argument("stats", help="locust's <prefix>_stats.csv")
+    check_slo.add_argument("--slo", default="loadtest/slo.yaml", help="objectives file (default %(default)s)")
+    check_slo.set_defaults(run=cmd_check_slo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
