@@ -23,5 +23,5 @@ versions: $(SETUP_STAMP) ## List the published model versions in MODEL_BASE_PATH
 	@$(VENV_PY) -m mnist_exporter.list_versions "$(MODEL_BASE_PATH)"
 
 .PHONY: test-export
-test-export: $(SETUP_STAMP) data ## Run the exporter's tests (tests/exporter)
-	$(VENV_PY) -m pytest tests/exporter -q
+test-export: $(SETUP_STAMP) data ## Run the exporter's tests (tests/model_exporter)
+	$(VENV_PY) -m pytest tests/model_exporter -q

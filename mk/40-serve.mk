@@ -51,7 +51,7 @@ serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE
 
 .PHONY: test-serving
 test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_URL + SERVING_GRPC if set
-	$(VENV_PY) -m pytest tests/serving -q $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest tests/tf_serving -q $(PYTEST_ARGS)
 
 .PHONY: bench-serving
 bench-serving: $(SETUP_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs naive Flask and in-process; artifacts/bench/serving.json

@@ -11,11 +11,10 @@ export CHECKOV_BIN := $(abspath $(CHECKOV_VENV)/bin/checkov)
 RESILIENCE_DIR := $(ARTIFACTS)/resilience
 RESILIENCE_FIGURES := $(RESILIENCE_DIR)/figures.jsonl
 RESILIENCE_DOC := docs/resilience.md
-# Other areas' fault tests whose figures the report cites (each run on its own: their conftest
-# modules share a name).
-OTHER_FAULT_TESTS := tests/serving/test_versions.py tests/exporter/test_kill.py \
+# Other areas' fault tests whose figures the report cites, each run with the figures plugin.
+OTHER_FAULT_TESTS := tests/tf_serving/test_versions.py tests/model_exporter/test_kill.py \
   tests/trainer/test_trainer_resume.py \
-  tests/webui/test_webui_integration.py::test_app_answers_503_while_the_model_server_is_unreachable_and_recovers
+  tests/web_ui/test_webui_integration.py::test_app_answers_503_while_the_model_server_is_unreachable_and_recovers
 
 .PHONY: checkov-setup
 checkov-setup: $(CHECKOV_STAMP) ## Create the isolated checkov venv under ARTIFACTS, pinned by requirements/checkov-constraints.txt
@@ -45,7 +44,7 @@ resilience-report: $(SETUP_STAMP) $(CHECKOV_STAMP) data ## Run tests/resilience 
 	RESILIENCE_FIGURES=$(abspath $(RESILIENCE_FIGURES)) $(VENV_PY) -m pytest tests/resilience -q -p no:cacheprovider
 	@for target in $(OTHER_FAULT_TESTS); do \
 	  echo "== $$target"; \
-	  RESILIENCE_FIGURES=$(abspath $(RESILIENCE_FIGURES)) PYTHONPATH=tests/resilience \
-	    $(VENV_PY) -m pytest "$$target" -q -p no:cacheprovider -p figures_plugin || exit 1; \
+	  RESILIENCE_FIGURES=$(abspath $(RESILIENCE_FIGURES)) \
+	    $(VENV_PY) -m pytest "$$target" -q -p no:cacheprovider -p tests.resilience.figures_plugin || exit 1; \
 	done
 	$(VENV_PY) tests/resilience/report.py $(RESILIENCE_FIGURES) $(RESILIENCE_DOC)

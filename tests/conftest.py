@@ -7,8 +7,7 @@ import pathlib
 
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT / "artifacts" / "data" / "mnist"
+from tests.support.paths import DATA_DIR, REPO_ROOT
 
 
 @pytest.fixture(scope="session")

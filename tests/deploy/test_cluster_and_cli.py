@@ -9,7 +9,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError, UnprocessibleEntityError
 
-from conftest import KUSTOMIZE, TEST_IMAGES, find
+from tests.deploy.renders import KUSTOMIZE, TEST_IMAGES, find
 from mnist_deploy import cli, diagnose
 from mnist_deploy.cluster import FIELD_MANAGER, KubeCluster
 from mnist_deploy.errors import DeployError

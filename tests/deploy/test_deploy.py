@@ -7,8 +7,8 @@ import copy
 
 import pytest
 
-from conftest import find
-from fake_cluster import FakeClock, FakeCluster
+from tests.deploy.renders import find
+from tests.deploy.fake_cluster import FakeClock, FakeCluster
 from mnist_deploy import apply, deploy, order
 from mnist_deploy.errors import DeployError, StageFailed
 from mnist_deploy.waiting import Poller

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from conftest import REPO_ROOT
+from tests.deploy.renders import REPO_ROOT
 
 HADOLINT = pathlib.Path(sys.executable).parent / "hadolint"
 SERVICES = {"trainer": "mnist_trainer", "model-exporter": "mnist_exporter", "web-ui": "mnist_webui"}

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import KUSTOMIZE, REPO_ROOT
+from tests.deploy.renders import KUSTOMIZE, REPO_ROOT
 from mnist_deploy.render import SETTING_HELP
 
 IMAGE_DIRS = {"mnist-trainer": "trainer", "mnist-model-exporter": "model-exporter", "mnist-web-ui": "web-ui"}

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from conftest import find
+from tests.deploy.renders import find
 from mnist_deploy import policy
 
 

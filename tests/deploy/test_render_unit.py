@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import KUSTOMIZE, TEST_IMAGES
+from tests.deploy.renders import KUSTOMIZE, TEST_IMAGES
 from mnist_deploy import render
 from mnist_deploy.errors import DeployError
 

@@ -11,7 +11,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from conftest import KUSTOMIZE, REPO_ROOT, TARGETS, TEST_IMAGES, find
+from tests.deploy.renders import KUSTOMIZE, REPO_ROOT, TARGETS, TEST_IMAGES, find
 from mnist_deploy import policy
 
 KUBERNETES_VERSION = "1.37.0"

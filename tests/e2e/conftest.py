@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from e2e_helpers import Pipeline, export, train
+from tests.e2e.e2e_helpers import Pipeline, export, train
 
 
 @pytest.fixture(scope="module")

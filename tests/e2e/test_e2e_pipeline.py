@@ -17,7 +17,7 @@ import psutil
 import pytest
 import requests
 
-from e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
+from tests.e2e.e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
 from mnist_common.dataset import load_split
 from mnist_common.serving_client import create_client
 from mnist_run.ports import free_port, port_is_free

@@ -11,9 +11,8 @@ import pytest
 @pytest.fixture(scope="session")
 def untrained_model_base(tmp_path_factory) -> str:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mnist_exporter.saved_model import export_saved_model
-    from mnist_trainer.model import build_model
+    from tests.support.models import export_version, untrained_model
 
     base = tmp_path_factory.mktemp("models") / "mnist"
-    export_saved_model(build_model(), os.fspath(base / "1"))
+    export_version(untrained_model(), base, 1)
     return os.fspath(base)

@@ -1,7 +1,7 @@
 """Fixtures of the resilience tests: one real tiny pipeline (mnist-train, mnist-export) and one
 serving stack (tfserving-standin + the web UI under gunicorn) on free loopback ports, shared by
 the whole session. Servers are started and stopped with the web UI tests' own helpers
-(tests/webui/webui_servers.py), by pid."""
+(tests/web_ui/webui_servers.py), by pid."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import subprocess
 import pytest
 import requests
 
-from figures import record
-from resilience_support import area_module, exporter_command, pipeline_env, trainer_command, wait_for
+from tests.resilience.figures import record
+from tests.resilience.resilience_support import exporter_command, pipeline_env, trainer_command, wait_for
+from tests.web_ui import webui_servers
 
-webui_servers = area_module("webui", "webui_servers")
 
 
 @pytest.fixture(scope="session")

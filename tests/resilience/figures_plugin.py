@@ -1,14 +1,13 @@
 """pytest plugin that records the figures of other areas' fault tests for docs/resilience.md.
 
-Loaded only by `make resilience-report` (`-p figures_plugin`, with tests/resilience on
-PYTHONPATH), never by `make test`. It records each test's outcome and duration, and for tests
-that drive traffic with a `Traffic` helper that counts requests and failures (tests/serving's
+Loaded only by `make resilience-report` (`-p tests.resilience.figures_plugin`), never by `make test`. It records each test's outcome and duration, and for tests
+that drive traffic with a `Traffic` helper that counts requests and failures (tests/tf_serving's
 version lifecycle tests) the requests sent and failed, without changing those tests.
 """
 
 from __future__ import annotations
 
-import figures
+import tests.resilience.figures as figures
 
 AREA = "faults (other areas' tests)"
 _running = {"nodeid": ""}

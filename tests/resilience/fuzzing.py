@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from resilience_support import tree_rss_bytes
+from tests.resilience.resilience_support import tree_rss_bytes
 
 EXAMPLES_PER_TARGET = 150
 # Deterministic and bounded: the same inputs on every run, no per-example deadline on a busy machine.

@@ -20,7 +20,7 @@ SECTIONS = [
      "Each fault injected while traffic runs; every request sent is counted, and a request counts as failed "
      "unless it got its normal answer (for the model-server outage: a 503 with a JSON reason)."),
     ("faults (other areas' tests)", "Faults covered by other areas' tests",
-     "Recorded from tests/serving/test_versions.py, tests/exporter/test_kill.py, "
+     "Recorded from tests/tf_serving/test_versions.py, tests/model_exporter/test_kill.py, "
      "tests/trainer/test_trainer_resume.py and the web UI's outage test by tests/resilience/figures_plugin.py."),
     ("fuzz", "Fuzzing", "hypothesis (deterministic: derandomize=True, a fixed number of examples) and schemathesis "
      "against /api/v1/openapi.json, all against live servers on 127.0.0.1."),

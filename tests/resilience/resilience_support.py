@@ -1,11 +1,9 @@
-"""Helpers of the resilience tests: other areas' helper modules, pipeline commands, a load generator, waiting, RSS."""
+"""Helpers of the resilience tests: pipeline commands, a load generator, waiting, RSS."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import pathlib
 import sys
 import threading
 import time
@@ -13,29 +11,12 @@ import time
 import psutil
 import requests
 
-TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
-REPO_ROOT = TESTS_DIR.parent
-POLL_SECONDS = 1  # the stand-in's --file_system_poll_wait_seconds (tests/webui/webui_servers.StandIn)
+from tests.model_exporter import exporter_helpers
+from tests.support.paths import REPO_ROOT
+
+POLL_SECONDS = 1  # the stand-in's --file_system_poll_wait_seconds (tests/web_ui/webui_servers.StandIn)
 
 
-def area_module(area: str, module: str, as_name: str | None = None):
-    """A helper module of another test area (tests/<area>/<module>.py), imported once by path.
-
-    Registered under its own name (as pytest's imports of that area do, so both share one module
-    object in one session), or under `as_name` for a module such as conftest whose name clashes.
-    """
-    name = as_name or module
-    if name in sys.modules:
-        return sys.modules[name]
-    path = TESTS_DIR / area / f"{module}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-exporter_helpers = area_module("exporter", "exporter_helpers")
 
 # A tiny training run: seconds, yet two epochs so a run can be killed in the middle of the second.
 # 32 steps per epoch are enough for batch normalisation to settle (about 0.9 validation accuracy).

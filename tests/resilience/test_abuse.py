@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from figures import record
-from resilience_support import tree_rss_bytes
+from tests.resilience.figures import record
+from tests.resilience.resilience_support import tree_rss_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,9 @@ import subprocess
 import pytest
 import yaml
 
-from figures import record
-from resilience_support import REPO_ROOT, area_module
+from tests.resilience.figures import record
+from tests.deploy import renders as deploy
+from tests.resilience.resilience_support import REPO_ROOT
 
 CONFIG = REPO_ROOT / "kustomize" / ".checkov.yaml"
 CHECKOV = pathlib.Path(os.environ.get("CHECKOV_BIN", REPO_ROOT / "artifacts" / "checkov" / "venv" / "bin" / "checkov"))
@@ -54,7 +55,6 @@ def skipped_checks() -> dict[str, str]:
 def scan(tmp_path_factory):
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: run 'make checkov-setup' (make test does it for you)")
-    deploy = area_module("deploy", "conftest", as_name="deploy_conftest")
     from mnist_deploy import render
 
     folder = tmp_path_factory.mktemp("checkov")

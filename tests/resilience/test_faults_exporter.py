@@ -1,6 +1,6 @@
 """The exporter SIGKILLed at each step of an export: no partial version is ever visible.
 
-tests/exporter/test_kill.py kills it at one exact moment (between validation and publishing,
+tests/model_exporter/test_kill.py kills it at one exact moment (between validation and publishing,
 through its pause hook). Here real exports are killed at every step they go through, found by
 watching the base path the way TF Serving does, while the same watcher checks on every look
 (every ~2 ms) that each integer-named folder is a complete version and that some version is
@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from figures import record
-from resilience_support import exporter_command, pipeline_env
+from tests.resilience.figures import record
+from tests.resilience.resilience_support import exporter_command, pipeline_env
 
 pytestmark = pytest.mark.slow
 

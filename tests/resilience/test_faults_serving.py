@@ -1,6 +1,6 @@
 """Faults of the model server seen through the web UI, under steady load.
 
-tests/serving/test_versions.py already publishes a version and adds a corrupt one under traffic
+tests/tf_serving/test_versions.py already publishes a version and adds a corrupt one under traffic
 sent straight to the model server; these tests send the traffic through the web UI (gunicorn,
 gRPC to tfserving-standin), which is what people use, and add killing the model server.
 """
@@ -15,8 +15,8 @@ import time
 import pytest
 import requests
 
-from figures import record
-from resilience_support import POLL_SECONDS, WebLoad, wait_for
+from tests.resilience.figures import record
+from tests.resilience.resilience_support import POLL_SECONDS, WebLoad, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from figures import record
-from resilience_support import pipeline_env, trainer_command, wait_for
+from tests.resilience.figures import record
+from tests.resilience.resilience_support import pipeline_env, trainer_command, wait_for
 
 pytestmark = pytest.mark.slow
 

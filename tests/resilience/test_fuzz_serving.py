@@ -12,8 +12,8 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from figures import record
-from fuzzing import (
+from tests.resilience.figures import record
+from tests.resilience.fuzzing import (
     EXAMPLES_PER_TARGET, FUZZ_SETTINGS, MemoryWatch, assert_json_refusal, b64, content_types, json_values, pictures,
 )
 

@@ -15,8 +15,8 @@ from schemathesis.checks import positive_data_acceptance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from figures import record
-from fuzzing import (
+from tests.resilience.figures import record
+from tests.resilience.fuzzing import (
     EXAMPLES_PER_TARGET, FUZZ_SETTINGS, MemoryWatch, assert_json_refusal, b64, content_types, json_values, pictures,
 )
 

@@ -12,8 +12,9 @@ import subprocess
 import pytest
 import yaml
 
-from figures import record
-from resilience_support import REPO_ROOT, area_module
+from tests.resilience.figures import record
+from tests.deploy import renders as deploy
+from tests.resilience.resilience_support import REPO_ROOT
 
 # Built from pieces so that this file does not match itself.
 _DASHES = "-" * 5
@@ -110,7 +111,6 @@ def test_no_secrets_in_what_goes_into_an_image():
 
 
 def test_no_secrets_in_the_rendered_manifests():
-    deploy = area_module("deploy", "conftest", as_name="deploy_conftest")
     from mnist_deploy import render
 
     objects_checked, found = 0, []

@@ -13,8 +13,8 @@ import urllib.parse
 import pytest
 import requests
 
-from figures import record
-from resilience_support import area_module
+from tests.resilience.figures import record
+from tests.web_ui import webui_fakes as fakes
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +134,6 @@ def test_no_path_escapes_a_file_serving_route(stack, server):
 
 def every_web_ui_page(data_dir) -> list[str]:
     """Every GET route of the app without parameters, a static file, and error pages."""
-    fakes = area_module("webui", "webui_fakes")
     from mnist_webui import create_app
     from mnist_webui.config import Settings
     from mnist_webui.samples import HeldOutDigits

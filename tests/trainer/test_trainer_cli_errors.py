@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from trainer_helpers import run_trainer
+from tests.trainer.trainer_helpers import run_trainer
 
 
 @pytest.fixture()

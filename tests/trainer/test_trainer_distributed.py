@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 
 import pytest
 
-from trainer_helpers import epoch_lines, trainer_command, trainer_env
+from tests.support.ports import free_ports
+from tests.trainer.trainer_helpers import epoch_lines, trainer_command, trainer_env
 
 pytestmark = pytest.mark.slow
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def test_chief_and_worker_train_together_and_only_the_chief_writes(data_dir, tmp_path):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from trainer_helpers import epoch_lines, latest_checkpoint_number, run_trainer, trainer_command, trainer_env
+from tests.trainer.trainer_helpers import epoch_lines, latest_checkpoint_number, run_trainer, trainer_command, trainer_env
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from trainer_helpers import epoch_lines, latest_checkpoint_number, run_trainer
+from tests.trainer.trainer_helpers import epoch_lines, latest_checkpoint_number, run_trainer
 
 pytestmark = pytest.mark.slow
 
