@@ -61,6 +61,21 @@ push_hint = case "$(REGISTRY)" in *-docker.pkg.dev/*) \
 	  else echo "hint: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then: gcloud auth configure-docker $(firstword $(subst /, ,$(REGISTRY)))" >&2; fi;; esac
 
 GKE_CLUSTER ?= mnist
+# make gke-up/gke-down: DRY_RUN=1 prints every command without running any (no gcloud needed);
+# IAP_MEMBERS (e.g. user:me@example.com group:team@example.com) may sign in through IAP.
+DRY_RUN ?=
+IAP_MEMBERS ?=
+gke_bootstrap = $(VENV_PY) -m mnist_deploy.bootstrap $(1) --project "$(PROJECT_ID)" --region $(REGION) \
+	  --cluster $(GKE_CLUSTER) --bucket "$(GCS_BUCKET)" --static-ip-name $(STATIC_IP_NAME) \
+	  --kubectl $(VENV_BIN)/kubectl $(foreach member,$(IAP_MEMBERS),--iap-member $(member)) $(if $(DRY_RUN),--dry-run,)
+
+.PHONY: gke-up gke-down
+gke-up: $(SETUP_STAMP) ## One-time GKE setup of PROJECT_ID (APIs, registry, cluster, operator, bucket, accounts, IP); re-runnable; DRY_RUN=1 prints it
+	@$(call gke_bootstrap,up)
+
+gke-down: $(SETUP_STAMP) ## Remove what gke-up made; the bucket only with DELETE_STORAGE=1; DRY_RUN=1 prints it
+	@$(call gke_bootstrap,down) $(if $(DELETE_STORAGE),--delete-storage,)
+
 .PHONY: gke-credentials
 gke-credentials: ## Point kubectl at the GKE cluster GKE_CLUSTER in REGION of PROJECT_ID
 	@command -v gcloud >/dev/null || { echo "error: 'gcloud' not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)" >&2; exit 2; }
