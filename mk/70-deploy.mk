@@ -7,8 +7,11 @@ PROJECT_ID ?=
 REGION ?= us-central1
 LOCAL_REGISTRY := mnist.local
 REGISTRY ?= $(if $(PROJECT_ID),$(REGION)-docker.pkg.dev/$(PROJECT_ID)/mnist,$(LOCAL_REGISTRY))
-# Images are tagged with the commit they are built from (never :latest).
-IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+# Images are tagged with the commit they are built from (never :latest): its first 12 hex
+# digits. One rule for make and Cloud Build (.ci/cloudbuild.yaml asks `make image-tag`), not
+# `git rev-parse --short`, which grows when 12 digits are ambiguous.
+GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_TAG ?= $(shell printf '%.12s' '$(GIT_COMMIT)')
 IMAGE_PLATFORM ?= linux/amd64
 DOCKER ?= docker
 # image name = directory under services/ that holds its Dockerfile
@@ -35,6 +38,10 @@ _need-docker:
 _need-tag:
 	@test -n "$(IMAGE_TAG)" || { echo "error: no git commit to tag images with: commit first, or set IMAGE_TAG=..." >&2; exit 2; }
 
+.PHONY: image-tag
+image-tag: ## Print the tag the images get: IMAGE_TAG, by default the first 12 digits of GIT_COMMIT (HEAD)
+	@echo '$(IMAGE_TAG)'
+
 .PHONY: images
 images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, tagged REGISTRY/name:IMAGE_TAG (the git commit)
 	@git diff --quiet HEAD 2>/dev/null || echo "warning: uncommitted changes are in these images, but the tag $(IMAGE_TAG) names the commit" >&2
@@ -42,7 +49,7 @@ images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images,
 	  name=$${pair%%=*}; dir=$${pair#*=}; \
 	  echo "== $(call image_ref,$$name)"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(IMAGE_PLATFORM) \
-	    --build-arg GIT_COMMIT=$$(git rev-parse HEAD) \
+	    --build-arg GIT_COMMIT=$(GIT_COMMIT) \
 	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$(IMAGE_TAG) . ; \
 	done
 
