@@ -6,6 +6,7 @@ permission); a dry run prints every command and runs none."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -16,8 +17,10 @@ from mnist_deploy.errors import DeployError, StageFailed
 
 CHECK_TIMEOUT_SECONDS = 300
 INSTALL_GCLOUD = "install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"
-# gcloud and kubectl say "missing" in these words (gcloud: the API's NOT_FOUND / HTTP 404).
-NOT_FOUND = ("not_found", "not found", "does not exist", "404")
+# gcloud and kubectl say "missing" in these words (gcloud: the API's NOT_FOUND / HTTP 404);
+# the codes as whole words, so a project number holding the digits is no match.
+NOT_FOUND = re.compile(r"not_found|not found|does not exist|\b404\b")
+DENIED = re.compile(r"permission_denied|does not have permission|forbidden|\b403\b")
 
 
 def _first_line(stderr: str) -> str:
@@ -36,7 +39,7 @@ def set_up_problem(step: Step, stderr: str) -> DeployError | None:
                            f"(gcloud billing projects link PROJECT --billing-account=ACCOUNT) ({said})")
     if "service_disabled" in text or "has not been used in project" in text:
         return DeployError(f"{step.name}: an API it needs is disabled: make gke-up enables them first ({said})")
-    if "permission_denied" in text or "does not have permission" in text or "403" in text or "forbidden" in text:
+    if DENIED.search(text):
         return DeployError(f"{step.name}: permission denied: the account needs a role that allows this "
                            f"(e.g. roles/owner, or the service's admin role) ({said})")
     return None
@@ -71,7 +74,7 @@ class Runner:
         problem = set_up_problem(step, result.stderr)
         if problem:
             raise problem
-        if any(word in result.stderr.lower() for word in NOT_FOUND):
+        if NOT_FOUND.search(result.stderr.lower()):
             return False
         raise StageFailed(f"{step.name}: checking failed: {shlex.join(step.check)}\n{result.stderr.strip()}")
 
@@ -129,4 +132,4 @@ class Runner:
                 self.say(f"delete   {step.name}")
                 self.execute(step, step.delete)
         for step in kept:
-            self.say(f"kept     {step.name}: {step.kept or 'storage: make gke-down DELETE_STORAGE=1 deletes it'}")
+            self.say(f"kept     {step.name}: {step.kept or 'its data stays; make gke-down DELETE_STORAGE=1 deletes it'}")
