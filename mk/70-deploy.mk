@@ -7,8 +7,11 @@ PROJECT_ID ?=
 REGION ?= us-central1
 LOCAL_REGISTRY := mnist.local
 REGISTRY ?= $(if $(PROJECT_ID),$(REGION)-docker.pkg.dev/$(PROJECT_ID)/mnist,$(LOCAL_REGISTRY))
-# Images are tagged with the commit they are built from (never :latest).
-IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+# Images are tagged with the commit they are built from (never :latest): its first 12 hex
+# digits. One rule for make and Cloud Build (.ci/cloudbuild.yaml asks `make image-tag`), not
+# `git rev-parse --short`, which grows when 12 digits are ambiguous.
+GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_TAG ?= $(shell printf '%.12s' '$(GIT_COMMIT)')
 IMAGE_PLATFORM ?= linux/amd64
 DOCKER ?= docker
 # image name = directory under services/ that holds its Dockerfile
@@ -35,6 +38,10 @@ _need-docker:
 _need-tag:
 	@test -n "$(IMAGE_TAG)" || { echo "error: no git commit to tag images with: commit first, or set IMAGE_TAG=..." >&2; exit 2; }
 
+.PHONY: image-tag
+image-tag: ## Print the tag the images get: IMAGE_TAG, by default the first 12 digits of GIT_COMMIT (HEAD)
+	@echo '$(IMAGE_TAG)'
+
 .PHONY: images
 images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, tagged REGISTRY/name:IMAGE_TAG (the git commit)
 	@git diff --quiet HEAD 2>/dev/null || echo "warning: uncommitted changes are in these images, but the tag $(IMAGE_TAG) names the commit" >&2
@@ -42,7 +49,7 @@ images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images,
 	  name=$${pair%%=*}; dir=$${pair#*=}; \
 	  echo "== $(call image_ref,$$name)"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(IMAGE_PLATFORM) \
-	    --build-arg GIT_COMMIT=$$(git rev-parse HEAD) \
+	    --build-arg GIT_COMMIT=$(GIT_COMMIT) \
 	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$(IMAGE_TAG) . ; \
 	done
 
@@ -61,6 +68,21 @@ push_hint = case "$(REGISTRY)" in *-docker.pkg.dev/*) \
 	  else echo "hint: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then: gcloud auth configure-docker $(firstword $(subst /, ,$(REGISTRY)))" >&2; fi;; esac
 
 GKE_CLUSTER ?= mnist
+# make gke-up/gke-down: DRY_RUN=1 prints every command without running any (no gcloud needed);
+# IAP_MEMBERS (e.g. user:me@example.com group:team@example.com) may sign in through IAP.
+DRY_RUN ?=
+IAP_MEMBERS ?=
+gke_bootstrap = $(VENV_PY) -m mnist_deploy.bootstrap $(1) --project "$(PROJECT_ID)" --region $(REGION) \
+	  --cluster $(GKE_CLUSTER) --bucket "$(GCS_BUCKET)" --static-ip-name $(STATIC_IP_NAME) \
+	  --kubectl $(VENV_BIN)/kubectl $(foreach member,$(IAP_MEMBERS),--iap-member $(member)) $(if $(DRY_RUN),--dry-run,)
+
+.PHONY: gke-up gke-down
+gke-up: $(SETUP_STAMP) ## One-time GKE setup of PROJECT_ID (APIs, registry, cluster, operator, bucket, accounts, IP); re-runnable; DRY_RUN=1 prints it
+	@$(call gke_bootstrap,up)
+
+gke-down: $(SETUP_STAMP) ## Remove what gke-up made; the bucket only with DELETE_STORAGE=1; DRY_RUN=1 prints it
+	@$(call gke_bootstrap,down) $(if $(DELETE_STORAGE),--delete-storage,)
+
 .PHONY: gke-credentials
 gke-credentials: ## Point kubectl at the GKE cluster GKE_CLUSTER in REGION of PROJECT_ID
 	@command -v gcloud >/dev/null || { echo "error: 'gcloud' not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)" >&2; exit 2; }

@@ -91,7 +91,7 @@ def test_every_setting_in_the_manifests_is_explained_and_passed_by_make_and_clou
     cloudbuild = (REPO_ROOT / ".ci" / "cloudbuild.yaml").read_text()
     for name in settings:
         assert f"--set {name}=" in makefile, name
-        assert f'--set "{name}=' in cloudbuild, name
+        assert f' {name}="' in cloudbuild, name  # Cloud Build passes it to make deploy
 
 
 def test_cloud_build_builds_pushes_and_deploys_the_same_images():
@@ -99,10 +99,13 @@ def test_cloud_build_builds_pushes_and_deploys_the_same_images():
     steps = {step["id"]: step for step in build["steps"]}
     for name, directory in IMAGE_DIRS.items():
         scripts = [step["script"] for step in steps.values() if f"-f services/{directory}/Dockerfile" in step.get("script", "")]
-        assert len(scripts) == 1 and f"/{name}:${{_IMAGE_TAG}}" in scripts[0] and 'docker push "$image"' in scripts[0]
-        assert f"--image \"{name}=${{registry}}/{name}:${{_IMAGE_TAG}}\"" in steps["deploy"]["script"]
+        assert len(scripts) == 1 and f"/{name}:${{tag}}" in scripts[0] and 'docker push "$image"' in scripts[0]
+        assert 'tag="$(cat artifacts/cloudbuild/image-tag)"' in scripts[0]
     assert set(steps["deploy"]["waitFor"]) == {"trainer-image", "exporter-image", "web-ui-image"}
-    assert "mnist-deploy deploy" in steps["deploy"]["script"]
+    # The deploy step is make's own deploy, with the registry the images were pushed to and their tag.
+    deploy = steps["deploy"]["script"]
+    assert "make gke-credentials deploy " in deploy and 'IMAGE_TAG="$tag"' in deploy
+    assert 'REGISTRY="${_REGION}-docker.pkg.dev/${PROJECT_ID}/${_REPOSITORY}"' in deploy
     makefile = (REPO_ROOT / "mk" / "70-deploy.mk").read_text()
     assert re.search(r"^IMAGES := (.+)$", makefile, re.M).group(1).split() == [f"{n}={d}" for n, d in IMAGE_DIRS.items()]
 

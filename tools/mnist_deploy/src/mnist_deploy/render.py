@@ -20,8 +20,6 @@ import yaml
 
 from mnist_deploy.errors import DeployError
 
-# The TF Serving config lives once, in services/tf-serving/config; the base reads it from there.
-KUSTOMIZE_FLAGS = ("--load-restrictor", "LoadRestrictionsNone")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 # What each setting is, for the error message when one is missing.
 SETTING_HELP = {
@@ -68,8 +66,8 @@ def find_kubectl(kubectl: str | None = None) -> str:
 
 
 def run_kustomize(directory: str, kubectl: str | None = None) -> str:
-    """`kubectl kustomize DIR` with the load restrictor off; its stderr on failure."""
-    command = [find_kubectl(kubectl), "kustomize", *KUSTOMIZE_FLAGS, directory]
+    """Plain `kubectl kustomize DIR`, as GitOps tools build it (no flags); its stderr on failure."""
+    command = [find_kubectl(kubectl), "kustomize", directory]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise DeployError(f"kustomize failed for {directory}:\n{result.stderr.strip()}")
