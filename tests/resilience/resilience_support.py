@@ -13,6 +13,7 @@ import requests
 
 from tests.model_exporter import exporter_helpers
 from tests.support.paths import REPO_ROOT
+from tests.support.waiting import wait_for
 
 POLL_SECONDS = 1  # the stand-in's --file_system_poll_wait_seconds (tests/web_ui/webui_servers.StandIn)
 
@@ -40,17 +41,6 @@ def trainer_command(data_dir: str, model_dir) -> list[str]:
 
 def exporter_command(train_dir, data_dir: str, base, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mnist_exporter.cli", *exporter_helpers.export_args(train_dir, data_dir, base, *extra)]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
-    """The first truthy value of condition() within timeout, else an AssertionError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -8,32 +8,34 @@ from typing import Callable
 
 
 class WaitTimeout(AssertionError):
-    pass
+    """What was waited for did not happen in time (or the process died first)."""
 
 
-def wait_until(
-    check: Callable[[], object],
+def wait_for(
+    condition: Callable[[], object],
     timeout: float,
     what: str,
+    interval: float = 0.1,
     process: subprocess.Popen | None = None,
     log_tail: Callable[[], str] = lambda: "",
-    interval: float = 0.2,
-    ignore: tuple[type[BaseException], ...] = (OSError,),
+    ignore: tuple[type[BaseException], ...] = (),
 ):
-    """Poll `check` until it returns something truthy (returned), `process` exits, or `timeout`
-    seconds pass (WaitTimeout naming `what`, with the log tail). Exceptions in `ignore` (a server
-    not accepting connections yet) count as "not yet"."""
+    """The first truthy value of condition() within `timeout` seconds.
+
+    Raises WaitTimeout naming `what` (with the log tail) when time runs out or `process` exits
+    first. Exceptions in `ignore` (a server not accepting connections yet) count as "not yet".
+    """
     deadline = time.monotonic() + timeout
     last_error = ""
     while True:
         if process is not None and process.poll() is not None:
             raise WaitTimeout(f"exited ({process.returncode}) before {what}:\n{log_tail()}")
         try:
-            result = check()
-            if result:
-                return result
+            value = condition()
+            if value:
+                return value
         except ignore as error:
             last_error = f" (last: {error})"
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"{what} not reached within {timeout:g} s{last_error}:\n{log_tail()}")
+            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}{last_error}\n{log_tail()}".rstrip())
         time.sleep(interval)

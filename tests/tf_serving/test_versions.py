@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from tests.support.waiting import wait_for
 from tests.tf_serving.serving_harness import wait_available
 from tests.tf_serving.serving_wire import GrpcApi, tensor_proto
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
@@ -54,16 +55,6 @@ def states(server) -> dict[int, dict]:
 
 def latest_available(server) -> int:
     return max(v for v, entry in states(server).items() if entry["state"] == "AVAILABLE")
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 class Traffic:

@@ -11,12 +11,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import requests
 
 from tests.support.ports import free_port
 from tests.support.standin import standin_command
+from tests.support.waiting import wait_for
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -47,17 +47,8 @@ class ManagedProcess:
             return ""
 
     def wait_until(self, check, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{self.log_tail()}")
-            try:
-                if check():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name}: {what} not reached within {timeout:g} s:\n{self.log_tail()}")
+        wait_for(check, timeout, f"{self.name}: {what}", interval=0.2, process=self.process, log_tail=self.log_tail,
+                 ignore=(requests.RequestException,))
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
