@@ -25,6 +25,11 @@ DOMAIN ?=
 STATIC_IP_NAME ?= mnist-web-ui
 KIND_CLUSTER ?= kind
 DELETE_STORAGE ?=
+# Stage timeouts for `make deploy`, as STAGE=SECONDS pairs (stages: setup data training export
+# serving), e.g. DEPLOY_TIMEOUTS="training=10800 serving=600"; empty keeps mnist-deploy's defaults.
+DEPLOY_TIMEOUTS ?=
+# Any other `mnist-deploy deploy` flags, e.g. DEPLOY_FLAGS="--give-up-after 600 --lease-seconds 120".
+DEPLOY_FLAGS ?=
 RENDER_DIR := $(ARTIFACTS)/deploy
 MANIFESTS := $(RENDER_DIR)/$(OVERLAY).yaml
 
@@ -106,7 +111,8 @@ render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) t
 
 .PHONY: deploy
 deploy: render ## Apply OVERLAY to the current kubectl context in stages, wait for training, export and rollouts
-	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag)
+	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag) \
+	  $(foreach pair,$(DEPLOY_TIMEOUTS),--timeout $(pair)) $(DEPLOY_FLAGS)
 
 .PHONY: status
 status: render ## Show every object of OVERLAY in the cluster and whether it is ready

@@ -120,3 +120,12 @@ def test_the_github_workflow_tests_then_deploys_to_kind():
     for command in ("make images", "make kind-load", "make deploy OVERLAY=local", "/v1/models/mnist", "/readyz"):
         assert command in e2e
     assert any("kind-action" in step.get("uses", "") for step in jobs["e2e-kind"]["steps"])
+
+
+def test_make_deploy_passes_the_timeouts_and_flags(tmp_path):
+    result = make("-n", "deploy", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}",
+                  "DEPLOY_TIMEOUTS=training=10800 serving=600", "DEPLOY_FLAGS=--give-up-after 600")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.replace("\\\n", " ").splitlines()  # continued lines as one
+    command = next(line for line in commands if "mnist-deploy deploy" in line)
+    assert "--timeout training=10800 --timeout serving=600 --give-up-after 600" in " ".join(command.split())

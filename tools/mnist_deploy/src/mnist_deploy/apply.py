@@ -4,7 +4,9 @@ does not run again. So each carries a hash of its spec, and on a new deploy it i
   kept     if the same spec is already running or has succeeded (a re-run of `make deploy`
            does not retrain for nothing),
   re-run   (deleted, then created) if its spec changed (a new image, new settings), it failed,
-           or an earlier stage re-ran (a new model must be exported again),
+           or an earlier stage re-ran (a new model must be exported again); the new run is
+           created only once the old object and its pods are gone (a TFJob's pods keep the
+           same names from run to run),
   created  if it does not exist.
 """
 
@@ -60,6 +62,7 @@ def apply_stage(cluster: Cluster, objects: list[dict], poller: Poller, upstream_
             poller.report(f"  {describe(obj)}: deleting the previous run")
             cluster.delete(obj)
             poller.until_gone(cluster, obj, delete_timeout)
+            poller.until_pods_gone(cluster, obj, delete_timeout)
         cluster.apply(with_spec_hash(obj))
         poller.report(f"  started {describe(obj)}")
         started = True

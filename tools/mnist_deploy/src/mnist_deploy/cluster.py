@@ -1,5 +1,5 @@
 """The one module that talks to the Kubernetes API. Everything else gets a `Cluster` handed in,
-so tests use an in-memory fake with the same five methods."""
+so tests use an in-memory fake with the same methods."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import os
 from typing import Protocol
 
-from mnist_deploy.errors import DeployError
+from mnist_deploy.errors import Conflict, DeployError
 
 FIELD_MANAGER = "mnist-deploy"
 # Where a missing custom resource kind comes from, for the error message.
@@ -31,7 +31,11 @@ def refusal_message(error) -> str:
 
 class Cluster(Protocol):
     def ensure_kind(self, obj: dict) -> None: ...
-    def apply(self, obj: dict) -> dict: ...
+    def apply(self, obj: dict, dry_run: bool = False) -> dict: ...
+    def create(self, obj: dict) -> dict: ...
+    def replace(self, obj: dict) -> dict: ...
+    def list_labelled(self, group_kind: str, namespace: str, label_selector: str) -> list[dict]: ...
+    def list_events(self, namespace: str) -> list[dict]: ...
     def get(self, obj: dict) -> dict | None: ...
     def delete(self, obj: dict) -> None: ...
     def list_pods(self, namespace: str, label_selector: str) -> list[dict]: ...
@@ -60,21 +64,63 @@ class KubeCluster:
         """Raise DeployError, saying what to install, if the cluster does not serve obj's kind."""
         self._resource(obj)
 
-    def apply(self, obj: dict) -> dict:
+    def apply(self, obj: dict, dry_run: bool = False) -> dict:
         """Server-side apply as field manager `mnist-deploy`, taking over fields it set before
-        with other tools (force), so re-running `make deploy` always converges."""
+        with other tools (force), so re-running `make deploy` always converges. With dry_run
+        the server runs every check (admission, webhooks, schema) and stores nothing."""
         from kubernetes.dynamic.exceptions import DynamicApiError
 
         resource = self._resource(obj)
+        options = {"dry_run": "All"} if dry_run else {}
         try:
             result = self._dynamic.server_side_apply(
                 resource, body=obj, namespace=obj["metadata"].get("namespace"),
-                field_manager=FIELD_MANAGER, force_conflicts=True,
+                field_manager=FIELD_MANAGER, force_conflicts=True, **options,
             )
         except DynamicApiError as error:
             raise DeployError(f"the API server refused {obj['kind']}/{obj['metadata']['name']}: "
                               f"{error.status} {error.reason}: {refusal_message(error)}") from None
         return result.to_dict()
+
+    def _write(self, verb: str, obj: dict) -> dict:
+        """create or replace, where a 409 (exists, or changed since it was read) is a Conflict:
+        the lock relies on the server refusing the second writer."""
+        from kubernetes.dynamic.exceptions import ConflictError, DynamicApiError
+
+        resource = self._resource(obj)
+        try:
+            result = getattr(self._dynamic, verb)(resource, body=obj, namespace=obj["metadata"].get("namespace"))
+        except ConflictError as error:
+            raise Conflict(f"{obj['kind']}/{obj['metadata']['name']}: {refusal_message(error)}") from None
+        except DynamicApiError as error:
+            raise DeployError(f"the API server refused to {verb} {obj['kind']}/{obj['metadata']['name']}: "
+                              f"{error.status} {error.reason}: {refusal_message(error)}") from None
+        return result.to_dict()
+
+    def create(self, obj: dict) -> dict:
+        return self._write("create", obj)
+
+    def replace(self, obj: dict) -> dict:
+        """Replace obj; its metadata.resourceVersion makes it fail (Conflict) if it changed."""
+        return self._write("replace", obj)
+
+    def list_labelled(self, group_kind: str, namespace: str, label_selector: str) -> list[dict]:
+        """Objects of a `Kind.group` (as ApplySets name kinds) carrying the labels, in namespace
+        (or cluster-wide for cluster-scoped kinds), with apiVersion and kind filled in (a list
+        response leaves them out of its items)."""
+        kind, _, group = group_kind.partition(".")
+        found = [resource for resource in self._dynamic.resources.search(group=group, kind=kind)
+                 if resource.group == group and resource.kind == kind]
+        if not found:
+            return []  # the kind is gone from the cluster (a CRD removed): nothing of it to find
+        resource = sorted(found, key=lambda resource: not resource.preferred)[0]
+        listed = self._dynamic.get(resource, namespace=namespace if resource.namespaced else None,
+                                   label_selector=label_selector).to_dict()["items"]
+        return [{"apiVersion": resource.group_version, "kind": kind, **item} for item in listed]
+
+    def list_events(self, namespace: str) -> list[dict]:
+        events = self._dynamic.resources.get(api_version="v1", kind="Event")
+        return self._dynamic.get(events, namespace=namespace).to_dict()["items"]
 
     def get(self, obj: dict) -> dict | None:
         from kubernetes.dynamic.exceptions import NotFoundError
