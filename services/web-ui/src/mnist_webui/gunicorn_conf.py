@@ -1,6 +1,6 @@
 """gunicorn settings for the web UI (`gunicorn -c python:mnist_webui.gunicorn_conf ...`).
 
-Threaded workers: a prediction mostly waits on the model server, so threads overlap that wait
+Threads per worker: a prediction mostly waits on the model server, so threads overlap that wait
 while the few CPU-bound parts stay short. One process per core sidesteps the GIL.
 
 Environment: UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
@@ -38,9 +38,9 @@ except (ConfigError, ValueError) as error:
     raise SystemExit(2) from None
 
 bind = f"0.0.0.0:{_int('UI_PORT', 8080)}"
-# gthread, with each request read whole (within WEB_CLIENT_TIMEOUT) before a thread takes it: slow
-# clients cannot hold the threads (see mnist_webui.worker).
-worker_class = "mnist_webui.worker.BufferedThreadWorker"
+# uvicorn's event loop reads each request whole (within WEB_CLIENT_TIMEOUT) before one of the
+# WEB_THREADS threads runs the app: slow clients cannot hold the threads (see mnist_webui.worker).
+worker_class = "mnist_webui.worker.BufferedRequestWorker"
 workers = _int("WEB_WORKERS", os.cpu_count() or 1)
 threads = _int("WEB_THREADS", 8)
 timeout = _int("WEB_TIMEOUT", 30)
