@@ -291,3 +291,10 @@ def test_the_web_ui_still_answers_after_all_this(stack):
     wait_for(lambda: requests.get(f"{stack.web.url}/healthz", timeout=5).ok, 10, "the web UI")
     assert requests.post(f"{stack.web.url}/api/v1/predict", json={"pixels": [0.0] * 784}, timeout=10).ok
     assert os.path.exists(stack.web.log_path)
+
+
+def test_an_upgrade_offer_is_answered_as_http_1_1(stack):
+    # curl --http2 on plain HTTP offers h2c; the server does not take it up and answers normally.
+    status, _, body, _ = exchange(stack.web.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                                                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    assert status == 200 and json.loads(body) == {"status": "ok"}

@@ -108,7 +108,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
                 raise
             return
         except httptools.HttpParserUpgrade:
-            self.refuse(400, "protocol upgrades are not supported")
+            # An offer to upgrade (curl's "Upgrade: h2c", say) that this server does not take up:
+            # the request itself is answered as HTTP/1.1, as uvicorn does.
             return
         except httptools.HttpParserError as error:
             self.logger.info("malformed request from %s: %s", self.client, error)

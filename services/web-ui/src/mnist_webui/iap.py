@@ -72,7 +72,7 @@ class IapVerifier:
         if not assertion:
             raise ApiError(401, f"this service is reached through Identity-Aware Proxy: no {ASSERTION_HEADER} header")
         try:
-            key_id = jwt._unverified_decode(assertion)[0].get("kid")  # noqa: SLF001 - the header only
+            key_id = jwt.decode_header(assertion).get("kid")
         except (ValueError, TypeError, exceptions.GoogleAuthError):
             raise ApiError(403, "the IAP assertion is not a JWT") from None
         try:

@@ -41,7 +41,7 @@ def client_timeout_from_env() -> float:
 
 class BufferedRequestWorker(UvicornWorker):
     CONFIG_KWARGS = {
-        "loop": "asyncio",
+        "loop": "uvloop",
         "http": DeadlineHttpProtocol,
         "lifespan": "off",  # a WSGI app has no start-up or shutdown events
         "server_header": False,  # no version advertised
