@@ -2,7 +2,7 @@
 
 # grpc (default) or rest: how the web UI talks to the model server.
 SERVING_PROTOCOL ?= grpc
-# gunicorn gthread workers x threads; the defaults suit a small machine.
+# gunicorn workers (uvicorn event loop each) x threads that run the app; the defaults suit a small machine.
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 8
 
