@@ -17,7 +17,10 @@ MODEL_BASE_PATH ?= $(ARTIFACTS)/models/$(MODEL_NAME)
 GRPC_PORT ?= 8500
 REST_PORT ?= 8501
 UI_PORT ?= 8080
-export MODEL_NAME GRPC_PORT REST_PORT UI_PORT
+# Where make run / serve / ui listen: loopback, as the local stack has no sign-in; HOST=0.0.0.0
+# opens every port to the network (and says so).
+HOST ?= 127.0.0.1
+export MODEL_NAME GRPC_PORT REST_PORT UI_PORT HOST
 
 VENV_PY := $(VENV)/bin/python
 VENV_BIN := $(VENV)/bin
@@ -38,7 +41,7 @@ help: ## Show every target with one line of help (the default target)
 	  /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %s%-18s%s %s\n", cyan, $$1, off, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables (make VAR=value target): PYTHON VENV ARTIFACTS MODEL_NAME DATA_DIR TRAIN_DIR"
-	@echo "  MODEL_BASE_PATH GRPC_PORT REST_PORT UI_PORT DATA_SOURCE; see README.md for the rest."
+	@echo "  MODEL_BASE_PATH GRPC_PORT REST_PORT UI_PORT HOST DATA_SOURCE; see README.md for the rest."
 
 .PHONY: setup
 setup: $(SETUP_STAMP) ## Create .venv with every service and tool, pinned by requirements/constraints.txt

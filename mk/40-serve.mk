@@ -19,11 +19,18 @@ define require_model_version
 	  { echo "error: no model version in $(MODEL_BASE_PATH): run 'make train' and 'make export' first (or 'make run')" >&2; exit 2; } ;; esac
 endef
 
+# Said by make serve, ui and run whenever HOST is not loopback.
+define warn_if_open
+	@case "$(HOST)" in 127.*|localhost|::1) ;; *) \
+	  echo "warning: HOST=$(HOST): listening beyond this machine, without authentication: anyone who can reach $(HOST) can use the model server and the web UI" >&2 ;; esac
+endef
+
 .PHONY: serve
 serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT, metrics on REST)
 	$(require_model_version)
-	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC :$(GRPC_PORT), REST http://localhost:$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
-	@exec $(VENV_BIN)/tfserving-standin --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
+	$(warn_if_open)
+	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC $(HOST):$(GRPC_PORT), REST http://$(HOST):$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
+	@exec $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
 	  --model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)" \
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS) $(SERVING_TF_THREADS) \
 	  --enable_batching --batching_parameters_file=$(SERVING_CONFIG_DIR)/batching_parameters.txt \

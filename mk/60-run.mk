@@ -41,7 +41,8 @@ run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then
 	   *) exit 2 ;; \
 	 esac
 	@$(VENV_BIN)/mnist-run check-ports $(RUN_PORTS)
-	@echo "run: starting the model server (gRPC :$(GRPC_PORT), REST :$(REST_PORT)) and the web UI (:$(UI_PORT)); Ctrl-C stops both"
+	$(warn_if_open)
+	@echo "run: starting the model server (gRPC $(HOST):$(GRPC_PORT), REST $(HOST):$(REST_PORT)) and the web UI ($(HOST):$(UI_PORT)); Ctrl-C stops both"
 	@$(RUN_ENV) exec $(VENV_BIN)/honcho -f Procfile start
 
 # mnist-train does nothing when TRAIN_DIR already holds a run with the same inputs, so retrain

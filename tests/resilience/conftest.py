@@ -81,7 +81,8 @@ class ServingStack:
 
     def web_ready(self) -> bool:
         try:
-            return requests.get(f"{self.web.url}/readyz", timeout=5).status_code == 200
+            # /readyz is the UI's own readiness; /api/v1/model asks the model server through it.
+            return requests.get(f"{self.web.url}/api/v1/model", timeout=5).status_code == 200
         except requests.RequestException:
             return False
 

@@ -147,7 +147,8 @@ def test_model_server_killed_and_restarted_under_load_web_ui_says_503_then_recov
     # While it is down: 503 with a reason, nothing else (no 500/502, no dropped connection).
     assert refused, "no request saw the outage"
     assert wrong == [], describe(wrong)
-    assert readiness.status_code == 503 and readiness.json()["error"]
+    # The UI stays ready (in the load balancer, showing its banner) and says what it saw.
+    assert readiness.status_code == 200 and readiness.json()["model_server"]["state"] == "down"
     assert liveness.status_code == 200
     assert after and all(o.status == 200 for o in after), describe([o for o in after if o.status != 200])
     # Recovered by itself: the same gunicorn master and worker, nothing restarted.

@@ -60,7 +60,7 @@ def raw_request(port: int, method: str, target: str, headers: dict[str, str] | N
         connection.putheader("Content-Length", str(len(body)))
         connection.endheaders(body)
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        return response.status, response.headers, response.read()  # names are case-insensitive
     finally:
         connection.close()
 

@@ -158,21 +158,29 @@ def test_model_server_failures_become_json_errors(client, fake_client, failure, 
 def test_the_app_recovers_when_the_model_server_comes_back(client, fake_client):
     fake_client.failure = sc.ModelServerUnavailable("down")
     assert post(client, {"pixels": VALID_PIXELS}).status_code == 503
-    assert client.get("/readyz").status_code == 503
+    readiness = client.get("/readyz")
+    assert readiness.status_code == 200 and readiness.get_json()["model_server"]["state"] == "down"
     page = client.get("/").data.decode()
     banner = page.split('id="banner"', 1)[1].split(">", 1)[0]
     assert "hidden" not in banner and "unavailable" in page
     fake_client.failure = None
     assert post(client, {"pixels": VALID_PIXELS}).status_code == 200
-    assert client.get("/readyz").status_code == 200
+    assert client.get("/readyz").get_json()["model_server"]["state"] == "up"
 
 
-def test_readyz_needs_an_available_version(client, fake_client, monkeypatch):
-    monkeypatch.setattr(
-        fake_client, "model_status", lambda: sc.ModelStatus("mnist", (sc.VersionStatus(4, "LOADING"),))
-    )
+def test_readyz_reflects_the_ui_process_not_the_model_server(client, fake_client):
+    fake_client.failure = sc.ModelServerUnavailable("down")
+    calls_before = len(fake_client.predicted)
     response = client.get("/readyz")
-    assert response.status_code == 503 and "LOADING" in response.get_json()["error"]
+    assert response.status_code == 200 and response.get_json()["status"] == "ready"
+    assert response.get_json()["model_server"]["state"] == "unknown"  # nothing asked yet, and readyz asks nothing
+    assert len(fake_client.predicted) == calls_before
+    assert post(client, {"pixels": VALID_PIXELS}).status_code == 503
+    assert client.get("/readyz").get_json()["model_server"]["state"] == "down"
+    assert "webui_model_server_up 0.0" in client.get("/metrics").data.decode()
+    fake_client.failure = None
+    assert post(client, {"pixels": VALID_PIXELS}).status_code == 200
+    assert "webui_model_server_up 1.0" in client.get("/metrics").data.decode()
 
 
 def test_healthz_does_not_need_the_model_server(client, fake_client):

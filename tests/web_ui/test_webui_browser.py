@@ -212,7 +212,7 @@ def test_the_banner_shows_when_the_model_server_is_stopped_and_clears_when_it_is
     expect(page.locator("#prediction")).to_have_text("?")
     expect(page.locator("#model-version")).to_have_text("–")
 
-    # Back on the same ports: the page notices by itself (it polls /readyz while the banner
+    # Back on the same ports: the page notices by itself (it polls /api/v1/model while the banner
     # shows), hides the banner and predicts again, with no click.
     model_server.start()
     banner.wait_for(state="hidden", timeout=60_000)

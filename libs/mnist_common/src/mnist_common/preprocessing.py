@@ -10,9 +10,14 @@ go through the same steps before it is predicted:
     to_mnist(grey)        crop to the ink, scale into 20x20, centre by centre of mass in 28x28
     preprocess_image_bytes(bytes) = both
 
-Decoding refuses what is not a PNG or JPEG (NotAnImageError) and pictures with more pixels than
-a limit (ImageTooLargeError) before decompressing them, so a small "decompression bomb" file
-cannot make the process allocate gigabytes.
+Decoding refuses what is not a PNG or JPEG (NotAnImageError), and, from the header before any
+pixel is decompressed (ImageTooLargeError), pictures with more pixels than a limit, a side longer
+than MAX_SIDE or more than MAX_DECODED_BYTES once decoded: a small "decompression bomb" file
+cannot make the process allocate gigabytes. The side bound matters as much as the area: a
+16,777,216 x 1 picture is within the area, and scaling it into the 20-pixel box would take a
+resampling kernel of a gigabyte. Accepted pictures larger than WORKING_SIDE are reduced (box
+filter, by an integer factor) right after decoding, so the float steps run on at most
+WORKING_SIDE x WORKING_SIDE pixels whatever the upload's size.
 """
 
 from __future__ import annotations
@@ -29,6 +34,16 @@ DIGIT_BOX = 20
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 # 4096 x 4096: far more than any phone photo needs for a single digit, 16 M grey pixels at most.
 DEFAULT_MAX_PIXELS = 4096 * 4096
+# The longest side accepted (4096 x 4096 is also the area cap).
+MAX_SIDE = 4096
+# What decoding may allocate for the picture itself: 4096 x 4096 at Pillow's 4 bytes a pixel (RGB,
+# RGBA and CMYK are stored in 4 bytes a pixel; L and P in 1; 16-bit modes in 2, I and F in 4).
+MAX_DECODED_BYTES = 64 << 20
+# The float steps (flattening, inversion, cropping) run on pictures no larger than this a side:
+# 20x20 is all a digit ends up as, and a 1024-pixel working copy keeps every stroke.
+WORKING_SIDE = 1024
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 4, "PA": 4, "RGB": 4, "RGBA": 4, "RGBX": 4, "CMYK": 4,
+                    "YCbCr": 4, "LAB": 4, "HSV": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}
 # Grey levels below this (after inversion to bright ink) count as background when cropping:
 # JPEG noise and paper texture stay out of the bounding box.
 INK_THRESHOLD = 0.2
@@ -66,35 +81,65 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.UnidentifiedImageError:
         raise NotAnImageError("not a PNG or JPEG image") from None
-    except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(str(error)) from None
-    except _DECODE_ERRORS as error:
-        raise NotAnImageError(f"unreadable image ({error})") from None
+    except Image.DecompressionBombError:
+        # Pillow's own, much higher, limit: its message would quote a cap that is not ours.
+        raise ImageTooLargeError(_too_large(max_pixels)) from None
+    except _DECODE_ERRORS:
+        raise NotAnImageError("the image is truncated or corrupt") from None
     # Image.open only read the header: check the size before any pixel is decompressed.
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted"
-        )
+    _check_size(image, max_pixels)
     try:
-        image.load()
+        image = _reduce_to_working_size(image)
         image = ImageOps.exif_transpose(image)  # photos taken sideways
         grey = _flatten_to_grey(image)
-    except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(str(error)) from None
-    except _DECODE_ERRORS as error:
-        raise NotAnImageError(f"unreadable image ({error})") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(_too_large(max_pixels)) from None
+    except _DECODE_ERRORS:
+        raise NotAnImageError("the image is truncated or corrupt") from None
     if _background_level(grey) > 0.5:
         grey = 1.0 - grey
     return grey
 
 
+def _too_large(max_pixels: int) -> str:
+    return f"the image is too large: at most {max_pixels} pixels and {MAX_SIDE} pixels a side are accepted"
+
+
+def _check_size(image: Image.Image, max_pixels: int) -> None:
+    width, height = image.size
+    decoded = width * height * _BYTES_PER_PIXEL.get(image.mode, 8)
+    if width * height > max_pixels or max(width, height) > MAX_SIDE or decoded > MAX_DECODED_BYTES:
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} pixels; at most {max_pixels} pixels and {MAX_SIDE} pixels "
+            "a side are accepted"
+        )
+
+
+def _reduce_to_working_size(image: Image.Image) -> Image.Image:
+    """Decode, then shrink by an integer factor to at most WORKING_SIDE a side. A JPEG is decoded
+    at the reduced scale directly (its DCT allows 1/2, 1/4, 1/8), never at full size."""
+    factor = -(-max(image.size) // WORKING_SIDE)  # ceiling
+    if factor > 1 and image.format == "JPEG":
+        image.draft(image.mode, (image.size[0] // factor, image.size[1] // factor))
+    image.load()
+    factor = -(-max(image.size) // WORKING_SIDE)
+    if factor == 1:
+        return image
+    if image.mode not in _REDUCIBLE_MODES:  # palette, 1-bit, 16-bit: what flattening would make of them
+        image = image.convert("RGBA" if _has_alpha(image) else "L")
+    return image.reduce(factor)
+
+
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
 def _flatten_to_grey(image: Image.Image) -> np.ndarray:
     """Grey float32 [H, W] in [0, 1]; transparent pixels take the opposite of the ink colour."""
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if not has_alpha:
+    if not _has_alpha(image):
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     rgba = image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0

@@ -6,7 +6,7 @@ from flask import Flask
 
 from mnist_common.serving_client import create_client
 
-from mnist_webui import api, health, pages, security
+from mnist_webui import api, health, iap, pages, security
 from mnist_webui.config import Settings, settings_from_env
 from mnist_webui.errors import register_error_handlers
 from mnist_webui.extensions import KEY, WebUi
@@ -22,12 +22,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     `config` overrides Flask settings; besides Flask's own keys it may hold MNIST_SETTINGS
     (a Settings, default: from the environment), MNIST_CLIENT (a ServingClient, default: one built
-    from the settings) and MNIST_DIGITS (a HeldOutDigits, default: the test split of DATA_DIR).
+    from the settings), MNIST_DIGITS (a HeldOutDigits, default: the test split of DATA_DIR) and
+    MNIST_IAP_KEYS (IAP's public keys, default: fetched from Google when IAP_AUDIENCE is set).
     """
     config = dict(config or {})
     settings: Settings = config.pop("MNIST_SETTINGS", None) or settings_from_env()
     client = config.pop("MNIST_CLIENT", None)
     digits = config.pop("MNIST_DIGITS", None)
+    iap_keys = config.pop("MNIST_IAP_KEYS", None)
 
     app = Flask(__name__)
     app.config.update(settings.as_flask_config())
@@ -47,6 +49,9 @@ def create_app(config: dict | None = None) -> Flask:
     if digits is None:
         digits = HeldOutDigits.load(settings.data_dir)
 
+    if settings.iap_audience:
+        # First of the request hooks: nothing else runs for a request IAP did not let through.
+        iap.install(app, iap.IapVerifier(settings.iap_audience, iap_keys or iap.IapKeys()))
     metrics = install_metrics(app)
     app.extensions[KEY] = WebUi(settings, ModelGateway(client, metrics), digits, metrics)
 

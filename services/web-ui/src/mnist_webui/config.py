@@ -27,6 +27,9 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     # Uploads with more pixels than this are refused before decoding (decompression bombs).
     max_image_pixels: int = 4096 * 4096
+    # IAP's audience for this backend (/projects/NUMBER/global/backendServices/ID); when set, every
+    # request but the health checks must carry a valid IAP assertion (mnist_webui.iap).
+    iap_audience: str = ""
 
     def as_flask_config(self) -> dict:
         return {"MNIST_SETTINGS": self, "MAX_CONTENT_LENGTH": self.max_request_bytes}
@@ -64,4 +67,5 @@ def settings_from_env(environ=None) -> Settings:
         serving_timeout_seconds=_number(environ, "SERVING_TIMEOUT_SECONDS", 5.0, float, 0.001),
         serving_retries=_number(environ, "SERVING_RETRIES", 2, int, 0),
         data_dir=environ.get("DATA_DIR", "artifacts/data/mnist"),
+        iap_audience=environ.get("IAP_AUDIENCE", "").strip(),
     )

@@ -1,9 +1,9 @@
 """gunicorn settings for the web UI (`gunicorn -c python:mnist_webui.gunicorn_conf ...`).
 
-Threaded workers: a prediction mostly waits on the model server, so threads overlap that wait
+Threads per worker: a prediction mostly waits on the model server, so threads overlap that wait
 while the few CPU-bound parts stay short. One process per core sidesteps the GIL.
 
-Environment: UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
+Environment: HOST (127.0.0.1; 0.0.0.0 listens on every interface), UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
 WEB_CLIENT_TIMEOUT (5: seconds a client has to send a whole request),
 WEB_ACCESS_LOG (0; 1 logs every request to stdout).
 """
@@ -37,10 +37,13 @@ except (ConfigError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(2) from None
 
-bind = f"0.0.0.0:{_int('UI_PORT', 8080)}"
-# gthread, with each request read whole (within WEB_CLIENT_TIMEOUT) before a thread takes it: slow
-# clients cannot hold the threads (see mnist_webui.worker).
-worker_class = "mnist_webui.worker.BufferedThreadWorker"
+# Loopback unless HOST says otherwise: the app has no sign-in of its own (the container sets
+# HOST=0.0.0.0, behind IAP; make ui warns when HOST opens it).
+host = os.environ.get("HOST") or "127.0.0.1"
+bind = f"[{host}]:{_int('UI_PORT', 8080)}" if ":" in host else f"{host}:{_int('UI_PORT', 8080)}"
+# uvicorn's event loop reads each request whole (within WEB_CLIENT_TIMEOUT) before one of the
+# WEB_THREADS threads runs the app: slow clients cannot hold the threads (see mnist_webui.worker).
+worker_class = "mnist_webui.worker.BufferedRequestWorker"
 workers = _int("WEB_WORKERS", os.cpu_count() or 1)
 threads = _int("WEB_THREADS", 8)
 timeout = _int("WEB_TIMEOUT", 30)

@@ -1,6 +1,8 @@
-"""Probes and metrics: /healthz (the process is up), /readyz (the model can answer), /metrics."""
+"""Probes and metrics: /healthz (the process is up), /readyz (this process can serve), /metrics."""
 
 from __future__ import annotations
+
+import time
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -17,16 +19,24 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    # ApiError (503) propagates when the server cannot be reached; a reachable server without an
-    # AVAILABLE version is just as unready.
-    status = webui().model.status()
-    if not status.is_available:
-        states = ", ".join(f"{v.version}: {v.state}" for v in status.versions) or "no versions"
-        body = {"status": "unready", "error": f"model '{status.model_name}' is not AVAILABLE ({states})"}
-        return jsonify(body), 503
-    return jsonify({"status": "ready", "model": status.to_dict()})
+    # The UI process only: it answers at once and asks nothing of the model server. Were it to
+    # follow the model server, an outage there would take every UI pod out of the load balancer
+    # and visitors would get the balancer's 502 instead of the page's banner and the API's 503.
+    # What the UI last saw of the model server is reported, not acted on.
+    gateway = webui().model
+    seen = gateway.server_state_at
+    return jsonify(
+        {
+            "status": "ready",
+            "model_server": {
+                "state": gateway.server_state,
+                "seconds_since_last_call": None if seen is None else round(time.monotonic() - seen, 1),
+            },
+        }
+    )
 
 
 @bp.get("/metrics")
 def metrics():
-    return Response(webui().metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST carries its charset already.
+    return Response(webui().metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from flask import Flask, g, request
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -51,6 +52,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # What the UI knows of the model server, from its own calls: the UI stays ready (and shows
+        # a banner) while the model server is down, so this is where an outage is seen.
+        self.model_server_up = Gauge(
+            "webui_model_server_up",
+            "1 when the last call to the model server succeeded, 0 when it failed.",
+            multiprocess_mode="mostrecent",
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -58,6 +67,19 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+# Label values come from closed sets only: anything a client may write (a method, a path) is
+# mapped onto one of them, or every new spelling would be a new series kept forever.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else "other"
 
 
 def _endpoint() -> str:
@@ -80,8 +102,8 @@ def install(app: Flask) -> Metrics:
         endpoint = _endpoint()
         if started is not None:
             metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        status = str(response.status_code)
-        metrics.requests.labels(endpoint, request.method, status).inc()
+        status = status_label(response.status_code)
+        metrics.requests.labels(endpoint, method_label(request.method), status).inc()
         if response.status_code >= 400:
             metrics.errors.labels(endpoint, status).inc()
         return response

@@ -20,6 +20,15 @@ class ModelGateway:
     def __init__(self, client: sc.ServingClient, metrics: Metrics):
         self.client = client
         self.metrics = metrics
+        # What the last call found: "up", "down" (unreachable, too slow, or no available version)
+        # or "unknown" before the first call; and when (time.monotonic()).
+        self.server_state = "unknown"
+        self.server_state_at: float | None = None
+
+    def _note_server_state(self, up: bool) -> None:
+        self.server_state = "up" if up else "down"
+        self.server_state_at = time.monotonic()
+        self.metrics.model_server_up.set(1 if up else 0)
 
     @property
     def model_name(self) -> str:
@@ -29,12 +38,16 @@ class ModelGateway:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return function(*args)
+            result = function(*args)
         except sc.ServingError as error:
             outcome = type(error).__name__
+            # A refused input still means the server answered.
+            self._note_server_state(isinstance(error, sc.BadRequest))
             raise self._api_error(error) from None
         finally:
             self.metrics.model_calls.labels(name, outcome).observe(time.perf_counter() - started)
+        self._note_server_state(True)
+        return result
 
     def _api_error(self, error: sc.ServingError) -> ApiError:
         # The details (addresses, server messages) go to the log, not to the visitor.

@@ -1,6 +1,9 @@
-"""Response headers: the page may load nothing that the app does not serve itself."""
+"""Response headers: the page may load nothing that the app does not serve itself, and nothing
+dynamic is kept by a cache."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask
 
@@ -28,10 +31,34 @@ HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+# Every answer is made for one request (a random digit, a prediction, a status): caches keep
+# none of it. Static files keep what Flask gives them (no-cache with an ETag: revalidated).
+NO_STORE = "no-store"
+
+# What the server writes itself, before or instead of the app (400, 408, 413, 414, 431).
+ERROR_HEADERS = [
+    *HEADERS.items(),
+    ("Content-Type", "application/json"),
+    ("Cache-Control", NO_STORE),
+]
+
 
 def install(app: Flask) -> None:
     @app.after_request
     def add_security_headers(response):
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", NO_STORE)
+        location = response.headers.get("Location")
+        if location:
+            response.headers["Location"] = same_origin_location(location)
         return response
+
+
+def same_origin_location(location: str) -> str:
+    """The app only ever redirects within itself (werkzeug merging "//" in a path, for one), and
+    werkzeug builds those from the request's Host header: keep the path, drop the origin."""
+    parts = urlsplit(location)
+    if not parts.scheme and not parts.netloc:
+        return location
+    return urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query, parts.fragment))

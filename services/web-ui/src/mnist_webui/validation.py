@@ -24,8 +24,12 @@ from mnist_webui.errors import ApiError
 PIXELS = 28 * 28
 
 
+class _NotJsonNumber(ValueError):
+    pass
+
+
 def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise _NotJsonNumber(f"{name} is not a number JSON allows")
 
 
 def parse_json_object(body: bytes) -> dict:
@@ -49,8 +53,16 @@ def _parse_with_the_standard_library(body: bytes):
         return json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8 JSON") from None
-    except (ValueError, RecursionError) as error:
+    # In the API's own words: Python's messages (its recursion limit, its parser's wording) are
+    # not part of the interface.
+    except RecursionError:
+        raise ApiError(400, "the request body is not valid JSON: it nests deeper than the API accepts") from None
+    except _NotJsonNumber as error:
         raise ApiError(400, f"the request body is not valid JSON: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(400, f"the request body is not valid JSON (line {error.lineno}, column {error.colno})") from None
+    except ValueError:
+        raise ApiError(400, "the request body is not valid JSON") from None
 
 
 # bool is an int in Python, and numpy would turn "0.5" into 0.5: only these types are pixels.

@@ -98,7 +98,7 @@
 
   async function checkReadiness() {
     try {
-      await callApi("/readyz");
+      await callApi("/api/v1/model"); // asks the model server (/readyz is the UI's own readiness)
       hideBanner();
       if ($("prediction").textContent === "?" && !$("panel-sample").hidden) newSample();
     } catch (error) {

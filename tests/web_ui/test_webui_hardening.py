@@ -1,0 +1,128 @@
+"""What an outside probe found in the app itself: label cardinality, the metrics content type, Host
+in redirects, caching, and error bodies that quoted library internals."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import zlib
+
+import pytest
+
+from mnist_common import preprocessing as pp
+
+PIXELS = {"pixels": [0.0] * 784}
+
+
+def png_of_zeros(width: int, height: int, rows: int | None = None) -> bytes:
+    """A grey PNG of `width` x `height` zeros, compressed: tiny on the wire, large once decoded.
+    With `rows`, only that many rows of data follow a header that still claims `height`."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (min(width, 1 << 20) + 1)  # with `rows`, a short row: the header is what counts
+    data = b"".join(compressor.compress(row) for _ in range(height if rows is None else rows)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def series(metrics_text: str, name: str) -> list[str]:
+    return [line for line in metrics_text.splitlines() if line.startswith(name + "{")]
+
+
+def test_junk_methods_do_not_grow_the_method_label(client):
+    before = len(series(client.get("/metrics").data.decode(), "webui_http_requests_total"))
+    for index in range(50):
+        client.open("/", method=f"JUNK{index:03d}")
+    text = client.get("/metrics").data.decode()
+    methods = set(re.findall(r'method="([^"]*)"', text))
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}, methods
+    assert len(series(text, "webui_http_requests_total")) <= before + 3
+
+
+def test_metrics_content_type_has_one_charset(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.count("charset") == 1, content_type
+    assert content_type.startswith("text/plain")
+
+
+def test_redirects_do_not_reflect_the_host_header(client):
+    response = client.get("/static//app.css", headers={"Host": "evil.example"})
+    assert response.status_code in (301, 308)
+    location = response.headers["Location"]
+    assert "evil.example" not in location and location.startswith("/") and not location.startswith("//")
+    assert client.get(location).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/sample", "/api/v1/model", "/readyz", "/healthz", "/metrics",
+                                  "/no-such-page", "/api/v1/no-such-endpoint"])
+def test_dynamic_answers_are_not_stored_by_caches(client, path):
+    assert client.get(path).headers.get("Cache-Control") == "no-store"
+
+
+def test_predictions_and_refusals_are_not_stored(client):
+    assert client.post("/api/v1/predict", json=PIXELS).headers["Cache-Control"] == "no-store"
+    assert client.post("/api/v1/predict", data=b"{").headers["Cache-Control"] == "no-store"
+
+
+def test_static_files_are_revalidated(client):
+    response = client.get("/static/app.css")
+    assert response.status_code == 200 and "no-cache" in response.headers["Cache-Control"]
+
+
+INTERNALS = ("recursion", "Expecting", "decompression bomb", "DOS attack", "PIL", "Traceback", "line 1 column")
+
+
+@pytest.mark.parametrize("body", [b"[" * 100000 + b"]" * 100000, b'{"pixels": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                                  b'{"pixels": [1, }'])
+def test_json_errors_are_in_the_apis_own_words(client, body):
+    response = client.post("/api/v1/predict", data=body, content_type="application/json")
+    assert response.status_code == 400
+    reason = response.get_json()["error"]
+    assert reason.startswith("the request body is not valid JSON")
+    assert not any(word in reason for word in INTERNALS), reason
+
+
+@pytest.mark.parametrize("width, height", [(100000, 100000), (16_777_216, 1), (1, 5000), (5000, 1)])
+def test_image_size_errors_state_the_documented_bounds(client, width, height):
+    picture = png_of_zeros(width, height, rows=1)
+    response = client.post("/api/v1/predict", json={"image": base64.b64encode(picture).decode()})
+    assert response.status_code == 413, response.data[:300]
+    reason = response.get_json()["error"]
+    assert f"{pp.DEFAULT_MAX_PIXELS} pixels" in reason and f"{pp.MAX_SIDE} pixels a side" in reason
+    assert not any(word in reason for word in INTERNALS), reason
+
+
+def test_a_corrupt_image_is_refused_in_the_apis_words(client, seven_png):
+    truncated = seven_png[: len(seven_png) // 2]
+    response = client.post("/api/v1/predict", json={"image": base64.b64encode(truncated).decode()})
+    assert response.status_code == 415
+    reason = response.get_json()["error"]
+    assert "truncated or corrupt" in reason and "(" not in reason, reason
+
+
+def test_long_thin_pictures_are_refused_from_the_header():
+    # Within the area cap (16 M pixels), but a side far past MAX_SIDE: scaling it would cost GBs.
+    with pytest.raises(pp.ImageTooLargeError, match="a side"):
+        pp.decode_image(png_of_zeros(16_777_216, 1))
+    with pytest.raises(pp.ImageTooLargeError, match="a side"):
+        pp.decode_image(png_of_zeros(1, pp.MAX_SIDE + 1))
+
+
+def test_large_accepted_pictures_are_worked_on_at_a_bounded_size():
+    # The largest accepted picture: decoded, then reduced before the float steps.
+    from PIL import Image, ImageDraw
+
+    side = pp.MAX_SIDE
+    picture = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(picture).line([(side // 4, side // 4), (side // 2, 3 * side // 4)], fill=0, width=side // 20)
+    import io
+
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    grey = pp.decode_image(buffer.getvalue())
+    assert max(grey.shape) <= pp.WORKING_SIDE
+    digit = pp.to_mnist(grey)
+    assert digit.shape == (28, 28) and digit.max() > 0.9
