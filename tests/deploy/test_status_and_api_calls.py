@@ -14,7 +14,7 @@ from tests.deploy.fake_cluster import FakeCluster
 from mnist_deploy import deploy, observed
 from mnist_deploy.cluster import FIELD_MANAGER, KubeCluster
 from mnist_deploy.errors import Conflict
-from test_cluster_and_cli import FakeDynamic, Result
+from tests.deploy.test_cluster_and_cli import FakeDynamic, Result
 
 
 def test_status_shows_the_address_the_certificate_and_the_autoscalers(renders):

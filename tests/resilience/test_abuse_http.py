@@ -17,7 +17,7 @@ import requests
 from PIL import Image, ImageDraw
 
 from tests.resilience.figures import record
-from resilience_support import wait_for
+from tests.support.waiting import wait_for
 from tests.resilience.test_abuse import png_bomb
 
 pytestmark = pytest.mark.slow
