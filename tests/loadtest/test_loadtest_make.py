@@ -51,7 +51,7 @@ def test_short_run_passes_then_fails_with_the_model_server_stopped(
     serving = ProcfileStack(procfile, env, os.fspath(tmp_path / "serving.log"), ["serving"])
     webui = ProcfileStack(procfile, env, os.fspath(tmp_path / "webui.log"), ["webui"])
     with serving, webui:
-        webui.wait_until_ok(ui_url + "/readyz", timeout_seconds=180)
+        webui.wait_until_serving(ui_url, timeout_seconds=180)
         warm_up(ui_url, data_dir)
 
         passing = make_loadtest(repo_root, tmp_path / "up", env, data_dir)

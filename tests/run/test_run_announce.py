@@ -6,7 +6,7 @@ from mnist_run.announce import newest_available_version
 
 
 def test_newest_available_version_ignores_loading_and_unloading_ones():
-    body = {"status": "ready", "model": {"versions": [
+    body = {"name": "mnist", "status": {"available": True, "versions": [
         {"version": 1, "state": "AVAILABLE"},
         {"version": 3, "state": "LOADING"},
         {"version": 2, "state": "AVAILABLE"},
@@ -16,5 +16,5 @@ def test_newest_available_version_ignores_loading_and_unloading_ones():
 
 
 def test_no_available_version():
-    assert newest_available_version({"model": {"versions": [{"version": 1, "state": "LOADING"}]}}) is None
+    assert newest_available_version({"status": {"versions": [{"version": 1, "state": "LOADING"}]}}) is None
     assert newest_available_version({}) is None

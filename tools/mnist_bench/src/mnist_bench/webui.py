@@ -180,7 +180,7 @@ def run_bench(options: BenchOptions) -> int:
     print(f"bench: servers on {ui_url} (web UI) and :{grpc_port} (gRPC), logs in {stack.log_path}")
     try:
         stack.start()
-        stack.wait_until_ok(ui_url + "/readyz", timeout_seconds=180)
+        stack.wait_until_serving(ui_url, timeout_seconds=180)
         print(f"bench: {command_text}", flush=True)
         load_before = os.getloadavg()
         cpu = CpuShare(stack.descendant_pids)

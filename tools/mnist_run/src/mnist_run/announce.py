@@ -1,4 +1,8 @@
-"""The Procfile's `url` entry: wait for the web UI to be ready, print the URL, report new versions.
+"""The Procfile's `url` entry: wait for the web UI to serve a model, print the URL, report new versions.
+
+The web UI's /readyz speaks for the UI process alone (so a model-server outage does not take it
+out of a load balancer); "ready to use" needs the model too, so this asks /api/v1/model, which
+answers 200 with the model server's version status once the UI can reach it.
 
 It never exits on its own, because honcho stops the whole stack when any entry exits; it ends
 when honcho sends SIGTERM (Ctrl-C).
@@ -12,15 +16,15 @@ import time
 import requests
 
 
-def newest_available_version(readyz_body: dict) -> int | None:
-    """The version TF Serving serves by default, from the web UI's /readyz answer."""
-    versions = readyz_body.get("model", {}).get("versions", [])
+def newest_available_version(model_body: dict) -> int | None:
+    """The version TF Serving serves by default, from the web UI's /api/v1/model answer."""
+    versions = (model_body.get("status") or {}).get("versions", [])
     available = [int(v["version"]) for v in versions if v.get("state") == "AVAILABLE"]
     return max(available) if available else None
 
 
 def announce(url: str, poll_seconds: float = 2.0, patience_seconds: float = 30.0) -> None:
-    ready_url = url.rstrip("/") + "/readyz"
+    ready_url = url.rstrip("/") + "/api/v1/model"
     shown_version = None
     announced = False
     started = time.monotonic()
@@ -29,7 +33,7 @@ def announce(url: str, poll_seconds: float = 2.0, patience_seconds: float = 30.0
         try:
             response = requests.get(ready_url, timeout=5)
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-            ready = response.status_code == 200
+            ready = response.status_code == 200 and newest_available_version(body) is not None
             why = body.get("error") or f"HTTP {response.status_code}"
         except (requests.RequestException, ValueError) as error:
             ready, body, why = False, {}, f"not answering yet ({type(error).__name__})"

@@ -106,8 +106,22 @@ class ProcfileStack:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_until_ok(self, url: str, timeout_seconds: float = 120.0) -> None:
-        """Wait for `url` to answer 200; StackError if honcho exits or time runs out."""
+    def wait_until_serving(self, ui_url: str, timeout_seconds: float = 120.0) -> None:
+        """Wait until the web UI at ui_url reaches a model server with an AVAILABLE version
+        (its /readyz is about the UI process alone)."""
+        from mnist_run.announce import newest_available_version
+
+        def serves(response) -> bool:
+            try:
+                return newest_available_version(response.json()) is not None
+            except ValueError:
+                return False
+
+        self.wait_until_ok(ui_url.rstrip("/") + "/api/v1/model", timeout_seconds, accept=serves)
+
+    def wait_until_ok(self, url: str, timeout_seconds: float = 120.0, accept=lambda response: True) -> None:
+        """Wait for `url` to answer 200 (and `accept` the answer); StackError if honcho exits or
+        time runs out."""
         deadline = time.monotonic() + timeout_seconds
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -115,7 +129,7 @@ class ProcfileStack:
                 raise StackError(f"the stack exited before {url} was ready:\n{self.log_tail()}")
             try:
                 response = requests.get(url, timeout=2)
-                if response.status_code == 200:
+                if response.status_code == 200 and accept(response):
                     return
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
             except requests.RequestException as error:
