@@ -27,6 +27,9 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     # Uploads with more pixels than this are refused before decoding (decompression bombs).
     max_image_pixels: int = 4096 * 4096
+    # The rollout state file (stable/canary split); empty: no labels, the server's default version.
+    rollout_file: str = ""
+    rollout_poll_seconds: float = 1.0
 
     def as_flask_config(self) -> dict:
         return {"MNIST_SETTINGS": self, "MAX_CONTENT_LENGTH": self.max_request_bytes}
@@ -64,4 +67,6 @@ def settings_from_env(environ=None) -> Settings:
         serving_timeout_seconds=_number(environ, "SERVING_TIMEOUT_SECONDS", 5.0, float, 0.001),
         serving_retries=_number(environ, "SERVING_RETRIES", 2, int, 0),
         data_dir=environ.get("DATA_DIR", "artifacts/data/mnist"),
+        rollout_file=environ.get("ROLLOUT_FILE", ""),
+        rollout_poll_seconds=_number(environ, "ROLLOUT_POLL_SECONDS", 1.0, float, 0.05),
     )
