@@ -17,6 +17,7 @@ export: $(SETUP_STAMP) ## Validate the trained model and publish it as the next 
 	  --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" \
 	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep "$(KEEP_VERSIONS)" \
 	  $(EXPORT_FLAGS)
+	$(if $(filter rollout,$(VERSION_POLICY)),@case "$(MODEL_BASE_PATH)" in *://*) ;; *) $(ROLLOUT) publish --percent "$(CANARY_PERCENT)" ;; esac)
 
 .PHONY: versions
 versions: $(SETUP_STAMP) ## List the published model versions in MODEL_BASE_PATH with their validation accuracy
