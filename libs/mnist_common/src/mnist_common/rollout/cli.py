@@ -8,6 +8,8 @@
     promote [--force]       refused (exit 1, naming the figure) when the canary is worse than stable
     rollback
     status                  the state, and per version the web UI's live figures
+    versions                the versions the state serves or may roll back to, for the exporter's
+                            retention to keep (one line, space-separated)
 
 With the model server answering on --rest-url, a change is carried out step by step (steps.py);
 without it, the files are written and the server reads them when it starts.
@@ -38,7 +40,7 @@ def published_versions(base_path: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_common.rollout", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["init", "publish", "canary", "promote", "rollback", "status"])
+    parser.add_argument("command", choices=["init", "publish", "canary", "promote", "rollback", "status", "versions"])
     parser.add_argument("--state-file", required=True, help="the rollout state (rollout.json)")
     parser.add_argument("--model-config-file", required=True, help="the model server's --model_config_file to render")
     parser.add_argument("--model-base-path", required=True)
@@ -107,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         published = published_versions(base_path)
         if args.command == "status":
             print_status(current, live_figures(args.metrics_url), args.metrics_url)
+            return 0
+        if args.command == "versions":
+            kept = () if current is None else (*current.versions, *filter(None, [current.previous_stable]))
+            print(" ".join(str(v) for v in sorted(set(kept))))
             return 0
         if args.command == "init":
             return _init(target, current, published)
