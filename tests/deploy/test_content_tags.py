@@ -75,3 +75,30 @@ def test_make_tags_each_image_by_its_content_unless_image_tag_is_set():
     for name, tag in tags.items():
         assert f"--image {name}=mnist.local/{name}:{tag}" in shown
     assert "mnist-web-ui=mnist.local/mnist-web-ui:abc" in dry_run("IMAGE_TAG=abc")
+
+
+def test_deploying_a_web_ui_only_change_reruns_no_job(tmp_path, kubectl):
+    from fake_cluster import FakeClock, FakeCluster
+
+    from mnist_deploy import deploy
+    from mnist_deploy.waiting import Poller
+
+    root = make_repo(tmp_path)
+    before = content_tags.content_tags(os.fspath(root))
+    (root / "services" / "web-ui" / "code.py").write_text("# a web UI release\n")
+    after = content_tags.content_tags(os.fspath(root))
+
+    def objects(tags):
+        images = {name: f"registry.example/mnist/{name}:{tag}" for name, tag in tags.items()}
+        return render.parse(render.render(os.fspath(KUSTOMIZE / "overlays" / "local"), images, TEST_SETTINGS, kubectl))
+
+    clock = FakeClock()
+    poller = Poller(interval=5, clock=clock.clock, sleep=clock.sleep, report=lambda line: None)
+    cluster = FakeCluster()
+    deploy.deploy(cluster, objects(before), poller)
+    cluster.events.clear()
+    deploy.deploy(cluster, objects(after), poller)
+    assert not [key for action, key in cluster.events if action == "delete"]
+    assert not [key for key in cluster.applied() if key.startswith(("Job/", "TFJob/"))]
+    web_ui = [o for o in cluster.objects.values() if o["kind"] == "Deployment" and o["metadata"]["name"] == "web-ui"]
+    assert web_ui and web_ui[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(after["mnist-web-ui"])
