@@ -55,8 +55,8 @@ class Load:
         pytest.fail(f"{what} not seen within {timeout} s; last answers {self.answers[-5:]}")
 
 
-@pytest.fixture
-def stack(tmp_path, exported_version, data_dir):
+@pytest.fixture(params=["grpc", "rest"])
+def stack(request, tmp_path, exported_version, data_dir):
     base = tmp_path / "models" / MODEL_NAME
     base.mkdir(parents=True)
     publish(base, 1, exported_version)
@@ -81,7 +81,8 @@ def stack(tmp_path, exported_version, data_dir):
                             extra_flags=(f"--model_config_file_poll_wait_seconds={POLL_S}",))
     stack.rest_url = standin.rest_url
     port = free_port()
-    env = dict(os.environ, UI_PORT=str(port), SERVING_GRPC_ADDRESS=standin.grpc_target, SERVING_PROTOCOL="grpc",
+    env = dict(os.environ, UI_PORT=str(port), SERVING_GRPC_ADDRESS=standin.grpc_target, SERVING_REST_URL=standin.rest_url,
+               SERVING_PROTOCOL=request.param,
                DATA_DIR=data_dir, WEB_WORKERS="1", WEB_THREADS="4", ROLLOUT_FILE=str(state_file),
                ROLLOUT_POLL_SECONDS=str(POLL_S))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
