@@ -28,7 +28,7 @@ CONSTRAINTS := requirements/constraints.txt
 # Every Python package of this repo, installed editable into .venv: the shared library, the
 # services, load-test support and the tools (see docs/architecture.md for the layers).
 PACKAGES := libs/mnist_common services/trainer services/model-exporter services/tf-serving services/web-ui \
-  loadtest tools/mnist_run tools/mnist_deploy tools/mnist_bench
+  loadtest tools/mnist_run tools/mnist_deploy tools/mnist_rollout tools/mnist_bench
 SETUP_STAMP := $(VENV)/.setup-done
 
 ##@ Getting started

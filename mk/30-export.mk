@@ -13,10 +13,12 @@ EXPORT_FLAGS ?=
 export: $(SETUP_STAMP) ## Validate the trained model and publish it as the next version in MODEL_BASE_PATH (does nothing if already published)
 	@case "$(TRAIN_DIR)" in *://*) ;; *) test -f "$(TRAIN_DIR)/metrics.json" || \
 	  { echo "error: no finished training in $(TRAIN_DIR) (metrics.json is missing): run 'make train' first" >&2; exit 2; } ;; esac
-	@$(VENV_BIN)/mnist-export --train-dir "$(TRAIN_DIR)" --data-dir "$(DATA_DIR)" \
+	@protect=$$($(if $(filter rollout,$(VERSION_POLICY)),$(ROLLOUT) versions,true)); \
+	 $(VENV_BIN)/mnist-export $$(for v in $$protect; do printf -- '--protect %s ' "$$v"; done) --train-dir "$(TRAIN_DIR)" --data-dir "$(DATA_DIR)" \
 	  --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" \
 	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep "$(KEEP_VERSIONS)" \
 	  $(EXPORT_FLAGS)
+	$(if $(filter rollout,$(VERSION_POLICY)),@case "$(MODEL_BASE_PATH)" in *://*) ;; *) $(ROLLOUT) publish --percent "$(CANARY_PERCENT)" ;; esac)
 
 .PHONY: versions
 versions: $(SETUP_STAMP) ## List the published model versions in MODEL_BASE_PATH with their validation accuracy

@@ -26,7 +26,7 @@ RUN_PORTS = GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT) UI_PORT=$(UI_PORT)
 PLAN_TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) \
   $(if $(LEARNING_RATE),--learning-rate $(LEARNING_RATE)) $(if $(SEED),--seed $(SEED)) \
   $(if $(TRAIN_LIMIT),--limit $(TRAIN_LIMIT))
-RUN_ENV = PATH="$(abspath $(VENV_BIN)):$$PATH" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" DATA_DIR="$(DATA_DIR)" POLL_SECONDS="$(POLL_SECONDS)"
+RUN_ENV = PATH="$(abspath $(VENV_BIN)):$$PATH" ARTIFACTS="$(ARTIFACTS)" VERSION_POLICY="$(VERSION_POLICY)" ROLLOUT_FILE="$(ROLLOUT_FILE)" MODEL_CONFIG_FILE="$(MODEL_CONFIG_FILE)" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" DATA_DIR="$(DATA_DIR)" POLL_SECONDS="$(POLL_SECONDS)"
 
 .PHONY: run
 run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then model server + web UI (Ctrl-C stops)

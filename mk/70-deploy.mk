@@ -7,11 +7,19 @@ PROJECT_ID ?=
 REGION ?= us-central1
 LOCAL_REGISTRY := mnist.local
 REGISTRY ?= $(if $(PROJECT_ID),$(REGION)-docker.pkg.dev/$(PROJECT_ID)/mnist,$(LOCAL_REGISTRY))
-# Images are tagged with the commit they are built from (never :latest): its first 12 hex
-# digits. One rule for make and Cloud Build (.ci/cloudbuild.yaml asks `make image-tag`), not
-# `git rev-parse --short`, which grows when 12 digits are ambiguous.
+# Images are tagged by their content (mnist_deploy.content_tags: a hash of the Dockerfile and the
+# files it copies), so a commit that changes only the web UI changes only its tag and the rendered
+# data/train/export Jobs stay the same. IMAGE_TAG=... tags all three with one name instead. One
+# rule for make and Cloud Build: .ci/cloudbuild.yaml asks `make image-tags`.
+IMAGE_TAG ?=
+# The commit the images are built from (recorded in each image and its model cards).
 GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
-IMAGE_TAG ?= $(shell printf '%.12s' '$(GIT_COMMIT)')
+# Computed once per make run, on first use, by the standard library alone (no .venv needed);
+# CONTENT_TAGS='name=tag ...' on the command line hands in tags computed before (Cloud Build).
+CONTENT_TAGS = $(eval CONTENT_TAGS := $$(shell PYTHONPATH=tools/mnist_deploy/src $(PYTHON) -m mnist_deploy.content_tags))$(CONTENT_TAGS)
+image_tag = $(or $(IMAGE_TAG),$(patsubst $(1)=%,%,$(filter $(1)=%,$(CONTENT_TAGS))))
+# For shell loops over IMAGES: `$(shell_tag)` sets $$tag from $$name.
+shell_tag = tag=$$(for t in $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))=$(call image_tag,$(firstword $(subst =, ,$(pair))))); do [ "$${t%%=*}" = "$$name" ] && echo "$${t\#*=}"; done)
 IMAGE_PLATFORM ?= linux/amd64
 DOCKER ?= docker
 # image name = directory under services/ that holds its Dockerfile
@@ -33,7 +41,7 @@ DEPLOY_FLAGS ?=
 RENDER_DIR := $(ARTIFACTS)/deploy
 MANIFESTS := $(RENDER_DIR)/$(OVERLAY).yaml
 
-image_ref = $(REGISTRY)/$(1):$(IMAGE_TAG)
+image_ref = $(REGISTRY)/$(1):$(call image_tag,$(1))
 context_flag = $(if $(KUBE_CONTEXT),--context $(KUBE_CONTEXT),)
 
 .PHONY: _need-docker _need-tag
@@ -41,30 +49,29 @@ _need-docker:
 	@command -v $(DOCKER) >/dev/null || { echo "error: '$(DOCKER)' not found: install Docker (https://docs.docker.com/engine/install/) or set DOCKER=podman" >&2; exit 2; }
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "error: '$(DOCKER)' cannot reach a Docker engine: start it (or check DOCKER_HOST / your permissions)" >&2; exit 2; }
 _need-tag:
-	@test -n "$(IMAGE_TAG)" || { echo "error: no git commit to tag images with: commit first, or set IMAGE_TAG=..." >&2; exit 2; }
+	@test -n "$(call image_tag,mnist-web-ui)" || { echo "error: no content tag for the images (not a git work tree?): set IMAGE_TAG=..." >&2; exit 2; }
 
-.PHONY: image-tag
-image-tag: ## Print the tag the images get: IMAGE_TAG, by default the first 12 digits of GIT_COMMIT (HEAD)
-	@echo '$(IMAGE_TAG)'
+.PHONY: image-tags
+image-tags: ## Print each image's tag (name=tag, one a line): its content hash, or IMAGE_TAG for all
+	@$(foreach pair,$(IMAGES),echo '$(firstword $(subst =, ,$(pair)))=$(call image_tag,$(firstword $(subst =, ,$(pair))))';)
 
 .PHONY: images
-images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, tagged REGISTRY/name:IMAGE_TAG (the git commit)
-	@git diff --quiet HEAD 2>/dev/null || echo "warning: uncommitted changes are in these images, but the tag $(IMAGE_TAG) names the commit" >&2
+images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, each tagged by its content (or IMAGE_TAG)
 	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; dir=$${pair#*=}; \
-	  echo "== $(call image_ref,$$name)"; \
+	  name=$${pair%%=*}; dir=$${pair#*=}; $(shell_tag); \
+	  echo "== $(REGISTRY)/$$name:$$tag"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(IMAGE_PLATFORM) \
 	    --build-arg GIT_COMMIT=$(GIT_COMMIT) \
-	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$(IMAGE_TAG) . ; \
+	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$$tag . ; \
 	done
 
 .PHONY: push
 push: _need-docker _need-tag ## Push the images to REGISTRY (default: Artifact Registry of PROJECT_ID in REGION)
 	@test "$(REGISTRY)" != "$(LOCAL_REGISTRY)" || { echo "error: nowhere to push: set PROJECT_ID (Artifact Registry $(REGION)-docker.pkg.dev/PROJECT_ID/mnist) or REGISTRY=host/path" >&2; exit 2; }
 	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; \
-	  $(DOCKER) image inspect $(REGISTRY)/$$name:$(IMAGE_TAG) >/dev/null 2>&1 || { echo "error: $(REGISTRY)/$$name:$(IMAGE_TAG) is not built: run 'make images' first" >&2; exit 2; }; \
-	  $(DOCKER) push $(REGISTRY)/$$name:$(IMAGE_TAG) || { $(push_hint); exit 1; }; \
+	  name=$${pair%%=*}; $(shell_tag); \
+	  $(DOCKER) image inspect $(REGISTRY)/$$name:$$tag >/dev/null 2>&1 || { echo "error: $(REGISTRY)/$$name:$$tag is not built: run 'make images' first" >&2; exit 2; }; \
+	  $(DOCKER) push $(REGISTRY)/$$name:$$tag || { $(push_hint); exit 1; }; \
 	done
 
 # Said when a push fails: the usual cause with Artifact Registry is Docker not being logged in.
@@ -97,7 +104,7 @@ gke-credentials: ## Point kubectl at the GKE cluster GKE_CLUSTER in REGION of PR
 .PHONY: kind-load
 kind-load: _need-tag ## Load the built images into the kind cluster KIND_CLUSTER (for OVERLAY=local)
 	@command -v kind >/dev/null || { echo "error: 'kind' not found: install it (https://kind.sigs.k8s.io/docs/user/quick-start/)" >&2; exit 2; }
-	@for pair in $(IMAGES); do kind load docker-image --name $(KIND_CLUSTER) $(REGISTRY)/$${pair%%=*}:$(IMAGE_TAG); done
+	@for pair in $(IMAGES); do name=$${pair%%=*}; $(shell_tag); kind load docker-image --name $(KIND_CLUSTER) $(REGISTRY)/$$name:$$tag; done
 
 .PHONY: render
 render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) to artifacts/deploy/OVERLAY.yaml, images set

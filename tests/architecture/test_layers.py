@@ -12,7 +12,7 @@ from tests.support.paths import REPO_ROOT, VENV_BIN
 
 CONFIG = REPO_ROOT / ".importlinter"
 ROOT_PACKAGES = ("mnist_common", "mnist_trainer", "mnist_exporter", "tfserving_standin", "mnist_webui",
-                 "mnist_loadtest", "mnist_run", "mnist_deploy", "mnist_bench")
+                 "mnist_loadtest", "mnist_run", "mnist_deploy", "mnist_rollout", "mnist_bench")
 STANDIN_PARTS = ("cli", "server", "rest_api", "grpc_api", "core")
 
 
@@ -48,6 +48,7 @@ def _fake_tree(root, importer: str, imported: str) -> None:
         ("mnist_common", "mnist_exporter"),  # the shared library imports a service
         ("mnist_webui", "tfserving_standin"),  # a service imports another
         ("mnist_exporter", "mnist_run"),  # a service imports a tool
+        ("mnist_run", "mnist_rollout"),  # one tool imports another beside it
         ("tfserving_standin.core", "tfserving_standin.rest_api"),  # the stand-in's core imports an API
         ("tfserving_standin.rest_api", "tfserving_standin.grpc_api"),  # one API imports the other
     ],

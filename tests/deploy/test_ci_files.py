@@ -1,5 +1,5 @@
 """The CI files: valid against their published schemas (check-jsonschema's vendored copies, so
-offline), one image-tag rule for make and Cloud Build, a deploy step that has what `make deploy`
+offline), one image-tag rule (content hashes) for make and Cloud Build, a deploy step that has what `make deploy`
 needs, and the GitHub jobs that try the TFJob, the network policies and the gke render on kind."""
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ CLOUDBUILD = REPO_ROOT / ".ci" / "cloudbuild.yaml"
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.y*ml"))
 SCHEMA_OF = {**{path: "vendor.github-workflows" for path in WORKFLOWS}, CLOUDBUILD: "vendor.cloudbuild"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+# image name -> the folder under services/ holding its Dockerfile (as IMAGES in mk/70-deploy.mk)
+IMAGE_DIRS = {"mnist-trainer": "trainer", "mnist-model-exporter": "model-exporter", "mnist-web-ui": "web-ui"}
 NETWORK_POLICY_COMBINATION = "tests/local-distributed-network-policies"
 
 
@@ -55,41 +57,49 @@ def steps() -> dict[str, dict]:
     return {step["id"]: step for step in yaml.safe_load(CLOUDBUILD.read_text())["steps"]}
 
 
-def make_tag(*args: str, cwd: pathlib.Path = REPO_ROOT) -> str:
-    env = {key: value for key, value in os.environ.items() if key not in ("IMAGE_TAG", "GIT_COMMIT")}
-    result = subprocess.run(["make", "-s", "--no-print-directory", "image-tag", *args], cwd=cwd, env=env,
+def make_tags(*args: str, cwd: pathlib.Path = REPO_ROOT) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("IMAGE_TAG", "GIT_COMMIT", "CONTENT_TAGS")}
+    result = subprocess.run(["make", "-s", "--no-print-directory", "image-tags", *args], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return dict(line.split("=", 1) for line in result.stdout.split())
 
 
-def cloud_build_tag(tmp_path: pathlib.Path, **substitutions: str) -> str:
-    """Run the image-tag step's script as Cloud Build would: in a workspace holding the source
-    (here the Makefile and mk/, all the step reads), substitutions as environment variables."""
+def source_clone(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The committed source with its .git, as a build trigger checks it out."""
     workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    for name in ("Makefile", "mk"):
-        (workspace / name).symlink_to(REPO_ROOT / name)
+    subprocess.run(["git", "clone", "-q", "--local", os.fspath(REPO_ROOT), os.fspath(workspace)], check=True,
+                   timeout=120)
+    return workspace
+
+
+def cloud_build_tags(workspace: pathlib.Path, **substitutions: str) -> dict[str, str]:
+    """Run the image-tag step's script as Cloud Build would: in the source's workspace,
+    substitutions as environment variables; the tags it hands the later steps."""
     env = {**os.environ, "_OVERLAY": "gke", "_DOMAIN": "mnist.example.com", "_IMAGE_TAG": "", **substitutions}
-    env.pop("IMAGE_TAG", None)
-    env.pop("GIT_COMMIT", None)
+    for name in ("IMAGE_TAG", "GIT_COMMIT", "CONTENT_TAGS"):
+        env.pop(name, None)
     result = subprocess.run([shutil.which("bash"), "-c", steps()["image-tag"]["script"]], cwd=workspace, env=env,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    return (workspace / "artifacts" / "cloudbuild" / "image-tag").read_text().strip()
+    text = (workspace / "artifacts" / "cloudbuild" / "image-tags").read_text()
+    return dict(line.split("=", 1) for line in text.split())
 
 
-def test_make_and_cloud_build_tag_the_same_commit_the_same_way(tmp_path):
-    assert cloud_build_tag(tmp_path, _GIT_COMMIT=COMMIT) == make_tag(f"GIT_COMMIT={COMMIT}") == COMMIT[:12]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    assert make_tag() == head[:12]  # what make images uses by default
+def test_make_and_cloud_build_tag_the_same_source_the_same_way(tmp_path):
+    workspace = source_clone(tmp_path)
+    tags = cloud_build_tags(workspace, _GIT_COMMIT=COMMIT)
+    assert tags == make_tags(cwd=workspace)
+    assert set(tags) == set(IMAGE_DIRS) and all(tag.startswith("c-") for tag in tags.values()), tags
 
 
 def test_an_explicit_tag_wins_in_both(tmp_path):
-    assert cloud_build_tag(tmp_path, _GIT_COMMIT=COMMIT, _IMAGE_TAG="release-7") == make_tag("IMAGE_TAG=release-7")
+    workspace = source_clone(tmp_path)
+    tags = cloud_build_tags(workspace, _GIT_COMMIT=COMMIT, _IMAGE_TAG="release-7")
+    assert tags == make_tags("IMAGE_TAG=release-7", cwd=workspace) == dict.fromkeys(IMAGE_DIRS, "release-7")
 
 
-def test_every_image_and_the_deploy_use_the_computed_tag():
+def test_every_image_and_the_deploy_use_the_computed_tags():
     build = yaml.safe_load(CLOUDBUILD.read_text())
     assert build["substitutions"]["_GIT_COMMIT"] == "${COMMIT_SHA}"
     for step in build["steps"]:
@@ -97,7 +107,10 @@ def test_every_image_and_the_deploy_use_the_computed_tag():
             continue
         if step["id"] != "deploy":
             assert step["waitFor"] == ["image-tag"], step["id"]
-        assert 'tag="$(cat artifacts/cloudbuild/image-tag)"' in step["script"], step["id"]
+            name = next(name for name, directory in IMAGE_DIRS.items() if f"services/{directory}/Dockerfile" in step["script"])
+            assert f"tag=\"$(sed -n 's/^{name}=//p' artifacts/cloudbuild/image-tags)\"" in step["script"], step["id"]
+        else:
+            assert 'CONTENT_TAGS="$tags"' in step["script"]
         assert "_IMAGE_TAG" not in step["script"] and "SHORT_SHA" not in step["script"], step["id"]
 
 

@@ -100,11 +100,11 @@ def test_cloud_build_builds_pushes_and_deploys_the_same_images():
     for name, directory in IMAGE_DIRS.items():
         scripts = [step["script"] for step in steps.values() if f"-f services/{directory}/Dockerfile" in step.get("script", "")]
         assert len(scripts) == 1 and f"/{name}:${{tag}}" in scripts[0] and 'docker push "$image"' in scripts[0]
-        assert 'tag="$(cat artifacts/cloudbuild/image-tag)"' in scripts[0]
+        assert f"tag=\"$(sed -n 's/^{name}=//p' artifacts/cloudbuild/image-tags)\"" in scripts[0]
     assert set(steps["deploy"]["waitFor"]) == {"trainer-image", "exporter-image", "web-ui-image"}
-    # The deploy step is make's own deploy, with the registry the images were pushed to and their tag.
+    # The deploy step is make's own deploy, with the registry the images were pushed to and their tags.
     deploy = steps["deploy"]["script"]
-    assert "make gke-credentials deploy " in deploy and 'IMAGE_TAG="$tag"' in deploy
+    assert "make gke-credentials deploy " in deploy and 'CONTENT_TAGS="$tags"' in deploy
     assert 'REGISTRY="${_REGION}-docker.pkg.dev/${PROJECT_ID}/${_REPOSITORY}"' in deploy
     makefile = (REPO_ROOT / "mk" / "70-deploy.mk").read_text()
     assert re.search(r"^IMAGES := (.+)$", makefile, re.M).group(1).split() == [f"{n}={d}" for n, d in IMAGE_DIRS.items()]

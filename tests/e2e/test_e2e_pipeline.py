@@ -83,7 +83,7 @@ def make_run(repo_root, pipeline, data_copy: str, ports: dict, log_path) -> subp
         "make", "-s", "run", f"ARTIFACTS={os.path.dirname(data_copy)}", f"DATA_DIR={data_copy}",
         f"TRAIN_DIR={pipeline.train_dir}", f"MODEL_BASE_PATH={pipeline.model_base_path}",
         *(f"{name}={value}" for name, value in {**ports, **TRAINER_VARIABLES}.items()),
-        "POLL_SECONDS=1", "WEB_WORKERS=1",
+        "POLL_SECONDS=1", "WEB_WORKERS=1", "VERSION_POLICY=latest",  # this test covers the latest policy
     ]
     log = open(log_path, "wb")
     return subprocess.Popen(command, cwd=repo_root, stdin=subprocess.DEVNULL, stdout=log,

@@ -13,6 +13,8 @@ Which version answered:
         version policy serves) and sends the prediction to /v1/models/<name>/versions/<v>:predict,
         so the version reported is the one that answered or the request fails. The resolved
         version is cached for a couple of seconds and re-read when TF Serving says it is gone.
+        With a version label (predict(images, label="canary")), the label's version is read
+        the same way, from GET /v1/models/<name>/labels/<label>.
 
 Every call has a timeout. UNAVAILABLE (connection refused, server restarting) is retried a
 bounded number of times with exponential backoff; a timeout is not retried (the server is slow:
@@ -221,8 +223,8 @@ class ServingClient(abc.ABC):
         self.input_name = input_name
 
     @abc.abstractmethod
-    def predict(self, images: np.ndarray) -> Prediction:
-        """Predict float32 images [N, 28, 28] in [0, 1]."""
+    def predict(self, images: np.ndarray, label: str | None = None) -> Prediction:
+        """Predict float32 images [N, 28, 28] in [0, 1]; `label`: the version label to ask for."""
 
     @abc.abstractmethod
     def model_status(self) -> ModelStatus:
@@ -351,10 +353,12 @@ class GrpcServingClient(ServingClient):
         if signature:
             spec.signature_name = self.signature_name
 
-    def predict(self, images: np.ndarray) -> Prediction:
+    def predict(self, images: np.ndarray, label: str | None = None) -> Prediction:
         array = check_images(images)
         request = self._predict_pb2.PredictRequest()
         self._model_spec(request.model_spec, signature=True)
+        if label is not None:
+            request.model_spec.version_label = label
         # Built by hand: tf.make_tensor_proto is slower and would put TensorFlow on the hot path.
         tensor = request.inputs[self.input_name]
         tensor.dtype = self._types.DT_FLOAT
@@ -457,6 +461,7 @@ class RestServingClient(ServingClient):
         self.version_cache_seconds = version_cache_seconds
         self._version_lock = threading.Lock()
         self._cached_version: tuple[int, float] | None = None  # (version, monotonic expiry)
+        self._cached_labels: dict[str, tuple[int, float]] = {}  # label: (version, monotonic expiry)
 
     def close(self) -> None:
         self._session.close()
@@ -550,15 +555,32 @@ class RestServingClient(ServingClient):
             self._cached_version = (version, time.monotonic() + self.version_cache_seconds)
             return version
 
-    def predict(self, images: np.ndarray) -> Prediction:
+    def label_version(self, label: str, refresh: bool = False) -> int:
+        """The version a label names, cached like serving_version."""
+        cached = self._cached_labels.get(label)
+        if cached is not None and not refresh and time.monotonic() < cached[1]:
+            return cached[0]
+        payload = self._request("GET", f"{self._model_url}/labels/{label}")
+        try:
+            version = int(payload["model_version_status"][0]["version"])
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise ServingError(f"unexpected status of label {label} from {self._model_url}: {error}") from None
+        self._cached_labels[label] = (version, time.monotonic() + self.version_cache_seconds)
+        return version
+
+    def predict(self, images: np.ndarray, label: str | None = None) -> Prediction:
         array = check_images(images)
         body = {"signature_name": self.signature_name, "inputs": {self.input_name: array.tolist()}}
-        version = self.serving_version()
+
+        def version_now(refresh: bool = False) -> int:
+            return self.serving_version(refresh) if label is None else self.label_version(label, refresh)
+
+        version = version_now()
         try:
             payload = self._request("POST", f"{self._model_url}/versions/{version}:predict", body)
         except NotFound:
             # The version was unloaded since we looked (a newer one replaced it): look again once.
-            version = self.serving_version(refresh=True)
+            version = version_now(refresh=True)
             payload = self._request("POST", f"{self._model_url}/versions/{version}:predict", body)
         outputs = payload.get("outputs")
         if not isinstance(outputs, dict):

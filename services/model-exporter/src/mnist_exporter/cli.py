@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
         help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; "
         "default %(default)s)")
+    add("--protect", type=_positive_int, action="append", default=[], metavar="VERSION",
+        help="a version retention never deletes, e.g. the rollout's stable and canary (repeatable)")
     add("--republish", action="store_true",
         help="publish even if the newest version already holds this very training run")
     add("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
@@ -126,6 +128,7 @@ def _run(args) -> int:
         force=args.force,
         keep=args.keep,
         republish=args.republish,
+        protect=tuple(args.protect),
     )
     try:
         result = run_export(options)

@@ -46,6 +46,7 @@ class ExportOptions:
     force: bool = False
     keep: int = 3
     republish: bool = False
+    protect: tuple[int, ...] = ()  # versions retention never deletes
 
 
 @dataclass
@@ -226,7 +227,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     leftovers = versions.clean_stale(base)
     if leftovers:
         log.info("removed leftovers of interrupted exports: %s", ", ".join(leftovers))
-    removed_versions = versions.apply_retention(base, options.keep)
+    removed_versions = versions.apply_retention(base, options.keep, options.protect)
     return ExportResult(
         version=version,
         path=path,

@@ -194,11 +194,12 @@ def retire(base: str, version: int) -> None:
     storage.remove_tree(path)
 
 
-def apply_retention(base: str, keep: int) -> list[int]:
-    """Keep the newest `keep` published versions; returns the versions deleted."""
+def apply_retention(base: str, keep: int, protect: tuple[int, ...] = ()) -> list[int]:
+    """Keep the newest `keep` published versions and every `protect`ed one (the versions a rollout
+    serves or may roll back to); returns the versions deleted."""
     if keep < 1:
         raise ValueError("keep must be at least 1")
-    doomed = published_versions(base)[:-keep]
+    doomed = [version for version in published_versions(base)[:-keep] if version not in protect]
     for version in doomed:
         retire(base, version)
     return doomed

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     tf_flags.add_argument("--model_config_file", help="ModelServerConfig text proto (model_config_list)")
     tf_flags.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                           help="seconds between polls of the base paths for new versions (default 1; 0 polls once)")
+    tf_flags.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
+                          help="seconds between re-reads of --model_config_file while serving (default 0: read once)")
+    tf_flags.add_argument("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True,
+                          default=False, help="a new version label may name a version that is not loaded yet")
     tf_flags.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
                           help="merge concurrent requests into one signature call")
     tf_flags.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
@@ -79,6 +83,10 @@ def options_from_args(args: argparse.Namespace):
         models = [ModelConfig(m.name, resolve_local(m.base_path), m.policy, m.labels) for m in models]
     else:
         models = [ModelConfig(args.model_name, resolve_local(args.model_base_path))]
+    if args.model_config_file_poll_wait_seconds < 0:
+        raise ConfigError("--model_config_file_poll_wait_seconds must be >= 0")
+    if args.model_config_file_poll_wait_seconds and not args.model_config_file:
+        raise ConfigError("--model_config_file_poll_wait_seconds needs --model_config_file")
     if args.batching_parameters_file and not args.enable_batching:
         raise ConfigError("--batching_parameters_file needs --enable_batching")
     for flag in ("port", "rest_api_port"):
@@ -100,6 +108,9 @@ def options_from_args(args: argparse.Namespace):
         client_timeout_seconds=args.client_timeout_seconds,
         intra_op_threads=args.tensorflow_intra_op_parallelism,
         inter_op_threads=args.tensorflow_inter_op_parallelism,
+        config_file=args.model_config_file,
+        config_poll_seconds=args.model_config_file_poll_wait_seconds,
+        allow_unavailable_labels=args.allow_version_labels_for_unavailable_models,
     )
 
 
@@ -112,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 2
+    from tfserving_standin.server import StartupError
+
     try:
         event_loop.run(_serve(options))
+    except StartupError as error:
+        print(f"tfserving-standin: Failed to start server. Error: {error}", file=sys.stderr)
+        event_loop.exit_now(1)
     except OSError as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 1

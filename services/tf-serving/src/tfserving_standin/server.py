@@ -18,12 +18,17 @@ from aiohttp import web
 
 from tfserving_standin.core.api import ServingApi
 from tfserving_standin.core.config import BatchingParameters, ModelConfig, MonitoringConfig
+from tfserving_standin.core.config_reload import ConfigReloader
 from tfserving_standin.grpc_api.dispatch import GrpcFrontEnd
 from tfserving_standin.core.manager import ModelManager
 from tfserving_standin.core.metrics import Metrics
 from tfserving_standin.rest_api.server import RestFrontEnd
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The server cannot start with this configuration (as TF Serving: "Failed to start server")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +44,9 @@ class ServerOptions:
     client_timeout_seconds: float = 5.0  # REST: to send a whole request; also the keep-alive idle limit
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    config_file: str | None = None  # --model_config_file, re-read every config_poll_seconds when > 0
+    config_poll_seconds: float = 0.0
+    allow_unavailable_labels: bool = False  # --allow_version_labels_for_unavailable_models
 
 
 def _configure_tensorflow(options: ServerOptions) -> None:
@@ -63,6 +71,11 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     api = ServingApi(manager)
 
     await manager.poll_once()  # initial load, before the ports open
+    problems = manager.label_problems(options.models, options.allow_unavailable_labels, at_startup=True)
+    if problems:
+        raise StartupError("; ".join(problems))
+    reloader = ConfigReloader(manager, options.config_file, options.allow_unavailable_labels) \
+        if options.config_file and options.config_poll_seconds > 0 else None
 
     grpc_front_end = GrpcFrontEnd(api, metrics, f"{options.host}:{options.grpc_port}", options.max_request_bytes,
                                   logging.getLevelName(logging.getLogger().getEffectiveLevel()))
@@ -87,6 +100,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
                      options.monitoring.prometheus_path)
 
     polling = asyncio.create_task(manager.poll_forever(options.poll_seconds)) if options.poll_seconds > 0 else None
+    watching = asyncio.create_task(reloader.watch_forever(options.config_poll_seconds)) if reloader else None
     front_end_exit = asyncio.ensure_future(grpc_front_end.wait_closed())
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -98,6 +112,8 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
         stopping.cancel()
         if polling:
             polling.cancel()
+        if watching:
+            watching.cancel()
         await grpc_front_end.stop(grace=2)
         await asyncio.gather(front_end_exit, return_exceptions=True)  # done: stopped, or already raised
         if runner is not None:

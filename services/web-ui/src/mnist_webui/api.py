@@ -62,8 +62,23 @@ def model():
             "protocol": gateway.client.protocol,
             "status": status.to_dict(),
             "metadata": metadata.to_dict(),
+            "rollout": rollout_json(gateway.rollout_state()),
         }
     )
+
+
+def rollout_json(state) -> dict:
+    """What serves: stable vN and canary vM at P %; policy `latest` when there is no rollout."""
+    if state is None:
+        return {"policy": "latest", "summary": "the newest version serves everything"}
+    return {
+        "policy": "labels",
+        "stable": state.stable,
+        "canary": state.canary,
+        "canary_percent": state.canary_percent,
+        "generation": state.generation,
+        "summary": state.describe(),
+    }
 
 
 @bp.get("/openapi.json")

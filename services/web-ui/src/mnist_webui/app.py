@@ -12,6 +12,7 @@ from mnist_webui.errors import register_error_handlers
 from mnist_webui.extensions import KEY, WebUi
 from mnist_webui.metrics import install as install_metrics
 from mnist_webui.model_gateway import ModelGateway
+from mnist_webui.rollout import RolloutView
 from mnist_webui.samples import HeldOutDigits
 
 __all__ = ["create_app"]
@@ -53,7 +54,8 @@ def create_app(config: dict | None = None) -> Flask:
         # First of the request hooks: nothing else runs for a request IAP did not let through.
         iap.install(app, iap.IapVerifier(settings.iap_audience, iap_keys or iap.IapKeys()))
     metrics = install_metrics(app)
-    app.extensions[KEY] = WebUi(settings, ModelGateway(client, metrics), digits, metrics)
+    rollout = RolloutView(settings.rollout_file, settings.rollout_poll_seconds) if settings.rollout_file else None
+    app.extensions[KEY] = WebUi(settings, ModelGateway(client, metrics, rollout), digits, metrics)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

@@ -30,6 +30,9 @@ class Settings:
     # IAP's audience for this backend (/projects/NUMBER/global/backendServices/ID); when set, every
     # request but the health checks must carry a valid IAP assertion (mnist_webui.iap).
     iap_audience: str = ""
+    # The rollout state file (stable/canary split); empty: no labels, the server's default version.
+    rollout_file: str = ""
+    rollout_poll_seconds: float = 1.0
 
     def as_flask_config(self) -> dict:
         return {"MNIST_SETTINGS": self, "MAX_CONTENT_LENGTH": self.max_request_bytes}
@@ -68,4 +71,6 @@ def settings_from_env(environ=None) -> Settings:
         serving_retries=_number(environ, "SERVING_RETRIES", 2, int, 0),
         data_dir=environ.get("DATA_DIR", "artifacts/data/mnist"),
         iap_audience=environ.get("IAP_AUDIENCE", "").strip(),
+        rollout_file=environ.get("ROLLOUT_FILE", ""),
+        rollout_poll_seconds=_number(environ, "ROLLOUT_POLL_SECONDS", 1.0, float, 0.05),
     )

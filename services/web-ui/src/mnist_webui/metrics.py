@@ -21,6 +21,10 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Top-class probability: fine near 1, where a good model's answers are.
+CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+# At most this many distinct version values per process; later ones are counted as "other".
+MAX_VERSION_VALUES = 8
 
 
 class Metrics:
@@ -60,6 +64,49 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=self.registry,
         )
+
+        # Per answering version and label (stable | canary | none): what `make rollout-status`
+        # and the promote guard compare (mnist_rollout.live_metrics reads these names).
+        self.predictions = Counter(
+            "webui_predictions",
+            "Predictions by version, label and outcome (ok | error).",
+            ["version", "label", "outcome"],
+            registry=self.registry,
+        )
+        self.prediction_latency = Histogram(
+            "webui_prediction_duration_seconds",
+            "Model server round trip of a prediction, by version and label.",
+            ["version", "label"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.prediction_confidence = Histogram(
+            "webui_prediction_confidence",
+            "Probability of the predicted class, by version and label.",
+            ["version", "label"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+        self._versions_seen: set[str] = set()
+
+    def version_value(self, version: int | None) -> str:
+        """A label value for a version, from a bounded set."""
+        if version is None:
+            return "unknown"
+        value = str(int(version))
+        if value not in self._versions_seen:
+            if len(self._versions_seen) >= MAX_VERSION_VALUES:
+                return "other"
+            self._versions_seen.add(value)
+        return value
+
+    def observe_prediction(self, version: int | None, label: str | None, ok: bool, seconds: float,
+                           confidence: float | None) -> None:
+        version_value, label_value = self.version_value(version), label or "none"
+        self.predictions.labels(version_value, label_value, "ok" if ok else "error").inc()
+        self.prediction_latency.labels(version_value, label_value).observe(seconds)
+        if confidence is not None:
+            self.prediction_confidence.labels(version_value, label_value).observe(confidence)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -12,14 +12,16 @@ from mnist_common import serving_client as sc
 
 from mnist_webui.errors import ApiError
 from mnist_webui.metrics import Metrics
+from mnist_webui.rollout import RolloutView, choose
 
 log = logging.getLogger(__name__)
 
 
 class ModelGateway:
-    def __init__(self, client: sc.ServingClient, metrics: Metrics):
+    def __init__(self, client: sc.ServingClient, metrics: Metrics, rollout: RolloutView | None = None):
         self.client = client
         self.metrics = metrics
+        self.rollout = rollout
         # What the last call found: "up", "down" (unreachable, too slow, or no available version)
         # or "unknown" before the first call; and when (time.monotonic()).
         self.server_state = "unknown"
@@ -60,17 +62,35 @@ class ModelGateway:
             return ApiError(502, "the model server rejected the input")
         return ApiError(502, "the model server failed to answer")
 
+    def rollout_state(self):
+        return self.rollout.current() if self.rollout is not None else None
+
     def predict(self, image: np.ndarray) -> dict:
-        """The API's prediction object for one float32 [28, 28] image."""
+        """The API's prediction object for one float32 [28, 28] image, from the stable or the
+        canary version as the rollout's split draws it."""
+        label, intended_version = choose(self.rollout_state())
+        batch = image[np.newaxis]
         started = time.perf_counter()
-        result = self._call("predict", self.client.predict, image[np.newaxis])
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            if label is None:
+                result = self._call("predict", self.client.predict, batch)
+            else:
+                result = self._call("predict", lambda: self.client.predict(batch, label=label))
+        except ApiError:
+            # Counted against the version the label was meant to reach: a failing canary shows.
+            self.metrics.observe_prediction(intended_version, label, False, time.perf_counter() - started, None)
+            raise
+        seconds = time.perf_counter() - started
         probabilities = result.probabilities[0]
+        self.metrics.observe_prediction(result.model_version, label, True, seconds, float(np.max(probabilities)))
+        model = {"name": result.model_name, "version": result.model_version}
+        if label is not None:  # without a rollout the answer stays as it was
+            model["label"] = label
         return {
             "prediction": int(result.classes[0]),
             "probabilities": [round(float(p), 6) for p in probabilities],
-            "model": {"name": result.model_name, "version": result.model_version},
-            "latency_ms": round(latency_ms, 2),
+            "model": model,
+            "latency_ms": round(seconds * 1000.0, 2),
         }
 
     def status(self) -> sc.ModelStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from mnist_webui.api import random_sample, sample_json
+from mnist_webui.api import random_sample, rollout_json, sample_json
 from mnist_webui.errors import ApiError
 from mnist_webui.extensions import webui
 
@@ -27,4 +27,5 @@ def index():
         prediction=prediction,
         problem=problem,
         model_name=webui().model.model_name,
+        rollout=rollout_json(webui().model.rollout_state()),
     )

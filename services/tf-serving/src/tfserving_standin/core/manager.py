@@ -100,6 +100,39 @@ class ModelManager:
             state.batchers[signature.name] = batcher
         return batcher
 
+    # ---- a new --model_config_file while running ------------------------------------------------
+
+    def label_problems(self, models: list[ModelConfig], allow_unavailable: bool = False,
+                       at_startup: bool = False) -> list[str]:
+        """Why these models' labels cannot be applied now, in TF Serving's words; empty when they can.
+
+        A label may only name an AVAILABLE version. With allow_unavailable
+        (--allow_version_labels_for_unavailable_models), a label that does not exist yet may name
+        any version, but one that exists still moves only to an AVAILABLE version. At start-up
+        (after the initial load) every label is new.
+        """
+        problems = []
+        for model in models:
+            states = self._states.get(model.name, {})
+            current = {} if at_startup else (self.models[model.name].labels if model.name in self.models else {})
+            for label, version in sorted(model.labels.items()):
+                if current.get(label) == version:
+                    continue
+                state = states.get(version)
+                if state is not None and state.state == AVAILABLE:
+                    continue
+                if allow_unavailable and label not in current:
+                    continue
+                problems.append(f"FAILED_PRECONDITION: Request to assign label to version {version} of model "
+                                f"{model.name}, which is not currently available for inference")
+        return problems
+
+    async def replace_models(self, models: list[ModelConfig]) -> None:
+        """Serve with these configs from now on (same model names); loads and unloads follow at once."""
+        async with self._poll_lock:
+            self.models = {model.name: model for model in models}
+        await self.poll_once()
+
     # ---- polling the base paths ----------------------------------------------------------------
 
     async def poll_forever(self, interval_seconds: float) -> None:

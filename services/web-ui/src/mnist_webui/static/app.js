@@ -28,6 +28,7 @@
     const version = answer.model.version === null ? "–" : String(answer.model.version);
     $("model-version").textContent = version;
     $("badge-version").textContent = answer.model.version === null ? "" : "v" + version;
+    $("badge-label").textContent = answer.model.label ? "(" + answer.model.label + ")" : "";
     $("latency").textContent = answer.latency_ms.toFixed(1) + " ms";
     const verdict = $("verdict");
     verdict.replaceChildren();

@@ -1,0 +1,7 @@
+"""What serves, as data every part reads: a stable version, an optional canary at a share of traffic.
+
+    state.py         the rollout state file (rollout.json): read, schema-checked, written atomically
+    model_config.py  the state rendered as TF Serving's --model_config_file (specific versions + labels)
+
+The decisions and the command that changes a running system are the tool mnist_rollout (tools/).
+"""

@@ -1,0 +1,11 @@
+"""make canary / promote / rollback / rollout-status: a model version rolls out like code.
+
+    decisions.py     pure transitions: publish, canary, promote, rollback; the promote guard
+    policy.py        the promote guard's margins (loadtest/rollout.yaml)
+    steps.py         the order in which a change reaches a running model server without failing requests
+    live.py          carrying the steps out against a running model server and web UI
+    live_metrics.py  per-version figures from the web UI's Prometheus metrics
+    cli.py           `python -m mnist_rollout`: what the make targets run
+
+The state itself and its rendering as a model config are mnist_common.rollout (every part reads them).
+"""
