@@ -1,15 +1,20 @@
 """Per-request gRPC load balancing: the web UI's client spreads predicts over every address its
 target resolves to, as it must over a headless Service's pods. Two stand-ins listen on the same
 port of 127.0.0.1 and 127.0.0.2; one `ipv4:` target names both, as DNS names a headless Service's
-pods. Each stand-in's share is read from its own Prometheus request counter."""
+pods. Each stand-in's share is read from its own Prometheus request counter. Then a rollout: one
+replica stopped with SIGTERM under load, and no predict may fail."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import pathlib
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -90,3 +95,67 @@ def test_each_replica_gets_a_fair_share_of_client_predicts(two_standins):
     assert sum(counts) == PREDICTS
     shares = [count / PREDICTS for count in counts]
     assert min(shares) >= MIN_SHARE, f"predicts per replica {counts}: one client pinned to one server"
+
+
+def test_a_replica_stopped_under_load_loses_no_predicts(tmp_path, exported_version):
+    """A rollout's SIGTERM to one replica while the client keeps predicting: zero failed calls."""
+    base_path = tmp_path / MODEL_NAME
+    base_path.mkdir()
+    publish(base_path, 1, exported_version)
+    port = _port_free_on_every_host()
+    servers = [_start(host, port, base_path, tmp_path / f"standin-{host}.log") for host in HOSTS]
+    target = "ipv4:" + ",".join(f"{host}:{port}" for host in HOSTS)
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def load(client):
+        images = np.zeros((1, 28, 28), np.float32)
+        while not stop.is_set():
+            try:
+                client.predict(images)
+                outcomes.append("ok")
+            except Exception as error:  # noqa: BLE001 - every failure is counted, whatever its type
+                outcomes.append(f"{type(error).__name__}: {error}")
+
+    try:
+        for server in servers:
+            wait_available(server)
+        with create_client("grpc", model_name=MODEL_NAME, grpc_address=target) as client:
+            threads = [threading.Thread(target=load, args=(client,)) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            try:
+                _wait(lambda: min(_grpc_predicts(s) for s in servers) >= 20, "both replicas serving")
+                servers[0].process.terminate()  # what the kubelet sends after preStop
+                servers[0].process.wait(timeout=30)
+                stopped_at = len(outcomes)
+                _wait(lambda: len(outcomes) >= stopped_at + 100, "predicts after the stop")
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(timeout=30)
+    finally:
+        for server in servers:
+            server.stop()
+    failed = [outcome for outcome in outcomes if outcome != "ok"]
+    _figures().record("rollout", "model server: one of two replicas stopped (SIGTERM) under gRPC load",
+                      requests=len(outcomes), failed=len(failed))
+    assert servers[0].process.returncode == 0
+    assert not failed, failed[:5]
+
+
+def _wait(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _figures():
+    """tests/resilience/figures.py, where `make resilience-report` collects its figures."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "resilience" / "figures.py"
+    spec = importlib.util.spec_from_file_location("figures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
