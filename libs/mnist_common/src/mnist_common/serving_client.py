@@ -292,6 +292,11 @@ class GrpcServingClient(ServingClient):
         ("grpc.min_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
         ("grpc.enable_retries", 0),  # retries are ours, bounded and visible
+        # Spread calls over every address the target resolves to (a headless Service's pods,
+        # `dns:///tf-serving-headless:8500`), instead of pick_first's one connection for the
+        # process's life; the server's max connection age makes the client re-resolve, so
+        # replicas the autoscaler adds get their share.
+        ("grpc.lb_policy_name", "round_robin"),
     )
 
     def __init__(self, address: str, model_name: str, **options: Any):

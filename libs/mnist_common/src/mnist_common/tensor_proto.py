@@ -28,6 +28,8 @@ DTYPES: dict[int, tuple[np.dtype, str, str]] = {
 
 # The most elements one repeated value may fill: a tiny message must not ask for gigabytes.
 MAX_FILLED_ELEMENTS = 1 << 22
+# TensorFlow's own bound on a shape's element count (TensorShape keeps it in an int64).
+MAX_ELEMENTS = (1 << 63) - 1
 
 
 class TensorDecodeError(ValueError):
@@ -48,11 +50,17 @@ def decode(proto) -> np.ndarray:
     dtype, field, _ = DTYPES[proto.dtype]
     shape = tuple(int(dim.size) for dim in proto.tensor_shape.dim)
     if any(size < 0 for size in shape):
-        raise TensorDecodeError("tensor_shape has a negative dimension")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        raise TensorDecodeError(f"tensor_shape {list(shape)} has a negative dimension")
+    count = _element_count(shape)
     if proto.tensor_content:
         if proto.dtype == DT_STRING:
             raise TensorDecodeError("string tensors cannot use tensor_content")
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            # TF Serving's check: the bytes must be exactly the shape's elements, no more, no fewer.
+            raise TensorDecodeError(
+                f"tensor_content has {len(proto.tensor_content)} bytes but tensor_shape {list(shape)} "
+                f"of {dtype.name} needs {count * dtype.itemsize}"
+            )
         values = np.frombuffer(proto.tensor_content, dtype=dtype)
     else:
         raw = getattr(proto, field)
@@ -66,3 +74,13 @@ def decode(proto) -> np.ndarray:
     if values.size != count:
         raise TensorDecodeError(f"tensor_shape {list(shape)} needs {count} values but the proto has {values.size}")
     return values.reshape(shape)
+
+
+def _element_count(shape: tuple[int, ...]) -> int:
+    """The shape's element count in Python integers, so a huge shape cannot wrap around to 0."""
+    count = 1
+    for size in shape:
+        count *= size
+        if count > MAX_ELEMENTS:
+            raise TensorDecodeError(f"tensor_shape {list(shape)} has more elements than a tensor may hold")
+    return count

@@ -305,7 +305,8 @@ def _env_port_problems(name, variable, declared, services, namespace) -> list[st
     value = str(variable.get("value", ""))
     if variable["name"].endswith("_PORT") and value.isdigit() and int(value) not in declared:
         return [f"{name}: {variable['name']}={value} is not a declared container port"]
-    address = re.match(r"^(?:[a-z]+://)?([a-z0-9-]+):([0-9]+)(?:/.*)?$", value)
+    # http://host:port/..., host:port, and gRPC's dns:///host:port
+    address = re.match(r"^(?:[a-z]+:///?)?([a-z0-9-]+):([0-9]+)(?:/.*)?$", value)
     if address and (namespace, address.group(1)) in services:
         if int(address.group(2)) not in services[(namespace, address.group(1))]:
             return [f"{name}: {variable['name']}={value}: Service {address.group(1)} has no port {address.group(2)}"]

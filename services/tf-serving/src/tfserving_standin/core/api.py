@@ -10,6 +10,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, status_pb2
 
+from tfserving_standin.core.decode_budget import DecodeBudget, request_cost
 from tfserving_standin.core.errors import invalid_argument
 from tfserving_standin.core.manager import ModelManager
 
@@ -19,8 +20,9 @@ _METHOD_NAMES = {"classify": "tensorflow/serving/classify", "regress": "tensorfl
 
 
 class ServingApi:
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, decode_budget: DecodeBudget | None = None):
         self.manager = manager
+        self.decode_budget = decode_budget or DecodeBudget()
 
     def model_status(self, name: str, version=None, label=None) -> get_model_status_pb2.GetModelStatusResponse:
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -60,7 +62,11 @@ class ServingApi:
                     f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
                     f"{{{','.join(sorted(signature.outputs))}}}."
                 )
-        outputs = await self.manager.batcher(state, signature).submit(inputs, rows)
+        cost = self.decode_budget.admit(request_cost(inputs))
+        try:
+            outputs = await self.manager.batcher(state, signature).submit(inputs, rows)
+        finally:
+            self.decode_budget.release(cost)
         if output_filter:
             outputs = {alias: outputs[alias] for alias in output_filter}
         return outputs

@@ -1,0 +1,78 @@
+"""Cost-based admission for encoded images: a bound on the decode work one request may queue.
+
+A predict_image_bytes request of 64 large PNGs is a few hundred kilobytes on the wire but
+seconds of decoding on a batch thread; two such requests took both threads and stalled every
+other request for seconds. Each request's cost is the pixels its images declare in their headers
+(read here without decoding, as the exported signature's own check does); a request over the
+per-request budget is INVALID_ARGUMENT, and one that would take the pixels in flight over the
+shared budget is RESOURCE_EXHAUSTED (HTTP 429), so one client's images can hold at most one
+batch thread while everyone else's requests keep flowing.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import grpc
+import numpy as np
+
+from tfserving_standin.core.errors import ServingError, invalid_argument
+
+# One image at the exported signature's own cap (4096 x 4096), or 64 images of 512 x 512.
+MAX_REQUEST_PIXELS = 4096 * 4096
+# A request at the per-request budget, plus room for other clients' small images beside it.
+MAX_PIXELS_IN_FLIGHT = MAX_REQUEST_PIXELS + 4 * 1024 * 1024
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_FRAME_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def declared_pixels(encoded: bytes) -> int:
+    """Width x height from a PNG's IHDR or a JPEG's frame header; the byte count otherwise
+    (anything else fails in decoding at once, for about what reading it costs)."""
+    if encoded.startswith(_PNG_SIGNATURE) and len(encoded) >= 24:
+        width, height = struct.unpack(">II", encoded[16:24])
+        return width * height
+    if encoded.startswith(b"\xff\xd8"):
+        offset = 2
+        while offset + 9 <= len(encoded) and encoded[offset] == 0xFF:
+            marker = encoded[offset + 1]
+            (length,) = struct.unpack(">H", encoded[offset + 2 : offset + 4])
+            if marker in _JPEG_FRAME_MARKERS:
+                height, width = struct.unpack(">HH", encoded[offset + 5 : offset + 9])
+                return width * height
+            offset += 2 + length
+    return len(encoded)
+
+
+def request_cost(inputs: dict[str, np.ndarray]) -> int:
+    """The pixels a request's string tensors would decode to (0 for numeric tensors)."""
+    return sum(declared_pixels(value) for array in inputs.values() if array.dtype == object
+               for value in array.ravel() if isinstance(value, bytes))
+
+
+class DecodeBudget:
+    """Pixels being decoded right now, across all requests; owned by the event loop thread."""
+
+    def __init__(self, per_request: int = MAX_REQUEST_PIXELS, in_flight: int = MAX_PIXELS_IN_FLIGHT):
+        self.per_request = per_request
+        self.in_flight = in_flight
+        self._used = 0
+
+    def admit(self, cost: int) -> int:
+        """Take `cost` pixels or refuse; returns what to give back with release()."""
+        if cost > self.per_request:
+            raise invalid_argument(
+                f"The request's images have {cost} pixels in all; at most {self.per_request} may be "
+                "sent in one request: send fewer or smaller images"
+            )
+        if cost and self._used + cost > self.in_flight:
+            raise ServingError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "Too many images are being decoded right now; retry shortly or send fewer images",
+            )
+        self._used += cost
+        return cost
+
+    def release(self, cost: int) -> None:
+        self._used -= cost
