@@ -101,6 +101,22 @@ gke-credentials: ## Point kubectl at the GKE cluster GKE_CLUSTER in REGION of PR
 	@test -n "$(PROJECT_ID)" || { echo "error: set PROJECT_ID=your-project" >&2; exit 2; }
 	gcloud container clusters get-credentials $(GKE_CLUSTER) --region $(REGION) --project $(PROJECT_ID)
 
+# IAP's audience for the web UI's own check of IAP's signed header: the backend service the
+# Ingress created, known only after the first deploy. Writes it into the ConfigMap web-ui-iap
+# and restarts the web UI so it reads it (the iap-ingress component refuses requests until then).
+.PHONY: iap-audience
+iap-audience: ## After the first GKE deploy: give the web UI its IAP audience (ConfigMap web-ui-iap); DRY_RUN=1 prints
+	@test -n "$(PROJECT_ID)" || { echo "error: set PROJECT_ID=your-project" >&2; exit 2; }
+	@$(if $(DRY_RUN),,command -v gcloud >/dev/null || { echo "error: 'gcloud' not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)" >&2; exit 2; };) \
+	 run() { echo "+ $$*"; $(if $(DRY_RUN),:,"$$@"); }; \
+	 number=$$($(if $(DRY_RUN),echo PROJECT_NUMBER,gcloud projects describe $(PROJECT_ID) --format='value(projectNumber)')); \
+	 id=$$($(if $(DRY_RUN),echo BACKEND_SERVICE_ID,gcloud compute backend-services list --project $(PROJECT_ID) --filter='name~-mnist-web-ui-' --format='value(id)' | head -n 1)); \
+	 test -n "$$id" || { echo "error: no backend service for the web UI yet: deploy with OVERLAY=gke first and wait for the Ingress" >&2; exit 1; }; \
+	 audience="/projects/$$number/global/backendServices/$$id"; echo "IAP audience: $$audience"; \
+	 mkdir -p $(ARTIFACTS); printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-ui-iap\n  namespace: mnist\ndata:\n  audience: "%s"\n' "$$audience" > $(ARTIFACTS)/web-ui-iap.yaml; \
+	 run $(VENV_BIN)/kubectl $(context_flag) --namespace mnist apply --server-side -f $(ARTIFACTS)/web-ui-iap.yaml; \
+	 run $(VENV_BIN)/kubectl $(context_flag) --namespace mnist rollout restart deployment/web-ui
+
 .PHONY: kind-load
 kind-load: _need-tag ## Load the built images into the kind cluster KIND_CLUSTER (for OVERLAY=local)
 	@command -v kind >/dev/null || { echo "error: 'kind' not found: install it (https://kind.sigs.k8s.io/docs/user/quick-start/)" >&2; exit 2; }

@@ -296,3 +296,16 @@ def test_openapi_schemas_match_real_answers(client, fake_client, monkeypatch):
     check(client.get("/api/v1/sample").get_json(), "Sample")
     check(client.get("/api/v1/model").get_json(), "ModelInfo")
     check(post(client, b"{bad").get_json(), "Error")
+
+
+def test_a_failed_version_is_described_in_our_words_not_the_servers(client, fake_client, monkeypatch):
+    internal = ("Failed to load servable: /models/mnist/4/variables/variables.index; "
+                "node StatefulPartitionedCall/sequential_1/conv2d/Conv2D: Invalid argument")
+    monkeypatch.setattr(fake_client, "model_status", lambda: sc.ModelStatus("mnist", (
+        sc.VersionStatus(3, "AVAILABLE"), sc.VersionStatus(4, "END", "INVALID_ARGUMENT", internal))))
+    body = client.get("/api/v1/model").get_json()
+    failed = body["status"]["versions"][1]
+    assert failed["error_code"] == "INVALID_ARGUMENT"
+    assert failed["error_message"] == "version 4 could not be loaded (INVALID_ARGUMENT); the model server's log says why"
+    assert "/models/" not in str(body) and "StatefulPartitionedCall" not in str(body)
+    assert body["status"]["versions"][0]["error_message"] == ""

@@ -116,3 +116,17 @@ def test_iap_is_off_without_an_audience(client):
     assert client.post("/api/v1/predict", json=PIXELS).status_code == 200
     assert settings_from_env({}).iap_audience == ""
     assert settings_from_env({"IAP_AUDIENCE": AUDIENCE}).iap_audience == AUDIENCE
+
+
+def test_required_iap_without_an_audience_refuses_all_but_health_checks(fake_client, held_out):
+    app = create_app({"MNIST_SETTINGS": Settings(iap_required=True), "MNIST_CLIENT": fake_client,
+                      "MNIST_DIGITS": held_out, "TESTING": True})
+    client = app.test_client()
+    assert "IAP audience is not configured" in refused(client.get("/"), 503)
+    assert "IAP audience is not configured" in refused(client.post("/api/v1/predict", json={"pixels": [[0.0] * 28] * 28}), 503)
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+
+
+def test_iap_required_is_read_from_the_environment():
+    assert settings_from_env({"IAP_REQUIRED": "1"}).iap_required is True
+    assert settings_from_env({}).iap_required is False

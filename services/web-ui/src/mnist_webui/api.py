@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from importlib import resources
 
 from flask import Blueprint, Response, jsonify, request
@@ -12,6 +14,7 @@ from mnist_webui.extensions import webui
 from mnist_webui.samples import Sample, SamplesUnavailable
 from mnist_webui.validation import parse_predict_request
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 _OPENAPI = resources.files("mnist_webui").joinpath("openapi.json").read_bytes()
@@ -60,11 +63,24 @@ def model():
         {
             "name": gateway.model_name,
             "protocol": gateway.client.protocol,
-            "status": status.to_dict(),
+            "status": status_json(status),
             "metadata": metadata.to_dict(),
             "rollout": rollout_json(gateway.rollout_state()),
         }
     )
+
+
+def status_json(status) -> dict:
+    """The model server's version status, its error messages said in our words: TF Serving's own
+    (file paths, TensorFlow op and node names) go to the log, not to visitors."""
+    body = status.to_dict()
+    for version in body["versions"]:
+        if version["error_code"] not in ("", "OK"):
+            log.warning("model %s version %s: %s: %s", status.model_name, version["version"],
+                        version["error_code"], version["error_message"])
+            version["error_message"] = (f"version {version['version']} could not be loaded "
+                                        f"({version['error_code']}); the model server's log says why")
+    return body
 
 
 def rollout_json(state) -> dict:

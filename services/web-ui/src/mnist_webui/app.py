@@ -53,6 +53,8 @@ def create_app(config: dict | None = None) -> Flask:
     if settings.iap_audience:
         # First of the request hooks: nothing else runs for a request IAP did not let through.
         iap.install(app, iap.IapVerifier(settings.iap_audience, iap_keys or iap.IapKeys()))
+    elif settings.iap_required:
+        iap.install_closed(app)
     metrics = install_metrics(app)
     rollout = RolloutView(settings.rollout_file, settings.rollout_poll_seconds) if settings.rollout_file else None
     app.extensions[KEY] = WebUi(settings, ModelGateway(client, metrics, rollout), digits, metrics)

@@ -30,6 +30,9 @@ class Settings:
     # IAP's audience for this backend (/projects/NUMBER/global/backendServices/ID); when set, every
     # request but the health checks must carry a valid IAP assertion (mnist_webui.iap).
     iap_audience: str = ""
+    # Set where IAP fronts the app (the iap-ingress component): without an audience to check, every
+    # request but the health checks is refused, so the app is never open behind a missing setting.
+    iap_required: bool = False
     # The rollout state file (stable/canary split); empty: no labels, the server's default version.
     rollout_file: str = ""
     rollout_poll_seconds: float = 1.0
@@ -71,6 +74,7 @@ def settings_from_env(environ=None) -> Settings:
         serving_retries=_number(environ, "SERVING_RETRIES", 2, int, 0),
         data_dir=environ.get("DATA_DIR", "artifacts/data/mnist"),
         iap_audience=environ.get("IAP_AUDIENCE", "").strip(),
+        iap_required=environ.get("IAP_REQUIRED", "").strip().lower() in ("1", "true", "yes"),
         rollout_file=environ.get("ROLLOUT_FILE", ""),
         rollout_poll_seconds=_number(environ, "ROLLOUT_POLL_SECONDS", 1.0, float, 0.05),
     )

@@ -101,6 +101,18 @@ def _reason(message: str) -> str:
     return "the IAP assertion's signature does not verify against IAP's keys"
 
 
+def install_closed(app: Flask) -> None:
+    """IAP is required but its audience is not configured yet: refuse all but the health checks
+    (the load balancer needs those), rather than serve without checking."""
+    log.warning("IAP_REQUIRED is set but IAP_AUDIENCE is empty: every request but the health checks is refused")
+
+    @app.before_request
+    def refuse_until_configured():
+        if request.path in UNCHECKED_PATHS:
+            return None
+        raise ApiError(503, "this service requires IAP, and its IAP audience is not configured yet")
+
+
 def install(app: Flask, verifier: IapVerifier) -> None:
     @app.before_request
     def require_iap():
