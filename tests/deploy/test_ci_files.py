@@ -121,7 +121,7 @@ def test_the_deploy_step_runs_make_deploy_with_python_and_the_auth_plugin():
     # Python: the image's own, the version the packages require and CI's test job uses.
     workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yaml").read_text())
     assert deploy["name"] == workflow["jobs"]["test"]["container"]
-    requires = re.search(r'requires-python = ">=(\d+\.\d+)', (REPO_ROOT / "libs" / "mnist_deploy" / "pyproject.toml").read_text())
+    requires = re.search(r'requires-python = ">=(\d+\.\d+)', (REPO_ROOT / "tools" / "mnist_deploy" / "pyproject.toml").read_text())
     assert deploy["name"].startswith(f"python:{requires.group(1)}.")
     # gcloud and the plugin the kubeconfig calls, installed at one pinned release, and tried.
     versions = re.findall(r"google-cloud-cli(?:-gke-gcloud-auth-plugin)?=(\S+)", script)
