@@ -10,6 +10,7 @@ import pytest
 
 from mnist_deploy import render
 
+from tests.deploy.fake_cluster import FakeClock
 from tests.deploy.renders import KUBECTL, KUSTOMIZE, TARGETS, TEST_IMAGES, TEST_SETTINGS
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,15 @@ def renders(kubectl) -> dict[str, list[dict]]:
         target: render.parse(render.render(os.fspath(KUSTOMIZE / target), TEST_IMAGES, TEST_SETTINGS, kubectl))
         for target in TARGETS
     }
+
+
+@pytest.fixture
+def clock():
+    """A fake clock for the deploy tool's waiting (no test sleeps)."""
+    return FakeClock()
+
+
+@pytest.fixture
+def lines():
+    """What the deploy tool reported, line by line."""
+    return []

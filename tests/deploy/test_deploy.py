@@ -14,14 +14,6 @@ from mnist_deploy.errors import DeployError, StageFailed
 from mnist_deploy.waiting import Poller
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def lines():
-    return []
 
 
 @pytest.fixture

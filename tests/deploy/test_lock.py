@@ -17,10 +17,6 @@ LEASE = "Lease/mnist-deploy"
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mnist"}}
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
 
 @pytest.fixture
 def poller(clock):

@@ -21,10 +21,6 @@ from mnist_deploy.waiting import Poller
 PARENT = "Secret/mnist-deploy"
 
 
-@pytest.fixture
-def lines():
-    return []
-
 
 @pytest.fixture
 def poller(lines):

@@ -20,14 +20,6 @@ WEB_UI_PODS = "app.kubernetes.io/name=web-ui"
 TRAIN_PODS = "batch.kubernetes.io/job-name=mnist-train"
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def lines():
-    return []
 
 
 def make_poller(clock, lines, **settings):
