@@ -38,6 +38,9 @@ DELETE_STORAGE ?=
 DEPLOY_TIMEOUTS ?=
 # Any other `mnist-deploy deploy` flags, e.g. DEPLOY_FLAGS="--give-up-after 600 --lease-seconds 120".
 DEPLOY_FLAGS ?=
+# TRAIN=force: run data, training and export again although their spec is the one that last ran
+# (by default they run only when their images or parameters changed).
+TRAIN ?=
 RENDER_DIR := $(ARTIFACTS)/deploy
 MANIFESTS := $(RENDER_DIR)/$(OVERLAY).yaml
 
@@ -135,7 +138,7 @@ render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) t
 .PHONY: deploy
 deploy: render ## Apply OVERLAY to the current kubectl context in stages, wait for training, export and rollouts
 	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag) \
-	  $(foreach pair,$(DEPLOY_TIMEOUTS),--timeout $(pair)) $(DEPLOY_FLAGS)
+	  $(foreach pair,$(DEPLOY_TIMEOUTS),--timeout $(pair)) $(if $(filter force,$(TRAIN)),--rerun-jobs) $(DEPLOY_FLAGS)
 
 .PHONY: status
 status: render ## Show every object of OVERLAY in the cluster and whether it is ready

@@ -187,3 +187,22 @@ def test_undeploy_removes_workloads_first_and_keeps_storage(renders, poller):
     assert deleted.index("Job/mnist-train") < deleted.index("ServiceAccount/mnist-trainer")
     deploy.undeploy(cluster, objects, poller, delete_storage=True)
     assert cluster.events[-1] == ("delete", "Namespace/mnist")
+
+
+def test_train_force_reruns_the_finished_jobs_with_the_same_spec(renders, poller):
+    objects = renders["overlays/local"]
+    cluster = FakeCluster()
+    deploy.deploy(cluster, objects, poller)
+    cluster.events.clear()
+    deploy.deploy(cluster, objects, poller, rerun_jobs=True)
+    deleted = [key for action, key in cluster.events if action == "delete"]
+    assert deleted == ["Job/mnist-data", "Job/mnist-train", "Job/mnist-export"]
+    for key in deleted:  # the old run is gone before the new one starts
+        assert cluster.events.index(("delete", key)) < cluster.events.index(("apply", key))
+
+
+def test_force_decides_rerun_only_for_something_that_ran(renders):
+    job = find(renders["overlays/local"], "Job", "mnist-train")
+    previous = apply.with_spec_hash(job)
+    assert apply.run_once_decision(previous, job, upstream_reran=False, force=True) == apply.RERUN
+    assert apply.run_once_decision(None, job, upstream_reran=False, force=True) == apply.CREATE

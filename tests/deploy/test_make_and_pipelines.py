@@ -129,3 +129,10 @@ def test_make_deploy_passes_the_timeouts_and_flags(tmp_path):
     commands = result.stdout.replace("\\\n", " ").splitlines()  # continued lines as one
     command = next(line for line in commands if "mnist-deploy deploy" in line)
     assert "--timeout training=10800 --timeout serving=600 --give-up-after 600" in " ".join(command.split())
+
+
+def test_make_deploy_train_force_passes_rerun_jobs(tmp_path):
+    forced = make("-n", "deploy", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}", "TRAIN=force")
+    plain = make("-n", "deploy", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}")
+    assert forced.returncode == 0 and plain.returncode == 0, forced.stderr + plain.stderr
+    assert "--rerun-jobs" in forced.stdout and "--rerun-jobs" not in plain.stdout

@@ -36,9 +36,13 @@ def with_spec_hash(obj: dict) -> dict:
     return stamped
 
 
-def run_once_decision(existing: dict | None, desired: dict, upstream_reran: bool) -> str:
+def run_once_decision(existing: dict | None, desired: dict, upstream_reran: bool, force: bool = False) -> str:
+    """CREATE, KEEP (the same spec ran, or runs, and nothing before it re-ran) or RERUN; `force`
+    (TRAIN=force) re-runs even a finished one with the same spec."""
     if existing is None:
         return CREATE
+    if force:
+        return RERUN
     same_spec = existing["metadata"].get("annotations", {}).get(SPEC_HASH_ANNOTATION) == spec_hash(desired)
     if same_spec and not upstream_reran and readiness(existing).state != FAILED:
         return KEEP
@@ -46,7 +50,7 @@ def run_once_decision(existing: dict | None, desired: dict, upstream_reran: bool
 
 
 def apply_stage(cluster: Cluster, objects: list[dict], poller: Poller, upstream_reran: bool = False,
-                delete_timeout: float = 300.0) -> bool:
+                delete_timeout: float = 300.0, rerun_jobs: bool = False) -> bool:
     """Apply one stage's objects in order; True if a run-once workload was (re)started."""
     started = False
     for obj in objects:
@@ -54,7 +58,7 @@ def apply_stage(cluster: Cluster, objects: list[dict], poller: Poller, upstream_
             cluster.apply(obj)
             poller.report(f"  applied {describe(obj)}")
             continue
-        decision = run_once_decision(cluster.get(obj), obj, upstream_reran)
+        decision = run_once_decision(cluster.get(obj), obj, upstream_reran, force=rerun_jobs)
         if decision == KEEP:
             poller.report(f"  {describe(obj)}: same spec already ran or is running; kept")
             continue

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "CrashLoopBackOff... this long (default %(default)s)")
             command.add_argument("--slow-start", type=_seconds, default=SLOW_START, metavar="SECONDS",
                                  help="report a pod still ContainerCreating after this long (default %(default)s)")
+            command.add_argument("--rerun-jobs", action="store_true",
+                                 help="run the data, training and export workloads again even where the same "
+                                      "spec already ran (make deploy TRAIN=force)")
             command.add_argument("--lease-seconds", type=int, default=LEASE_SECONDS, metavar="SECONDS",
                                  help="the deploy lock's lease duration; renewed every third of it (default %(default)s)")
         if name == "undeploy":
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     cluster = connect(args.context)
     if args.command == "deploy":
         poller = Poller(interval=args.poll_seconds, give_up_after=args.give_up_after, slow_start=args.slow_start)
-        deploying.deploy(cluster, objects, poller, timeouts, args.delete_timeout, lease_seconds=args.lease_seconds)
+        deploying.deploy(cluster, objects, poller, timeouts, args.delete_timeout, lease_seconds=args.lease_seconds,
+                         rerun_jobs=args.rerun_jobs)
     elif args.command == "status":
         for name, stage, state in deploying.status(cluster, objects):
             print(f"{stage:<9} {name:<45} {state}")

@@ -24,7 +24,9 @@ BOOKKEEPING = ({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}, {"apiV
 
 def deploy(cluster: Cluster, objects: list[dict], poller: Poller,
            timeouts: dict[str, float] | None = None, delete_timeout: float = DELETE_TIMEOUT,
-           lock_identity: str | None = None, lease_seconds: int = LEASE_SECONDS) -> None:
+           lock_identity: str | None = None, lease_seconds: int = LEASE_SECONDS, rerun_jobs: bool = False) -> None:
+    """Apply the render in stages, waiting for each; rerun_jobs (TRAIN=force) runs the data,
+    training and export workloads again even where the same spec already ran."""
     timeouts = {**STAGE_TIMEOUTS, **(timeouts or {})}
     namespace = applyset.render_namespace(objects)
     # Every kind first: a missing CRD (TFJob, PodMonitoring, ...) stops the deploy before
@@ -58,7 +60,8 @@ def deploy(cluster: Cluster, objects: list[dict], poller: Poller,
         upstream_reran = False
         for stage in plan(rest):
             poller.report(f"== {stage.name}: {len(stage.objects)} objects")
-            upstream_reran = apply_stage(cluster, stage.objects, poller, upstream_reran, delete_timeout) or upstream_reran
+            upstream_reran = apply_stage(cluster, stage.objects, poller, upstream_reran, delete_timeout,
+                                         rerun_jobs) or upstream_reran
             poller.until_ready(cluster, stage.objects, timeouts[stage.name])
         kept = prune(cluster, members, namespace, known_kinds, poller)
         cluster.apply(applyset.parent(namespace, wanted_kinds | {applyset.group_kind(obj) for obj in kept}))
