@@ -9,6 +9,7 @@ Exit codes: 0 published (or this training run is already the newest version);
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import logging
 import os
 import signal
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "missing/corrupt input; 3 refused by the validation gate (nothing published); "
         "1 other errors. Every flag with an env name takes its default from that variable.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
     add = parser.add_argument
     add("--train-dir", default=env("TRAIN_DIR", "artifacts/training"),
         help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -93,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
             "last completed epoch. With TF_CONFIG naming several workers (as a Kubeflow TFJob "
             "sets it) it trains with MultiWorkerMirroredStrategy and only the chief writes."
         ),
-        epilog="Exit status: 0 trained, 2 bad arguments or data, 1 any other failure.",
+        epilog="Exit status: 0 trained; 2 bad arguments, TF_CONFIG or data; 143 terminated by SIGTERM "
+        "(rerun the same command to resume); 1 any other failure.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-trainer')}")
     for option in OPTIONS:
         default = "none: all" if option.default is None else option.default
         parser.add_argument(
