@@ -15,7 +15,7 @@ export: $(SETUP_STAMP) ## Validate the trained model and publish it as the next 
 	  { echo "error: no finished training in $(TRAIN_DIR) (metrics.json is missing): run 'make train' first" >&2; exit 2; } ;; esac
 	@$(VENV_BIN)/mnist-export --train-dir "$(TRAIN_DIR)" --data-dir "$(DATA_DIR)" \
 	  --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" \
-	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep "$(KEEP_VERSIONS)" \
+	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep-versions "$(KEEP_VERSIONS)" \
 	  $(EXPORT_FLAGS)
 
 .PHONY: versions

@@ -38,7 +38,7 @@ serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE
 	$(require_model_version)
 	@test "$(MODEL_NAME)" = mnist || { echo "error: $(SERVING_CONFIG_DIR)/models.config serves the model 'mnist', not '$(MODEL_NAME)'" >&2; exit 2; }
 	@echo "serve-docker: $(SERVING_IMAGE) on $(MODEL_BASE_PATH); gRPC :$(GRPC_PORT), REST :$(REST_PORT). Contract suite against it:"
-	@echo "  SERVING_URL=http://127.0.0.1:$(REST_PORT) SERVING_GRPC=127.0.0.1:$(GRPC_PORT) SERVING_MODEL_BASE_PATH=$(MODEL_BASE_PATH) make test-serving"
+	@echo "  SERVING_REST_URL=http://127.0.0.1:$(REST_PORT) SERVING_GRPC_ADDRESS=127.0.0.1:$(GRPC_PORT) SERVING_MODEL_BASE_PATH=$(MODEL_BASE_PATH) make test-serving"
 	docker run --rm --init --name mnist-tf-serving \
 	  -p 127.0.0.1:$(GRPC_PORT):8500 -p 127.0.0.1:$(REST_PORT):8501 \
 	  -v "$(abspath $(MODEL_BASE_PATH))":/models/mnist \
@@ -50,7 +50,7 @@ serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS)
 
 .PHONY: test-serving
-test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_URL + SERVING_GRPC if set
+test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_REST_URL + SERVING_GRPC_ADDRESS if set
 	$(VENV_PY) -m pytest tests/tf_serving -q $(PYTEST_ARGS)
 
 .PHONY: bench-serving

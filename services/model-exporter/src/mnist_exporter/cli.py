@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 
+from mnist_common.settings import deprecation_message
+
 from mnist_exporter.errors import (
     EXIT_GATE_FAILURE,
     EXIT_INPUT_ERROR,
@@ -41,6 +43,18 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is less than 1")
     return value
+
+
+class _OldFlagName(argparse.Action):
+    """A flag's old name: still works for one release, with a warning naming the new one."""
+
+    def __init__(self, *args, new_flag: str, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(deprecation_message(option_string, self.new_flag), file=sys.stderr, flush=True)
+        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         "more than this (env MAX_REGRESSION; default %(default)s)")
     add("--force", action="store_true",
         help="publish even if worse than the newest version (the other checks still apply)")
-    add("--keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
+    add("--keep-versions", dest="keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
         help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; "
         "default %(default)s)")
+    add("--keep", dest="keep", type=_positive_int, action=_OldFlagName, new_flag="--keep-versions",
+        help=argparse.SUPPRESS)
     add("--republish", action="store_true",
         help="publish even if the newest version already holds this very training run")
     add("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
@@ -147,7 +163,7 @@ def _run(args) -> int:
     for note in result.report.notes if result.report else []:
         print(f"note: {note}")
     if result.removed_versions:
-        print(f"retention (--keep {options.keep}): deleted version(s) "
+        print(f"retention (--keep-versions {options.keep}): deleted version(s) "
               + ", ".join(str(v) for v in result.removed_versions))
     return 0
 
