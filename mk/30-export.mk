@@ -8,11 +8,14 @@ MAX_REGRESSION ?= 0.005
 KEEP_VERSIONS ?= 3
 # Extra mnist-export flags, e.g. EXPORT_FLAGS="--force" to publish a regression on purpose.
 EXPORT_FLAGS ?=
+# Written last by the trainer: a finished run (mnist_common.pipeline.TRAINING_METRICS_FILE).
+TRAINING_METRICS_FILE := metrics.json
 
 .PHONY: export
-export: $(SETUP_STAMP) ## Validate the trained model and publish it as the next version in MODEL_BASE_PATH (does nothing if already published)
-	@case "$(TRAIN_DIR)" in *://*) ;; *) test -f "$(TRAIN_DIR)/metrics.json" || \
-	  { echo "error: no finished training in $(TRAIN_DIR) (metrics.json is missing): run 'make train' first" >&2; exit 2; } ;; esac
+export: $(SETUP_STAMP) data ## Validate the trained model and publish it as the next version in MODEL_BASE_PATH; trains first if TRAIN_DIR has no finished run (no-op if already published)
+	@case "$(TRAIN_DIR)" in *://*) ;; *) test -f "$(TRAIN_DIR)/$(TRAINING_METRICS_FILE)" || \
+	  { echo "export: no finished training in $(TRAIN_DIR) yet ($(TRAINING_METRICS_FILE) is missing): training first (make train)" >&2; \
+	    $(MAKE) train; } ;; esac
 	@$(VENV_BIN)/mnist-export --train-dir "$(TRAIN_DIR)" --data-dir "$(DATA_DIR)" \
 	  --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" \
 	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep-versions "$(KEEP_VERSIONS)" \

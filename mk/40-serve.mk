@@ -19,9 +19,18 @@ define require_model_version
 	  { echo "error: no model version in $(MODEL_BASE_PATH): run 'make train' and 'make export' first (or 'make run')" >&2; exit 2; } ;; esac
 endef
 
+# make serve on a fresh clone: with no version yet it makes one first, as make run does (make
+# export, which trains when TRAIN_DIR holds no finished run); a version there is served as it is.
+define ensure_model_version
+	@case "$(MODEL_BASE_PATH)" in *://*) ;; *) \
+	  $(VENV_PY) -m mnist_common.pipeline has-version "$(MODEL_BASE_PATH)" || \
+	  { echo "serve: no model version in $(MODEL_BASE_PATH) yet: making one first (make export, which trains if needed)" >&2; \
+	    $(MAKE) export; } ;; esac
+endef
+
 .PHONY: serve
-serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT, metrics on REST)
-	$(require_model_version)
+serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT); trains and exports a model first if there is none
+	$(ensure_model_version)
 	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC :$(GRPC_PORT), REST http://localhost:$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
 	@exec $(VENV_BIN)/tfserving-standin --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
 	  --model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)" \
