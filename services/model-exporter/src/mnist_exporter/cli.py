@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 
+from mnist_common import logs
 from mnist_common.settings import deprecation_message
 
 from mnist_exporter.errors import (
@@ -105,11 +106,11 @@ def _exit_on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Our progress at INFO; TensorFlow's chatter (tracing notes, asset paths) only with -v.
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="mnist-export: %(message)s",
-        force=True,
-    )
+    try:
+        logs.configure("mnist-export", logging.INFO if args.verbose else logging.WARNING)
+    except logs.LogFormatError as error:
+        print(f"mnist-export: error: {error}", file=sys.stderr)
+        return 2
     logging.getLogger("mnist_exporter").setLevel(logging.INFO)
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

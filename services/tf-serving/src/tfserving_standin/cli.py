@@ -12,10 +12,11 @@ cannot be used is reported with its name and exit code 2.
 from __future__ import annotations
 
 import argparse
-import logging
 from importlib import metadata
 import os
 import sys
+
+from mnist_common import logs
 
 from tfserving_standin.core import event_loop
 from tfserving_standin.core.config import (
@@ -120,10 +121,10 @@ def options_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        logs.configure("tfserving-standin", args.log_level)
         options = options_from_args(args)
-    except ConfigError as error:
+    except (ConfigError, logs.LogFormatError) as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 2
     try:
