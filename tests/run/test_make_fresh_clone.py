@@ -45,12 +45,18 @@ def stub_venv(tmp_path):
 
 
 def make(stub, *args):
+    result, lines = make_logged(stub, *args)
+    return result, [line.split()[0] for line in lines]
+
+
+def make_logged(stub, *args):
+    """make's result and the stubbed tools' command lines, in order."""
     root, log = stub
     artifacts = root / "artifacts"
     env = {k: v for k, v in os.environ.items() if k not in ("TRAIN_DIR", "MODEL_BASE_PATH", "DATA_DIR", "MAKEFLAGS")}
     result = subprocess.run(["make", "--no-print-directory", f"VENV={root / 'venv'}", f"ARTIFACTS={artifacts}", *args],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
-    calls = [line.split()[0] for line in log.read_text().splitlines()]
+    calls = log.read_text().splitlines()
     log.write_text("")
     return result, calls
 
@@ -97,3 +103,21 @@ def test_the_help_line_says_what_the_target_sets_up(target, promise):
     help_text = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60).stdout
     line = next(line for line in help_text.splitlines() if line.split()[:1] == [target])
     assert promise in line
+
+
+def test_quick_model_on_a_fresh_clone_trains_briefly_and_exports_with_its_gate(stub_venv):
+    root, _ = stub_venv
+    result, lines = make_logged(stub_venv, "quick-model")
+    assert result.returncode == 0, result.stderr
+    calls = [line for line in lines if not line.startswith("mnist-data")]
+    assert [line.split()[0] for line in calls] == ["mnist-train", "mnist-export"]
+    assert "--epochs 2" in calls[0] and f"--model-dir {root}/artifacts/training-quick" in calls[0]
+    assert "--min-accuracy 0.95" in calls[1] and f"--train-dir {root}/artifacts/training-quick" in calls[1]
+    result, names = make(stub_venv, "quick-model")
+    assert "already holds a version" in result.stdout and names == ["mnist-data"]
+
+
+def test_quick_model_dry_run_runs_nothing(stub_venv):
+    result, calls = make(stub_venv, "-n", "quick-model")
+    assert result.returncode == 0, result.stderr
+    assert calls == [] and "--epochs 2" in result.stdout and '--min-accuracy "0.95"' in result.stdout
