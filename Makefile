@@ -38,7 +38,8 @@ help: ## Show every target with one line of help (the default target)
 	@if [ -t 1 ]; then bold=$$'\033[1m'; cyan=$$'\033[36m'; off=$$'\033[0m'; else bold= cyan= off=; fi; \
 	 awk -v bold="$$bold" -v cyan="$$cyan" -v off="$$off" 'BEGIN {FS = ":.*?## "} \
 	  /^##@/ {printf "\n%s%s%s\n", bold, substr($$0, 5), off; next} \
-	  /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %s%-18s%s %s\n", cyan, $$1, off, $$2}' $(MAKEFILE_LIST)
+	  /^[a-zA-Z0-9_.-]+:.*?## / {printf "  %s%-18s%s %s\n", cyan, $$1, off, $$2}' $(MAKEFILE_LIST); \
+	 for pair in $(HELP_GENERATED); do printf "  %s%-18s%s %s\n" "$$cyan" "$${pair%%=*}" "$$off" "Run the tests of $${pair#*=} (PYTEST_ARGS=... to narrow)"; done
 	@echo
 	@echo "Variables (make VAR=value target): PYTHON VENV ARTIFACTS MODEL_NAME DATA_DIR TRAIN_DIR"
 	@echo "  MODEL_BASE_PATH GRPC_PORT REST_PORT UI_PORT HOST DATA_SOURCE; see README.md for the rest."

@@ -8,8 +8,10 @@ User classes (pick by name: `locust -f loadtest/locustfile.py WebUIUser`, or by 
   ServingGrpcUser   TF Serving gRPC  PredictionService/Predict (mnist_common's client)      tags: serving, grpc, predict
 
 Host: --host (make loadtest TARGET=...) applies to every selected class, so give one class a
-host at a time; without it each class targets the local stack: http://127.0.0.1:$UI_PORT,
-http://127.0.0.1:$REST_PORT and 127.0.0.1:$GRPC_PORT. The gRPC host may be written host:port,
+host at a time; without it the serving classes target $SERVING_REST_URL and
+$SERVING_GRPC_ADDRESS (the web UI's names for the model server) when set, and each class
+otherwise the local stack: http://127.0.0.1:$UI_PORT, http://127.0.0.1:$REST_PORT and
+127.0.0.1:$GRPC_PORT. The gRPC host may be written host:port,
 grpc://host:port or http://host:port.
 Digits: the held-out test split of $DATA_DIR (default artifacts/data/mnist), real MNIST digits.
 """
@@ -200,7 +202,7 @@ class WebUIPredictUser(FastHttpUser):
 class ServingRestUser(FastHttpUser):
     """A caller of TF Serving's REST predict (what the web UI does with SERVING_PROTOCOL=rest)."""
 
-    host = f"http://{LOOPBACK}:{_port('REST_PORT', 8501)}"
+    host = os.environ.get("SERVING_REST_URL") or f"http://{LOOPBACK}:{_port('REST_PORT', 8501)}"
     wait_time = between(0.05, 0.25)
 
     @tag("serving", "rest", "predict")
@@ -229,7 +231,7 @@ def shared_grpc_client(address: str):
 class ServingGrpcUser(User):
     """A caller of TF Serving's gRPC PredictionService/Predict through mnist_common's client."""
 
-    host = f"{LOOPBACK}:{_port('GRPC_PORT', 8500)}"
+    host = os.environ.get("SERVING_GRPC_ADDRESS") or f"{LOOPBACK}:{_port('GRPC_PORT', 8500)}"
     wait_time = between(0.05, 0.25)
     request_name = "PredictionService/Predict"
 

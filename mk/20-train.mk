@@ -17,8 +17,9 @@ bench-train: data ## Train from scratch with the defaults; print held-out accura
 	env $(addprefix -u ,$(TRAINER_VARIABLES)) $(VENV_BIN)/mnist-bench train --data-dir $(DATA_DIR) --model-dir $(BENCH_TRAIN_DIR)
 
 .PHONY: tensorboard
-tensorboard: $(SETUP_STAMP) ## Serve TensorBoard for TRAIN_DIR/logs on 127.0.0.1:TENSORBOARD_PORT (6006)
-	@test -d $(TRAIN_DIR)/logs || { echo "error: no TensorBoard logs in $(TRAIN_DIR)/logs: run 'make train' first" >&2; exit 2; }
+tensorboard: $(SETUP_STAMP) ## TensorBoard for TRAIN_DIR/logs on 127.0.0.1:TENSORBOARD_PORT (6006); also before training: runs appear as make train writes them
+	@case "$(TRAIN_DIR)" in *://*) ;; *) test -d "$(TRAIN_DIR)/logs" || { mkdir -p "$(TRAIN_DIR)/logs"; \
+	  echo "tensorboard: no training logs in $(TRAIN_DIR)/logs yet: run 'make train' in another terminal; its runs appear here as they are written" >&2; } ;; esac
 	$(VENV_BIN)/tensorboard --logdir $(TRAIN_DIR)/logs --host 127.0.0.1 --port $(TENSORBOARD_PORT)
 
 .PHONY: test-trainer

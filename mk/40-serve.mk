@@ -25,9 +25,18 @@ define warn_if_open
 	  echo "warning: HOST=$(HOST): listening beyond this machine, without authentication: anyone who can reach $(HOST) can use the model server and the web UI" >&2 ;; esac
 endef
 
+# make serve on a fresh clone: with no version yet it makes one first, as make run does (make
+# export, which trains when TRAIN_DIR holds no finished run); a version there is served as it is.
+define ensure_model_version
+	@case "$(MODEL_BASE_PATH)" in *://*) ;; *) \
+	  $(VENV_PY) -m mnist_common.pipeline has-version "$(MODEL_BASE_PATH)" || \
+	  { echo "serve: no model version in $(MODEL_BASE_PATH) yet: making one first (make export, which trains if needed)" >&2; \
+	    $(MAKE) export; } ;; esac
+endef
+
 .PHONY: serve
-serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT, metrics on REST)
-	$(require_model_version)
+serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT); trains and exports a model first if there is none
+	$(ensure_model_version)
 	$(warn_if_open)
 	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC $(HOST):$(GRPC_PORT), REST http://$(HOST):$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
 	@case "$(VERSION_POLICY)" in rollout|latest) ;; *) echo "error: VERSION_POLICY=$(VERSION_POLICY) must be rollout or latest" >&2; exit 2 ;; esac
@@ -47,7 +56,7 @@ serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE
 	$(require_model_version)
 	@test "$(MODEL_NAME)" = mnist || { echo "error: $(SERVING_CONFIG_DIR)/models.config serves the model 'mnist', not '$(MODEL_NAME)'" >&2; exit 2; }
 	@echo "serve-docker: $(SERVING_IMAGE) on $(MODEL_BASE_PATH); gRPC :$(GRPC_PORT), REST :$(REST_PORT). Contract suite against it:"
-	@echo "  SERVING_URL=http://127.0.0.1:$(REST_PORT) SERVING_GRPC=127.0.0.1:$(GRPC_PORT) SERVING_MODEL_BASE_PATH=$(MODEL_BASE_PATH) make test-serving"
+	@echo "  SERVING_REST_URL=http://127.0.0.1:$(REST_PORT) SERVING_GRPC_ADDRESS=127.0.0.1:$(GRPC_PORT) SERVING_MODEL_BASE_PATH=$(MODEL_BASE_PATH) make test-serving"
 	docker run --rm --init --name mnist-tf-serving \
 	  -p 127.0.0.1:$(GRPC_PORT):8500 -p 127.0.0.1:$(REST_PORT):8501 \
 	  -v "$(abspath $(MODEL_BASE_PATH))":/models/mnist \
@@ -59,7 +68,7 @@ serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS)
 
 .PHONY: test-serving
-test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_URL + SERVING_GRPC if set
+test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_REST_URL + SERVING_GRPC_ADDRESS if set
 	$(VENV_PY) -m pytest tests/tf_serving -q $(PYTEST_ARGS)
 
 .PHONY: bench-serving

@@ -1,5 +1,12 @@
 ##@ Containers and Kubernetes (GKE, or kind/minikube)
 
+# The deploy settings below (PROJECT_ID, REGION, DOMAIN, GCS_BUCKET, OVERLAY, ...) can live in
+# one git-ignored file of NAME=value lines, read by every target: copy deploy.env.example to
+# deploy.env. A value on the make command line still wins over the file; the file wins over
+# the environment.
+DEPLOY_ENV ?= deploy.env
+-include $(DEPLOY_ENV)
+
 # Where images go and what they are called. With PROJECT_ID set the default registry is the
 # project's Artifact Registry repository "mnist" (create it once: see kustomize/README.md);
 # without it, images get a local-only name that kind/minikube can load but nothing can push to.

@@ -100,7 +100,7 @@ def test_regression_is_refused_unless_forced_then_retention_applies(trained_dir,
     watcher = VersionWatcher(base_copy, "4")
     watcher.start()
     try:
-        code = main(export_args(trained_dir, data_dir, base_copy, "--republish", "--force", "--keep", "2"))
+        code = main(export_args(trained_dir, data_dir, base_copy, "--republish", "--force", "--keep-versions", "2"))
     finally:
         watcher.stop.set()
         watcher.join()

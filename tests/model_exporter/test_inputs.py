@@ -69,7 +69,7 @@ def test_missing_validation_data(trained_dir, tmp_path, capsys):
     [
         ("--min-accuracy", "1.5", "argument --min-accuracy: 1.5 is not between 0 and 1"),
         ("--max-regression", "lots", "argument --max-regression: 'lots' is not a number"),
-        ("--keep", "0", "argument --keep: 0 is less than 1"),
+        ("--keep-versions", "0", "argument --keep-versions: 0 is less than 1"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys, flag, value, expected):

@@ -129,9 +129,9 @@ def killed_exports(training_run, published_base, data_dir, tmp_path_factory, log
         base = tmp_path_factory.mktemp(f"kill{index}") / "mnist"
         shutil.copytree(published_base, base)
         export = WatchedExport(kill_point, base, logs_dir / f"export-killed-{index}.log")
-        # --republish: the same training run again, as version 2; --keep 1: retention then
+        # --republish: the same training run again, as version 2; --keep-versions 1: retention then
         # removes version 1, so there is a retention step to kill too.
-        command = exporter_command(training_run.model_dir, data_dir, base, "--republish", "--keep", "1")
+        command = exporter_command(training_run.model_dir, data_dir, base, "--republish", "--keep-versions", "1")
         threads.append(threading.Thread(target=export.watch, args=(command,)))
         watched[kill_point] = export
     for thread in threads:

@@ -1,18 +1,18 @@
 """Fixtures for the TF Serving contract suite.
 
-The suite talks to a server given by SERVING_URL (REST base URL, e.g. http://127.0.0.1:8501) and
-SERVING_GRPC (host:port) when they are set, so the same tests run against the real
+The suite talks to a server given by SERVING_REST_URL (REST base URL, e.g. http://127.0.0.1:8501) and
+SERVING_GRPC_ADDRESS (host:port) when they are set, so the same tests run against the real
 tensorflow/serving image (`make serve-docker`). Otherwise each session starts the stand-in as a
 subprocess on free ports over a model it trains and exports into pytest's tmp_path.
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import pytest
 
+from tests.tf_serving.external_server import external_server
 from tests.support.models import export_version, fit_tiny_model
 from tests.tf_serving.serving_harness import MODEL_NAME, ServerUnderTest, publish, start_standin, wait_available
 
@@ -26,12 +26,13 @@ def exported_version(tmp_path_factory, data_dir) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def server(request, tmp_path_factory):
-    """The server the contract suite checks: SERVING_URL/SERVING_GRPC, or a fresh stand-in."""
-    if os.environ.get("SERVING_URL"):
-        grpc_target = os.environ.get("SERVING_GRPC")
+    """The server the contract suite checks: SERVING_REST_URL/SERVING_GRPC_ADDRESS, or a fresh stand-in."""
+    given = external_server()
+    if given:
+        rest_url, grpc_target = given
         if not grpc_target:
-            pytest.fail("SERVING_URL is set but SERVING_GRPC (host:port of the gRPC API) is not")
-        external = ServerUnderTest(os.environ["SERVING_URL"], grpc_target, None, standin=False)
+            pytest.fail("SERVING_REST_URL is set but SERVING_GRPC_ADDRESS (host:port of the gRPC API) is not")
+        external = ServerUnderTest(rest_url, grpc_target, None, standin=False)
         wait_available(external, timeout=30)
         yield external
         external.stop()

@@ -1,6 +1,6 @@
 """The TF Serving contract this system relies on, over REST and gRPC.
 
-Runs against the stand-in by default, or any TF Serving given by SERVING_URL + SERVING_GRPC
+Runs against the stand-in by default, or any TF Serving given by SERVING_REST_URL + SERVING_GRPC_ADDRESS
 (e.g. the real tensorflow/serving image from `make serve-docker`).
 """
 

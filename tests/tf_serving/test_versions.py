@@ -1,6 +1,6 @@
 """Version lifecycle: publishing under load, a version that fails to load, warmup replay.
 
-These write into the server's base path: the stand-in's, or with SERVING_URL set, the one
+These write into the server's base path: the stand-in's, or with SERVING_REST_URL set, the one
 SERVING_MODEL_BASE_PATH names.
 """
 

@@ -17,7 +17,7 @@ def test_defaults_without_flags_or_environment():
 
 def test_environment_variables_set_every_option():
     environ = {
-        "DATA_DIR": "d", "MODEL_DIR": "gs://bucket/run", "EPOCHS": "3", "BATCH_SIZE": "32",
+        "DATA_DIR": "d", "TRAIN_DIR": "gs://bucket/run", "EPOCHS": "3", "BATCH_SIZE": "32",
         "LEARNING_RATE": "0.01", "SEED": "7", "TRAIN_LIMIT": "500",
     }
     config = parse_config([], environ=environ)
@@ -26,7 +26,7 @@ def test_environment_variables_set_every_option():
 
 
 def test_flags_win_over_environment_variables():
-    environ = {"EPOCHS": "3", "MODEL_DIR": "from-env", "LEARNING_RATE": "0.5"}
+    environ = {"EPOCHS": "3", "TRAIN_DIR": "from-env", "LEARNING_RATE": "0.5"}
     config = parse_config(["--epochs", "5", "--model-dir", "from-flag"], environ=environ)
     assert (config.epochs, config.model_dir) == (5, "from-flag")
     assert config.learning_rate == 0.5  # no flag given: the variable still applies

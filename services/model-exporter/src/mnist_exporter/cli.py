@@ -9,10 +9,14 @@ Exit codes: 0 published (or this training run is already the newest version);
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import logging
 import os
 import signal
 import sys
+
+from mnist_common import logs
+from mnist_common.settings import deprecation_message
 
 from mnist_exporter.errors import (
     EXIT_GATE_FAILURE,
@@ -42,6 +46,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _OldFlagName(argparse.Action):
+    """A flag's old name: still works for one release, with a warning naming the new one."""
+
+    def __init__(self, *args, new_flag: str, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(deprecation_message(option_string, self.new_flag), file=sys.stderr, flush=True)
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -52,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "missing/corrupt input; 3 refused by the validation gate (nothing published); "
         "1 other errors. Every flag with an env name takes its default from that variable.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
     add = parser.add_argument
     add("--train-dir", default=env("TRAIN_DIR", "artifacts/training"),
         help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)")
@@ -71,11 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "more than this (env MAX_REGRESSION; default %(default)s)")
     add("--force", action="store_true",
         help="publish even if worse than the newest version (the other checks still apply)")
-    add("--keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
+    add("--keep-versions", dest="keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
         help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; "
         "default %(default)s)")
     add("--protect", type=_positive_int, action="append", default=[], metavar="VERSION",
         help="a version retention never deletes, e.g. the rollout's stable and canary (repeatable)")
+    add("--keep", dest="keep", type=_positive_int, action=_OldFlagName, new_flag="--keep-versions",
+        help=argparse.SUPPRESS)
     add("--republish", action="store_true",
         help="publish even if the newest version already holds this very training run")
     add("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
@@ -89,11 +108,11 @@ def _exit_on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Our progress at INFO; TensorFlow's chatter (tracing notes, asset paths) only with -v.
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="mnist-export: %(message)s",
-        force=True,
-    )
+    try:
+        logs.configure("mnist-export", logging.INFO if args.verbose else logging.WARNING)
+    except logs.LogFormatError as error:
+        print(f"mnist-export: error: {error}", file=sys.stderr)
+        return 2
     logging.getLogger("mnist_exporter").setLevel(logging.INFO)
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -148,7 +167,7 @@ def _run(args) -> int:
     for note in result.report.notes if result.report else []:
         print(f"note: {note}")
     if result.removed_versions:
-        print(f"retention (--keep {options.keep}): deleted version(s) "
+        print(f"retention (--keep-versions {options.keep}): deleted version(s) "
               + ", ".join(str(v) for v in result.removed_versions))
     return 0
 

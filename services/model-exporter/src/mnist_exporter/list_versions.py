@@ -5,7 +5,9 @@ Reads only the base path (no TensorFlow unless it is a gs:// URI), for `make ver
 
 from __future__ import annotations
 
+import argparse
 import sys
+from importlib import metadata
 
 from mnist_exporter.model_card import read_card
 from mnist_exporter.versions import all_version_numbers, is_complete
@@ -31,13 +33,14 @@ def describe(base: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m mnist_exporter.list_versions MODEL_BASE_PATH", file=sys.stderr)
-        return 2
-    lines = describe(argv[0])
+    parser = argparse.ArgumentParser(prog="python -m mnist_exporter.list_versions",
+                                     description="List the published versions in a model base path, newest first.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
+    parser.add_argument("model_base_path", metavar="MODEL_BASE_PATH", help="folder (or gs:// URI) of numbered versions")
+    base = parser.parse_args(argv).model_base_path  # exits 2 with usage on a wrong argument count
+    lines = describe(base)
     if not lines:
-        print(f"no versions in {argv[0]} (run 'make export')")
+        print(f"no versions in {base} (run 'make export')")
         return 0
     print(f"{'version':>8}  (newest first; TF Serving serves the top one)")
     print("\n".join(lines))

@@ -12,9 +12,11 @@ cannot be used is reported with its name and exit code 2.
 from __future__ import annotations
 
 import argparse
-import logging
+from importlib import metadata
 import os
 import sys
+
+from mnist_common import logs
 
 from tfserving_standin.core import event_loop
 from tfserving_standin.core.config import (
@@ -36,16 +38,29 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Names the default of every flag whose help does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and action.option_strings and "default" not in text:
+            text += " (default %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfserving-standin",
         description="A local stand-in for tensorflow_model_server: TF Serving's REST and gRPC APIs "
         "over SavedModel versions in a base path.",
+        formatter_class=_DefaultsShown,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('tfserving-standin')}")
     tf_flags = parser.add_argument_group("flags of tensorflow_model_server")
     tf_flags.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
     tf_flags.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default 8501; 0 turns REST off)")
-    tf_flags.add_argument("--model_name", default="default", help="model name when --model_base_path is used")
+    tf_flags.add_argument("--model_name", default="mnist",
+                          help="model name when --model_base_path is used (default mnist, the name the web UI asks for)")
     tf_flags.add_argument("--model_base_path", help="folder (or gs:// URI) holding numbered SavedModel versions")
     tf_flags.add_argument("--model_config_file", help="ModelServerConfig text proto (model_config_list)")
     tf_flags.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
@@ -55,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     tf_flags.add_argument("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True,
                           default=False, help="a new version label may name a version that is not loaded yet")
     tf_flags.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
-                          help="merge concurrent requests into one signature call")
+                          help="merge concurrent requests into one signature call (default false)")
     tf_flags.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
     tf_flags.add_argument("--monitoring_config_file", help="MonitoringConfig text proto (Prometheus endpoint)")
     tf_flags.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
@@ -69,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--client_timeout_seconds", type=float, default=5.0,
                      help="seconds a REST client has to send a whole request, headers and body, and the longest "
                           "an idle kept-alive connection stays open (default 5)")
-    own.add_argument("--log_level", default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level")
+    own.add_argument("--log_level", default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level (env LOG_LEVEL; default %(default)s)")
     return parser
 
 
@@ -117,10 +132,10 @@ def options_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        logs.configure("tfserving-standin", args.log_level)
         options = options_from_args(args)
-    except ConfigError as error:
+    except (ConfigError, logs.LogFormatError) as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 2
     from tfserving_standin.server import StartupError

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Sequence
 
-from mnist_common import storage
+from mnist_common import logs, storage
 from mnist_common.dataset import DatasetError
 from mnist_common.idx import IdxFormatError
 
@@ -34,6 +34,10 @@ def _is_file(path: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)  # exits 2 itself, with usage, on a bad flag or variable
+    try:
+        logs.configure("mnist-train")  # log records; the progress lines stay plain on stdout
+    except logs.LogFormatError as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
     try:
         role = parse_tf_config(os.environ.get("TF_CONFIG"))
     except TfConfigError as error:

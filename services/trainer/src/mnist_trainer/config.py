@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Sequence
+
+from mnist_common.settings import read_setting
 
 PROG = "mnist-train"
 
@@ -32,6 +35,7 @@ class _Option:
     default: object
     parse: Callable[[str], object]
     help: str
+    old_envs: tuple[str, ...] = ()  # names the variable had before, accepted with a warning
 
 
 def _positive_int(text: str) -> int:
@@ -66,8 +70,9 @@ def _path(text: str) -> str:
 OPTIONS = (
     _Option("--data-dir", "DATA_DIR", "artifacts/data/mnist", _path,
             "prepared MNIST IDX files + manifest.json (local path or gs://)"),
-    _Option("--model-dir", "MODEL_DIR", "artifacts/training", _path,
-            "where checkpoints/, logs/, model.keras and metrics.json go (local path or gs://)"),
+    _Option("--model-dir", "TRAIN_DIR", "artifacts/training", _path,
+            "where checkpoints/, logs/, model.keras and metrics.json go (local path or gs://; "
+            "TRAIN_DIR as in make and mnist-export, MODEL_DIR before)", old_envs=("MODEL_DIR",)),
     _Option("--epochs", "EPOCHS", 12, _positive_int, "passes over the training digits"),
     _Option("--batch-size", "BATCH_SIZE", 128, _positive_int,
             "global batch size, split across workers when distributed"),
@@ -93,8 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
             "last completed epoch. With TF_CONFIG naming several workers (as a Kubeflow TFJob "
             "sets it) it trains with MultiWorkerMirroredStrategy and only the chief writes."
         ),
-        epilog="Exit status: 0 trained, 2 bad arguments or data, 1 any other failure.",
+        epilog="Exit status: 0 trained; 2 bad arguments, TF_CONFIG or data; 143 terminated by SIGTERM "
+        "(rerun the same command to resume); 1 any other failure.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-trainer')}")
     for option in OPTIONS:
         default = "none: all" if option.default is None else option.default
         parser.add_argument(
@@ -115,10 +122,11 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     values = {}
     for option in OPTIONS:
         flag_value = getattr(args, _dest(option))
+        env_value = None if flag_value is not None else read_setting(option.env, *option.old_envs, environ=environ)
         if flag_value is not None:
             text, source = flag_value, f"argument {option.flag}"
-        elif environ.get(option.env, "") != "":
-            text, source = environ[option.env], f"environment variable {option.env}"
+        elif env_value is not None:
+            text, source = env_value, f"environment variable {option.env}"
         else:
             values[_dest(option)] = option.default
             continue

@@ -5,7 +5,8 @@ while the few CPU-bound parts stay short. One process per core sidesteps the GIL
 
 Environment: HOST (127.0.0.1; 0.0.0.0 listens on every interface), UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
 WEB_CLIENT_TIMEOUT (5: seconds a client has to send a whole request),
-WEB_ACCESS_LOG (0; 1 logs every request to stdout).
+WEB_ACCESS_LOG (0; 1 logs every request to stdout; the cluster sets 1), LOG_FORMAT (text; json
+in the cluster: mnist_common.logs).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import os
 import shutil
 import sys
 import tempfile
+
+from gunicorn.glogging import Logger as GunicornLogger
+from mnist_common import logs
 
 from mnist_webui.config import ConfigError, settings_from_env
 from mnist_webui.worker import client_timeout_from_env
@@ -33,6 +37,7 @@ def _int(name: str, default: int) -> int:
 try:
     settings_from_env()
     client_timeout_from_env()
+    logs.log_format()
 except (ConfigError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(2) from None
@@ -51,6 +56,20 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG") == "1" else None
 errorlog = "-"
+
+
+class _ServiceLogFormat(GunicornLogger):
+    """gunicorn's own lines and its access log in the services' one format (mnist_common.logs):
+    JSON with LOG_FORMAT=json, as the cluster sets it, so Cloud Logging reads their severity."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.setFormatter(logs.formatter("web-ui"))
+
+
+logger_class = _ServiceLogFormat
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
 # gunicorn's control socket lives at one fixed path in $HOME, so two instances (make ui next to
 # the tests, or a read-only home in a container) would trip over it; nothing here uses it.
@@ -75,9 +94,7 @@ def post_fork(server, worker):
     # failures, unexpected errors) in gunicorn's format on its error stream, instead of Python's
     # bare last-resort handler.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s", "[%Y-%m-%d %H:%M:%S %z]")
-    )
+    handler.setFormatter(logs.formatter("web-ui"))
     app_logger = logging.getLogger("mnist_webui")
     app_logger.addHandler(handler)
     app_logger.setLevel(loglevel.upper())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 
 
 def _webui(argv: list[str]) -> int:
@@ -63,6 +64,9 @@ BENCHMARKS = {"train": _train, "serving": _serving, "webui": _webui}
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--version"]:
+        print(f"mnist-bench {metadata.version('mnist-bench')}")
+        return 0
     if not args or args[0] not in BENCHMARKS:
         given = repr(args[0]) if args else "nothing"
         print(f"usage: mnist-bench {{{'|'.join(BENCHMARKS)}}} [options]  (got {given}; "

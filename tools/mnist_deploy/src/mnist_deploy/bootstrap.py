@@ -15,6 +15,7 @@ Exit codes: 0 done, 1 a gcloud/kubectl command failed (its error is shown), 2 a 
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import dataclasses
 import sys
 
@@ -228,6 +229,7 @@ def teardown(settings: Settings, delete_storage: bool) -> list[Step]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-gke", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-deploy')}")
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--project", default="", help="the Google Cloud project (make: PROJECT_ID)")
     parser.add_argument("--region", default=Settings.region)

@@ -14,6 +14,7 @@ Exit codes: 0 done, 1 a workload failed or timed out (its pod's last log lines a
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import sys
 
 from mnist_deploy import deploy as deploying
@@ -59,6 +60,7 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-deploy", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-deploy')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     render = commands.add_parser("render", help="kustomize an overlay into one manifest file")

@@ -11,6 +11,7 @@ Exit codes: 0 success; 2 bad input (busy port, bad flag, missing file: the messa
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 import sys
 
 EXIT_INPUT_ERROR = 2
@@ -84,6 +85,7 @@ def cmd_announce(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-run", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-run')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ports = commands.add_parser("check-ports", help="exit 2 naming each port that is taken")

@@ -27,6 +27,8 @@ import sys
 
 import grpc
 
+from mnist_common import logs
+
 from tfserving_standin.core import event_loop
 from tfserving_standin.grpc_api import bridge
 
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log_level", default="WARNING")
     args = parser.parse_args(argv)
     _die_with_parent(args.parent_pid)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("tfserving-standin", args.log_level)  # the parent checked LOG_FORMAT
     bridge_socket = socket.socket(fileno=args.bridge_fd)
     event_loop.exit_now(event_loop.run(_serve(args.address, bridge_socket, args.max_message_bytes)))
 
