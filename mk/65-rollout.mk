@@ -22,7 +22,7 @@ ROLLOUT = $(VENV_PY) -m mnist_rollout --state-file "$(ROLLOUT_FILE)" --model-con
 
 .PHONY: canary
 canary: $(SETUP_STAMP) ## Make VERSION (default the newest published) the canary at PERCENT % of the web UI's predicts
-	@$(ROLLOUT) canary --version "$(VERSION)" --percent "$(PERCENT)"
+	@$(ROLLOUT) canary --model-version "$(VERSION)" --percent "$(PERCENT)"
 
 .PHONY: promote
 promote: $(SETUP_STAMP) ## The canary becomes stable at 100 % (refused when worse than stable beyond ROLLOUT_POLICY; FORCE=1)

@@ -47,9 +47,9 @@ def test_init_keeps_an_existing_state_and_refuses_one_naming_a_missing_version(t
 def test_bad_input_is_exit_2_naming_it(tmp_path, capsys):
     publish_folder(tmp_path / "models", 1)
     assert run(tmp_path, "publish") == 0
-    assert run(tmp_path, "canary", "--version", "5") == 2
+    assert run(tmp_path, "canary", "--model-version", "5") == 2
     assert "version 5 is not published" in capsys.readouterr().err
-    assert run(tmp_path, "canary", "--version", "x") == 2
+    assert run(tmp_path, "canary", "--model-version", "x") == 2
     assert "VERSION='x'" in capsys.readouterr().err
     (tmp_path / "rollout.json").write_text("{}")
     assert run(tmp_path, "status") == 2

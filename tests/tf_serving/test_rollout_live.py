@@ -113,7 +113,7 @@ def test_canary_promote_rollback_under_load(stack):
     try:
         load.wait_for(lambda: len(load.answers) > 20, "the first answers", 30)
 
-        result = stack.rollout("canary", "--version", "2", "--percent", "30")
+        result = stack.rollout("canary", "--model-version", "2", "--percent", "30")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "canary v2 at 30 %" in result.stdout
         done = time.monotonic()

@@ -4,7 +4,7 @@
     init                    a state when there is none (the newest published version is stable),
                             then the model config rendered from it; an existing state is kept
     publish                 the newest published version: stable if it is the first, else the canary
-    canary [--version N] [--percent P]
+    canary [--model-version N] [--percent P]
     promote [--force]       refused (exit 1, naming the figure) when the canary is worse than stable
     rollback
     status                  the state, and per version the web UI's live figures
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 import requests
 
@@ -40,7 +41,8 @@ def published_versions(base_path: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mnist_common.rollout", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mnist-rollout", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-rollout')}")
     parser.add_argument("command", choices=["init", "publish", "canary", "promote", "rollback", "status", "versions"])
     parser.add_argument("--state-file", required=True, help="the rollout state (rollout.json)")
     parser.add_argument("--model-config-file", required=True, help="the model server's --model_config_file to render")
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rest-url", default="http://127.0.0.1:8501", help="the model server's REST API")
     parser.add_argument("--metrics-url", default="http://127.0.0.1:8080/metrics", help="the web UI's /metrics")
     parser.add_argument("--policy-file", help="the promote guard's margins (loadtest/rollout.yaml)")
-    parser.add_argument("--version", default="", help="canary: the version (default: the newest published)")
+    parser.add_argument("--model-version", dest="model_version", default="", help="canary: the version (default: the newest published)")
     parser.add_argument("--percent", default="10", help="canary / publish: the canary's share in percent")
     parser.add_argument("--force", default="", help="promote: 1 skips the guard")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds each step may take")
@@ -155,7 +157,7 @@ def _decide(args, current, published):
             raise BadInput(f"no published version in {args.model_base_path}")
         return decisions.publish(current, published[-1], _number(args.percent, "CANARY_PERCENT"))
     if args.command == "canary":
-        version = _number(args.version, "VERSION", int) if args.version else (published[-1] if published else 0)
+        version = _number(args.model_version, "VERSION", int) if args.model_version else (published[-1] if published else 0)
         return decisions.canary(current, version, _number(args.percent, "PERCENT"), published)
     if args.command == "promote":
         new = decisions.promote(current)
