@@ -102,7 +102,9 @@ def held_out_digits() -> tuple:
 @functools.lru_cache(maxsize=1)
 def webui_bodies() -> tuple[bytes, ...]:
     images, _ = held_out_digits()
-    return tuple(json.dumps({"pixels": [[round(float(v), 4) for v in row] for row in image]}).encode() for image in images)
+    return tuple(
+        json.dumps({"pixels": [[round(float(v), 4) for v in row] for row in image]}).encode() for image in images
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,8 +168,11 @@ class WebUIUser(FastHttpUser):
                 response.failure("no pixels in the sample: " + describe(response))
                 return
         with self.client.post(
-            "/api/v1/predict", data=json.dumps({"pixels": pixels}), headers=JSON_HEADERS,
-            name="/api/v1/predict", catch_response=True,
+            "/api/v1/predict",
+            data=json.dumps({"pixels": pixels}),
+            headers=JSON_HEADERS,
+            name="/api/v1/predict",
+            catch_response=True,
         ) as response:
             check_webui_answer(response)
 
@@ -220,7 +225,7 @@ class ServingRestUser(FastHttpUser):
                 response.failure(describe(response))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_grpc_client(address: str):
     """One client (one channel) per process and address, like the web UI has."""
     from mnist_common.serving_client import create_client

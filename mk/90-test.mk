@@ -26,3 +26,13 @@ $(foreach area,$(filter-out $(TEST_AREAS_WITH_OWN_TARGET),$(TEST_AREAS)),$(eval 
 .PHONY: lint-imports
 lint-imports: $(SETUP_STAMP) ## Check the layers (.importlinter): tools > load-test support > services > shared library
 	$(VENV_BIN)/lint-imports --config .importlinter
+
+.PHONY: lint
+lint: $(SETUP_STAMP) ## ruff's lint and format check over the whole tree (ruff.toml); also in make test. Fix: make format
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+.PHONY: format
+format: $(SETUP_STAMP) ## Rewrite the tree in ruff's format and apply ruff's safe fixes
+	$(VENV_BIN)/ruff check --fix .
+	$(VENV_BIN)/ruff format .

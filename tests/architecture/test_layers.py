@@ -11,8 +11,18 @@ import pytest
 from tests.support.paths import REPO_ROOT, VENV_BIN
 
 CONFIG = REPO_ROOT / ".importlinter"
-ROOT_PACKAGES = ("mnist_common", "mnist_trainer", "mnist_exporter", "tfserving_standin", "mnist_webui",
-                 "mnist_loadtest", "mnist_run", "mnist_deploy", "mnist_rollout", "mnist_bench")
+ROOT_PACKAGES = (
+    "mnist_common",
+    "mnist_trainer",
+    "mnist_exporter",
+    "tfserving_standin",
+    "mnist_webui",
+    "mnist_loadtest",
+    "mnist_run",
+    "mnist_deploy",
+    "mnist_rollout",
+    "mnist_bench",
+)
 STANDIN_PARTS = ("cli", "server", "rest_api", "grpc_api", "core")
 
 
@@ -20,8 +30,15 @@ def lint_imports(extra_path: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     if extra_path:  # put the given packages ahead of the installed ones
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, env.get("PYTHONPATH")]))
-    return subprocess.run([os.path.join(VENV_BIN, "lint-imports"), "--config", os.fspath(CONFIG), "--no-cache"],
-                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [os.path.join(VENV_BIN, "lint-imports"), "--config", os.fspath(CONFIG), "--no-cache"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_code_keeps_every_layer_contract():
@@ -66,4 +83,3 @@ def test_the_fake_tree_alone_keeps_the_contracts(tmp_path):
     _fake_tree(tmp_path, "mnist_bench", "mnist_common")  # downward: allowed
     result = lint_imports(os.fspath(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-

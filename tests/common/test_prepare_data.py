@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from mnist_common import dataset, idx, prepare_data
+from mnist_common import dataset, prepare_data
 
 PER_CLASS = 40  # synthetic digits per class: enough for every split to hold each class
 
@@ -140,7 +140,9 @@ def test_full_mnist_download_is_verified_and_split(tmp_path, loopback_server):
     )
     assert manifest["source"] == "mnist"
     assert {s: len(dataset.load_split(str(out), s)) for s in dataset.SPLITS} == {
-        "train": 220, "validation": 20, "test": 50,
+        "train": 220,
+        "validation": 20,
+        "test": 50,
     }
 
 
@@ -148,8 +150,9 @@ def test_full_mnist_download_with_wrong_sha256_is_refused(tmp_path, loopback_ser
     root, base_url = loopback_server
     _fake_mnist_npz(root / "mnist.npz")
     with pytest.raises(prepare_data.DataError, match="does not match the expected"):
-        prepare_data.prepare(str(tmp_path / "data"), "mnist", 0, cache_dir=str(tmp_path / "cache"),
-                             url=f"{base_url}/mnist.npz")
+        prepare_data.prepare(
+            str(tmp_path / "data"), "mnist", 0, cache_dir=str(tmp_path / "cache"), url=f"{base_url}/mnist.npz"
+        )
     assert not (tmp_path / "cache" / "mnist.npz").exists()
     assert not (tmp_path / "data" / "manifest.json").exists()
 

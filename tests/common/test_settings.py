@@ -9,8 +9,9 @@ from mnist_common.settings import read_setting
 
 def test_the_new_name_wins_silently():
     warnings = io.StringIO()
-    assert read_setting("TRAIN_DIR", "MODEL_DIR", environ={"TRAIN_DIR": "a", "MODEL_DIR": "b"},
-                        warnings=warnings) == "a"
+    assert (
+        read_setting("TRAIN_DIR", "MODEL_DIR", environ={"TRAIN_DIR": "a", "MODEL_DIR": "b"}, warnings=warnings) == "a"
+    )
     assert warnings.getvalue() == ""
 
 
@@ -23,8 +24,12 @@ def test_an_old_name_still_works_and_names_the_new_one():
 
 def test_empty_is_unset_and_the_default_applies():
     warnings = io.StringIO()
-    assert read_setting("TRAIN_DIR", "MODEL_DIR", default="d", environ={"TRAIN_DIR": "", "MODEL_DIR": ""},
-                        warnings=warnings) == "d"
+    assert (
+        read_setting(
+            "TRAIN_DIR", "MODEL_DIR", default="d", environ={"TRAIN_DIR": "", "MODEL_DIR": ""}, warnings=warnings
+        )
+        == "d"
+    )
     assert read_setting("TRAIN_DIR", environ={}) is None
     assert warnings.getvalue() == ""
 

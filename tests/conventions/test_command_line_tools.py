@@ -27,8 +27,17 @@ def _console_scripts() -> list[tuple[str, str]]:
 
 def test_the_console_scripts_are_found():
     names = {name for name, _ in _console_scripts()}
-    assert {"mnist-data", "mnist-train", "mnist-export", "tfserving-standin", "mnist-run",
-            "mnist-deploy", "mnist-gke", "mnist-bench", "mnist-loadtest"} <= names
+    assert {
+        "mnist-data",
+        "mnist-train",
+        "mnist-export",
+        "tfserving-standin",
+        "mnist-run",
+        "mnist-deploy",
+        "mnist-gke",
+        "mnist-bench",
+        "mnist-loadtest",
+    } <= names
 
 
 @pytest.mark.parametrize("script, distribution", _console_scripts())
@@ -39,12 +48,14 @@ def test_every_console_script_prints_its_package_version(script, distribution):
 
 
 def test_list_versions_help_is_help_not_a_listing():
-    done = subprocess.run([sys.executable, "-m", "mnist_exporter.list_versions", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mnist_exporter.list_versions", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0
     assert "usage:" in done.stdout and "no versions" not in done.stdout
-    wrong = subprocess.run([sys.executable, "-m", "mnist_exporter.list_versions"],
-                           capture_output=True, text=True, timeout=60)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "mnist_exporter.list_versions"], capture_output=True, text=True, timeout=60
+    )
     assert wrong.returncode == 2 and "MODEL_BASE_PATH" in wrong.stderr
 
 
@@ -79,5 +90,7 @@ def test_standin_defaults_to_the_model_name_everything_else_uses_and_shows_every
 
 
 def test_the_readme_says_retrain_publishes_even_if_not_better():
-    row = next(line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("| `make retrain`"))
+    row = next(
+        line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("| `make retrain`")
+    )
     assert "even if" in row and "not better" in row

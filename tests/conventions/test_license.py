@@ -31,6 +31,6 @@ def test_every_package_has_license_readme_and_urls(path):
 @pytest.mark.parametrize("path", PYPROJECTS, ids=lambda p: str(p.parent.relative_to(REPO_ROOT)))
 def test_package_data_globs_only_where_the_package_has_such_files(path):
     package_data = tomllib.loads(path.read_text()).get("tool", {}).get("setuptools", {}).get("package-data", {})
-    for package, globs in package_data.items():
+    for _package, globs in package_data.items():
         matched = [p for glob in globs for p in (path.parent / "src").glob(f"*/{glob}")]
         assert matched, f"{path}: package-data {globs} matches no file"

@@ -25,8 +25,15 @@ def test_every_area_has_a_target_that_runs_its_folder(area):
     assert any(line.split()[:1] == [target] for line in HELP.splitlines()), f"make help does not list {target}"
 
 
-@pytest.mark.parametrize("old, folder", [("test-export", "model_exporter"), ("test-serving", "tf_serving"),
-                                         ("test-trainer", "trainer"), ("test-resilience", "resilience")])
+@pytest.mark.parametrize(
+    "old, folder",
+    [
+        ("test-export", "model_exporter"),
+        ("test-serving", "tf_serving"),
+        ("test-trainer", "trainer"),
+        ("test-resilience", "resilience"),
+    ],
+)
 def test_the_old_names_still_work(old, folder):
     result = make("-n", old)
     assert result.returncode == 0 and f"pytest tests/{folder}" in result.stdout

@@ -9,9 +9,9 @@ import os
 import pytest
 
 from mnist_deploy import render
-
 from tests.deploy.fake_cluster import FakeClock
 from tests.deploy.renders import KUBECTL, KUSTOMIZE, TARGETS, TEST_IMAGES, TEST_SETTINGS
+
 
 @pytest.fixture(scope="session")
 def kubectl() -> str:

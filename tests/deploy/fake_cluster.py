@@ -7,13 +7,13 @@ alike, and create/replace check existence and resourceVersion (409 -> Conflict).
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from mnist_deploy.applyset import group_kind
 from mnist_deploy.errors import Conflict, DeployError
 from mnist_deploy.order import describe
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 DONE_STATUS = {
     "Job": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1},
     "TFJob": {"conditions": [{"type": "Created", "status": "True"}, {"type": "Succeeded", "status": "True"}]},
@@ -28,11 +28,17 @@ def done_status(obj: dict) -> dict:
 
 
 class FakeCluster:
-    def __init__(self, scripts: dict[str, list[dict]] | None = None, pods: dict[str, list[dict]] | None = None,
-                 logs: dict[str, str] | None = None, existing: list[dict] | None = None,
-                 missing_kinds: tuple[str, ...] = (), refuse: dict[str, str] | None = None,
-                 pod_scripts: dict[str, list[list[dict]]] | None = None,
-                 event_scripts: dict[str, list[list[dict]]] | None = None):
+    def __init__(
+        self,
+        scripts: dict[str, list[dict]] | None = None,
+        pods: dict[str, list[dict]] | None = None,
+        logs: dict[str, str] | None = None,
+        existing: list[dict] | None = None,
+        missing_kinds: tuple[str, ...] = (),
+        refuse: dict[str, str] | None = None,
+        pod_scripts: dict[str, list[list[dict]]] | None = None,
+        event_scripts: dict[str, list[list[dict]]] | None = None,
+    ):
         self.missing_kinds = missing_kinds
         self.refuse = refuse or {}
         self.pod_scripts = {selector: list(steps) for selector, steps in (pod_scripts or {}).items()}
@@ -86,9 +92,13 @@ class FakeCluster:
     def list_labelled(self, group_kind_: str, namespace: str, label_selector: str) -> list[dict]:
         self.events.append(("list", group_kind_))
         label, _, value = label_selector.partition("=")
-        return [copy.deepcopy(obj) for obj in self.objects.values()
-                if group_kind(obj) == group_kind_ and obj["metadata"].get("namespace") in (namespace, None)
-                and (obj["metadata"].get("labels") or {}).get(label) == value]
+        return [
+            copy.deepcopy(obj)
+            for obj in self.objects.values()
+            if group_kind(obj) == group_kind_
+            and obj["metadata"].get("namespace") in (namespace, None)
+            and (obj["metadata"].get("labels") or {}).get(label) == value
+        ]
 
     def list_events(self, namespace: str) -> list[dict]:
         steps = self.event_scripts.get(namespace)

@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.renders import REPO_ROOT, find
 from mnist_deploy import bootstrap
+from tests.deploy.renders import REPO_ROOT, find
 
 CHECK_JSONSCHEMA = pathlib.Path(sys.executable).parent / "check-jsonschema"
 CLOUDBUILD = REPO_ROOT / ".ci" / "cloudbuild.yaml"
@@ -31,8 +31,12 @@ NETWORK_POLICY_COMBINATION = "tests/local-distributed-network-policies"
 def check_jsonschema(schema: str, path: pathlib.Path) -> subprocess.CompletedProcess:
     if not CHECK_JSONSCHEMA.exists():
         pytest.fail(f"{CHECK_JSONSCHEMA} is missing: run 'make setup' (check-jsonschema is in requirements/dev.in)")
-    return subprocess.run([os.fspath(CHECK_JSONSCHEMA), "--builtin-schema", schema, os.fspath(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [os.fspath(CHECK_JSONSCHEMA), "--builtin-schema", schema, os.fspath(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("path", list(SCHEMA_OF), ids=lambda path: path.name)
@@ -41,10 +45,14 @@ def test_ci_file_is_valid_against_its_published_schema(path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path, mistake", [
-    (CLOUDBUILD, lambda build: build["steps"][0].update(waitFor="image-tag")),   # a string, not a list
-    (REPO_ROOT / ".github" / "workflows" / "ci.yaml", lambda flow: flow["jobs"]["test"].update({"runs_on": "x"})),
-], ids=["cloudbuild", "workflow"])
+@pytest.mark.parametrize(
+    "path, mistake",
+    [
+        (CLOUDBUILD, lambda build: build["steps"][0].update(waitFor="image-tag")),  # a string, not a list
+        (REPO_ROOT / ".github" / "workflows" / "ci.yaml", lambda flow: flow["jobs"]["test"].update({"runs_on": "x"})),
+    ],
+    ids=["cloudbuild", "workflow"],
+)
 def test_the_schema_check_catches_a_mistake(tmp_path, path, mistake):
     document = yaml.safe_load(path.read_text())
     mistake(document)
@@ -59,8 +67,14 @@ def steps() -> dict[str, dict]:
 
 def make_tags(*args: str, cwd: pathlib.Path = REPO_ROOT) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ("IMAGE_TAG", "GIT_COMMIT", "CONTENT_TAGS")}
-    result = subprocess.run(["make", "-s", "--no-print-directory", "image-tags", *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "image-tags", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return dict(line.split("=", 1) for line in result.stdout.split())
 
@@ -68,8 +82,9 @@ def make_tags(*args: str, cwd: pathlib.Path = REPO_ROOT) -> dict[str, str]:
 def source_clone(tmp_path: pathlib.Path) -> pathlib.Path:
     """The committed source with its .git, as a build trigger checks it out."""
     workspace = tmp_path / "workspace"
-    subprocess.run(["git", "clone", "-q", "--local", os.fspath(REPO_ROOT), os.fspath(workspace)], check=True,
-                   timeout=120)
+    subprocess.run(
+        ["git", "clone", "-q", "--local", os.fspath(REPO_ROOT), os.fspath(workspace)], check=True, timeout=120
+    )
     return workspace
 
 
@@ -79,8 +94,14 @@ def cloud_build_tags(workspace: pathlib.Path, **substitutions: str) -> dict[str,
     env = {**os.environ, "_OVERLAY": "gke", "_DOMAIN": "mnist.example.com", "_IMAGE_TAG": "", **substitutions}
     for name in ("IMAGE_TAG", "GIT_COMMIT", "CONTENT_TAGS"):
         env.pop(name, None)
-    result = subprocess.run([shutil.which("bash"), "-c", steps()["image-tag"]["script"]], cwd=workspace, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [shutil.which("bash"), "-c", steps()["image-tag"]["script"]],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     text = (workspace / "artifacts" / "cloudbuild" / "image-tags").read_text()
     return dict(line.split("=", 1) for line in text.split())
@@ -107,7 +128,9 @@ def test_every_image_and_the_deploy_use_the_computed_tags():
             continue
         if step["id"] != "deploy":
             assert step["waitFor"] == ["image-tag"], step["id"]
-            name = next(name for name, directory in IMAGE_DIRS.items() if f"services/{directory}/Dockerfile" in step["script"])
+            name = next(
+                name for name, directory in IMAGE_DIRS.items() if f"services/{directory}/Dockerfile" in step["script"]
+            )
             assert f"tag=\"$(sed -n 's/^{name}=//p' artifacts/cloudbuild/image-tags)\"" in step["script"], step["id"]
         else:
             assert 'CONTENT_TAGS="$tags"' in step["script"]
@@ -121,7 +144,9 @@ def test_the_deploy_step_runs_make_deploy_with_python_and_the_auth_plugin():
     # Python: the image's own, the version the packages require and CI's test job uses.
     workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yaml").read_text())
     assert deploy["name"] == workflow["jobs"]["test"]["container"]
-    requires = re.search(r'requires-python = ">=(\d+\.\d+)', (REPO_ROOT / "tools" / "mnist_deploy" / "pyproject.toml").read_text())
+    requires = re.search(
+        r'requires-python = ">=(\d+\.\d+)', (REPO_ROOT / "tools" / "mnist_deploy" / "pyproject.toml").read_text()
+    )
     assert deploy["name"].startswith(f"python:{requires.group(1)}.")
     # gcloud and the plugin the kubeconfig calls, installed at one pinned release, and tried.
     versions = re.findall(r"google-cloud-cli(?:-gke-gcloud-auth-plugin)?=(\S+)", script)
@@ -140,8 +165,12 @@ def commands(job: dict) -> str:
 
 
 def test_every_job_installs_the_training_operator_gke_up_installs():
-    installs = [(name, line) for name, job in workflow_jobs().items() for line in commands(job).splitlines()
-                if "training-operator" in line and "apply" in line]
+    installs = [
+        (name, line)
+        for name, job in workflow_jobs().items()
+        for line in commands(job).splitlines()
+        if "training-operator" in line and "apply" in line
+    ]
     assert {name for name, _ in installs} == {"kind-network-policies", "gke-dry-run"}
     for name, line in installs:
         assert f'-k "{bootstrap.TRAINING_OPERATOR_MANIFESTS}"' in line, name
@@ -174,10 +203,15 @@ def test_the_dry_run_job_knows_every_custom_kind_of_the_gke_render(renders):
         spec = crd["spec"]
         assert crd["metadata"]["name"] == f"{spec['names']['plural']}.{spec['group']}"
         assert spec["scope"] == "Namespaced"
-        served |= {(f"{spec['group']}/{version['name']}", spec["names"]["kind"]) for version in spec["versions"]
-                   if version["served"]}
+        served |= {
+            (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+            for version in spec["versions"]
+            if version["served"]
+        }
     builtin = re.compile(r"^(v1|(apps|batch|policy|autoscaling|networking\.k8s\.io)/v\d+)$")
-    custom = {(obj["apiVersion"], obj["kind"]) for obj in renders["overlays/gke"] if not builtin.match(obj["apiVersion"])}
+    custom = {
+        (obj["apiVersion"], obj["kind"]) for obj in renders["overlays/gke"] if not builtin.match(obj["apiVersion"])
+    }
     # The TFJob's CRD comes with the training operator; the GKE kinds from .ci/gke-crds.
     assert custom - served == {("kubeflow.org/v1", "TFJob")}
     assert find(renders["overlays/gke"], "Namespace", "mnist")  # applied for real before the dry run

@@ -9,10 +9,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError, UnprocessibleEntityError
 
-from tests.deploy.renders import KUSTOMIZE, TEST_IMAGES, find
 from mnist_deploy import cli, diagnose
 from mnist_deploy.cluster import FIELD_MANAGER, KubeCluster
 from mnist_deploy.errors import DeployError
+from tests.deploy.renders import KUSTOMIZE, TEST_IMAGES, find
 
 
 class Result:
@@ -29,12 +29,13 @@ class FakeDynamic:
     def __init__(self, known_kinds=("Job", "Deployment", "Pod"), error=None):
         self.calls = []
         self.error = error
-        dynamic = self
 
         class Resources:
             def get(self, api_version, kind):
                 if kind not in known_kinds:
-                    raise ResourceNotFoundError(f"No matches found for {{'api_version': '{api_version}', 'kind': '{kind}'}}")
+                    raise ResourceNotFoundError(
+                        f"No matches found for {{'api_version': '{api_version}', 'kind': '{kind}'}}"
+                    )
                 return (api_version, kind)
 
         self.resources = Resources()
@@ -92,13 +93,18 @@ def test_a_refused_object_shows_the_api_servers_reason_only(renders):
     cluster = KubeCluster(None, dynamic_client=FakeDynamic(error=UnprocessibleEntityError(refusal)), core_api=object())
     with pytest.raises(DeployError) as error:
         cluster.apply(find(renders["overlays/local"], "Job", "mnist-data"))
-    assert str(error.value) == ('the API server refused Job/mnist-data: 422 Unprocessable Entity: '
-                                'pods "x" is forbidden: violates PodSecurity "restricted:latest"')
+    assert str(error.value) == (
+        "the API server refused Job/mnist-data: 422 Unprocessable Entity: "
+        'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
+    )
 
 
 def pod(name, created, statuses=(), conditions=()):
-    return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"containers": [{"name": "main"}]},
-            "status": {"containerStatuses": list(statuses), "conditions": list(conditions)}}
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"containers": [{"name": "main"}]},
+        "status": {"containerStatuses": list(statuses), "conditions": list(conditions)},
+    }
 
 
 def test_the_pod_problem_names_the_container_and_the_cause():
@@ -108,8 +114,13 @@ def test_the_pod_problem_names_the_container_and_the_cause():
     assert diagnose.pod_problem(looping) == ("main", "CrashLoopBackOff")
     starting = pod("c", "1", [{"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}])
     assert diagnose.pod_problem(starting) is None
-    unscheduled = pod("d", "1", conditions=[{"type": "PodScheduled", "status": "False",
-                                             "message": "0/3 nodes are available: 3 Insufficient cpu."}])
+    unscheduled = pod(
+        "d",
+        "1",
+        conditions=[
+            {"type": "PodScheduled", "status": "False", "message": "0/3 nodes are available: 3 Insufficient cpu."}
+        ],
+    )
     assert diagnose.pod_problem(unscheduled) == ("", "not scheduled: 0/3 nodes are available: 3 Insufficient cpu.")
     init_failed = pod("e", "1")
     init_failed["status"]["initContainerStatuses"] = [{"name": "init", "state": {"terminated": {"exitCode": 3}}}]
@@ -134,10 +145,18 @@ def test_pod_selectors_per_kind(renders):
 
 # ------------------------------------------------------------------------------- CLI ----------
 
+
 def test_render_writes_the_manifests(tmp_path, kubectl, capsys):
     out = tmp_path / "local.yaml"
-    args = ["render", "--overlay", os.fspath(KUSTOMIZE / "overlays" / "local"), "--out", os.fspath(out),
-            "--kubectl", kubectl] + [f"--image={name}={ref}" for name, ref in TEST_IMAGES.items()]
+    args = [
+        "render",
+        "--overlay",
+        os.fspath(KUSTOMIZE / "overlays" / "local"),
+        "--out",
+        os.fspath(out),
+        "--kubectl",
+        kubectl,
+    ] + [f"--image={name}={ref}" for name, ref in TEST_IMAGES.items()]
     assert cli.main(args) == 0
     assert "mnist-trainer:0123456789ab" in out.read_text()
     assert f"wrote {out}" in capsys.readouterr().out
@@ -150,12 +169,22 @@ def test_render_refuses_manifests_that_break_the_rules(tmp_path, kubectl, capsys
         f"resources:\n  - {os.path.relpath(KUSTOMIZE / 'overlays' / 'local', overlay)}\n"
         "patches:\n  - target: {kind: Deployment, name: web-ui}\n    patch: |-\n"
         "      - op: replace\n        path: /spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem\n"
-        "        value: false\n")
-    args = ["render", "--overlay", os.fspath(overlay), "--out", os.fspath(tmp_path / "out.yaml"),
-            "--kubectl", kubectl] + [f"--image={name}={ref}" for name, ref in TEST_IMAGES.items()]
+        "        value: false\n"
+    )
+    args = [
+        "render",
+        "--overlay",
+        os.fspath(overlay),
+        "--out",
+        os.fspath(tmp_path / "out.yaml"),
+        "--kubectl",
+        kubectl,
+    ] + [f"--image={name}={ref}" for name, ref in TEST_IMAGES.items()]
     assert cli.main(args) == 2
     error = capsys.readouterr().err
-    assert "breaks the manifest rules" in error and "Deployment/web-ui container web-ui: readOnlyRootFilesystem" in error
+    assert (
+        "breaks the manifest rules" in error and "Deployment/web-ui container web-ui: readOnlyRootFilesystem" in error
+    )
     assert not (tmp_path / "out.yaml").exists()
 
 
@@ -186,7 +215,8 @@ def test_an_unreachable_cluster_is_named(tmp_path, monkeypatch, capsys):
         "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n"
         "users: [{name: u, user: {token: not-a-token}}]\n"
-        "contexts: [{name: x, context: {cluster: c, user: u}}]\n")
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+    )
     monkeypatch.setenv("KUBECONFIG", os.fspath(kubeconfig))
     assert cli.main(["status", "--manifests", os.fspath(manifests)]) == 2
     error = capsys.readouterr().err

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 
 import yaml
-from tests.deploy.renders import KUSTOMIZE, REPO_ROOT, TEST_SETTINGS
 
 from mnist_deploy import content_tags, render
+from tests.deploy.renders import KUSTOMIZE, REPO_ROOT, TEST_SETTINGS
 
 
 def make_repo(tmp_path):
@@ -33,8 +33,13 @@ def jobs_and_images(tags, kubectl) -> tuple[str, set[str]]:
     objects = render.parse(render.render(os.fspath(KUSTOMIZE / "overlays" / "gke"), images, TEST_SETTINGS, kubectl))
     jobs = [o for o in objects if o["kind"] in ("Job", "TFJob")]
     assert jobs, "the overlay renders the data/train/export Jobs"
-    web = [c["image"] for o in objects if o["kind"] == "Deployment"
-           for c in o["spec"]["template"]["spec"]["containers"] if "mnist-web-ui" in c["image"]]
+    web = [
+        c["image"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+        if "mnist-web-ui" in c["image"]
+    ]
     return yaml.safe_dump_all(jobs, sort_keys=True), set(web)
 
 
@@ -44,8 +49,9 @@ def test_a_web_ui_only_change_changes_only_the_web_ui_image(tmp_path, kubectl):
     (root / "services" / "web-ui" / "code.py").write_text("# the web UI's CSS changed\n")
     after = content_tags.content_tags(os.fspath(root))
     assert after["mnist-web-ui"] != before["mnist-web-ui"]
-    assert {k: v for k, v in after.items() if k != "mnist-web-ui"} == \
-        {k: v for k, v in before.items() if k != "mnist-web-ui"}
+    assert {k: v for k, v in after.items() if k != "mnist-web-ui"} == {
+        k: v for k, v in before.items() if k != "mnist-web-ui"
+    }
     jobs_before, web_before = jobs_and_images(before, kubectl)
     jobs_after, web_after = jobs_and_images(after, kubectl)
     assert jobs_after == jobs_before
@@ -67,8 +73,13 @@ def test_copy_sources_skip_other_stages():
 
 def test_make_tags_each_image_by_its_content_unless_image_tag_is_set():
     def dry_run(*extra):
-        return subprocess.run(["make", "-s", "-n", "render", "OVERLAY=local", *extra], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=120).stdout
+        return subprocess.run(
+            ["make", "-s", "-n", "render", "OVERLAY=local", *extra],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
 
     tags = content_tags.content_tags(os.fspath(REPO_ROOT))
     shown = dry_run()
@@ -78,10 +89,9 @@ def test_make_tags_each_image_by_its_content_unless_image_tag_is_set():
 
 
 def test_deploying_a_web_ui_only_change_reruns_no_job(tmp_path, kubectl):
-    from tests.deploy.fake_cluster import FakeClock, FakeCluster
-
     from mnist_deploy import deploy
     from mnist_deploy.waiting import Poller
+    from tests.deploy.fake_cluster import FakeClock, FakeCluster
 
     root = make_repo(tmp_path)
     before = content_tags.content_tags(os.fspath(root))

@@ -7,13 +7,11 @@ import copy
 
 import pytest
 
-from tests.deploy.renders import find
-from tests.deploy.fake_cluster import FakeClock, FakeCluster
 from mnist_deploy import apply, deploy, order
 from mnist_deploy.errors import DeployError, StageFailed
 from mnist_deploy.waiting import Poller
-
-
+from tests.deploy.fake_cluster import FakeCluster
+from tests.deploy.renders import find
 
 
 @pytest.fixture
@@ -26,16 +24,25 @@ def running_job(active=1):
 
 
 def failed_pod(name, container, exit_code=2, created="2026-01-01T00:00:10Z"):
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "spec": {"containers": [{"name": container}]},
-            "status": {"phase": "Failed", "containerStatuses": [
-                {"name": container, "state": {"terminated": {"exitCode": exit_code, "reason": "Error"}}}]}}
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"containers": [{"name": container}]},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": container, "state": {"terminated": {"exitCode": exit_code, "reason": "Error"}}}
+            ],
+        },
+    }
 
 
 def test_a_deploy_applies_stage_by_stage_and_waits_in_between(renders, poller, lines):
     objects = renders["overlays/local"]
-    cluster = FakeCluster(scripts={"Job/mnist-train": [running_job(), running_job(), {
-        "conditions": [{"type": "Complete", "status": "True"}]}]})
+    cluster = FakeCluster(
+        scripts={
+            "Job/mnist-train": [running_job(), running_job(), {"conditions": [{"type": "Complete", "status": "True"}]}]
+        }
+    )
     deploy.deploy(cluster, objects, poller)
 
     # Everything was applied exactly once, in the planned order (besides the inventory's parent).
@@ -64,12 +71,27 @@ def test_a_kind_the_cluster_lacks_stops_the_deploy_before_anything_is_applied(re
 def test_a_failed_training_stops_the_deploy_and_shows_the_pod_log(renders, poller):
     objects = renders["overlays/local"]
     cluster = FakeCluster(
-        scripts={"Job/mnist-train": [running_job(), {"conditions": [
-            {"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
-             "message": "Container tensorflow for pod mnist/mnist-train-x1 failed with exit code 2"}]}]},
-        pods={"batch.kubernetes.io/job-name=mnist-train": [
-            failed_pod("mnist-train-old", "tensorflow", 137, created="2026-01-01T00:00:01Z"),
-            failed_pod("mnist-train-x1", "tensorflow")]},
+        scripts={
+            "Job/mnist-train": [
+                running_job(),
+                {
+                    "conditions": [
+                        {
+                            "type": "Failed",
+                            "status": "True",
+                            "reason": "PodFailurePolicy",
+                            "message": "Container tensorflow for pod mnist/mnist-train-x1 failed with exit code 2",
+                        }
+                    ]
+                },
+            ]
+        },
+        pods={
+            "batch.kubernetes.io/job-name=mnist-train": [
+                failed_pod("mnist-train-old", "tensorflow", 137, created="2026-01-01T00:00:01Z"),
+                failed_pod("mnist-train-x1", "tensorflow"),
+            ]
+        },
         logs={"mnist-train-x1": "\n".join(f"epoch {i}" for i in range(50)) + "\nerror: --data-dir: no train split"},
     )
     with pytest.raises(StageFailed) as failure:
@@ -87,18 +109,31 @@ def test_a_failed_training_stops_the_deploy_and_shows_the_pod_log(renders, polle
 def test_a_rollout_that_never_gets_ready_times_out_with_the_reason(renders, poller, clock):
     objects = renders["overlays/local"]
     stuck = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0}
-    pod = {"metadata": {"name": "web-ui-abc", "creationTimestamp": "2026-01-01T00:00:00Z"},
-           "spec": {"containers": [{"name": "web-ui"}]},
-           "status": {"phase": "Pending", "containerStatuses": [{"name": "web-ui", "state": {"waiting": {
-               "reason": "ImagePullBackOff", "message": 'Back-off pulling image "mnist.local/mnist-web-ui:abc"'}}}]}}
-    cluster = FakeCluster(scripts={"Deployment/web-ui": [stuck]},
-                          pods={"app.kubernetes.io/name=web-ui": [pod]})
+    pod = {
+        "metadata": {"name": "web-ui-abc", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"containers": [{"name": "web-ui"}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "web-ui",
+                    "state": {
+                        "waiting": {
+                            "reason": "ImagePullBackOff",
+                            "message": 'Back-off pulling image "mnist.local/mnist-web-ui:abc"',
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    cluster = FakeCluster(scripts={"Deployment/web-ui": [stuck]}, pods={"app.kubernetes.io/name=web-ui": [pod]})
     with pytest.raises(StageFailed) as failure:
         deploy.deploy(cluster, objects, poller, timeouts={"serving": 60})
     message = str(failure.value)
     assert message.startswith("Deployment/web-ui not ready after 60 s (0 of 1 replicas available)")
     assert "ImagePullBackOff: Back-off pulling image" in message
-    assert "(no log available: container \"web-ui\" in pod \"web-ui-abc\" is waiting to start" in message
+    assert '(no log available: container "web-ui" in pod "web-ui-abc" is waiting to start' in message
     assert clock.now >= 60
 
 
@@ -118,7 +153,9 @@ def test_a_changed_trainer_reruns_training_and_export_but_not_data(renders, poll
     cluster = FakeCluster()
     deploy.deploy(cluster, objects, poller)
     changed = copy.deepcopy(objects)
-    find(changed, "Job", "mnist-train")["spec"]["template"]["spec"]["containers"][0]["image"] = "r.example/mnist-trainer:new"
+    find(changed, "Job", "mnist-train")["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        "r.example/mnist-trainer:new"
+    )
     cluster.events.clear()
     deploy.deploy(cluster, changed, poller)
     deleted = [key for action, key in cluster.events if action == "delete"]

@@ -31,8 +31,15 @@ def test_every_deploy_target_renders_with_the_file_settings(deploy_env, tmp_path
 
 
 def test_the_command_line_wins_over_the_file(deploy_env, tmp_path):
-    result = make("-n", "render", f"DEPLOY_ENV={deploy_env}", "DOMAIN=other.example.com", "IMAGE_TAG=abc",
-                  f"ARTIFACTS={tmp_path}", unset=UNSET)
+    result = make(
+        "-n",
+        "render",
+        f"DEPLOY_ENV={deploy_env}",
+        "DOMAIN=other.example.com",
+        "IMAGE_TAG=abc",
+        f"ARTIFACTS={tmp_path}",
+        unset=UNSET,
+    )
     assert "--set DOMAIN=other.example.com" in result.stdout
 
 
@@ -50,6 +57,7 @@ def test_deploy_env_is_git_ignored_and_the_example_is_committed():
 
 
 def test_without_the_file_nothing_changes(tmp_path):
-    result = make("-n", "render", f"DEPLOY_ENV={tmp_path}/absent.env", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}",
-                  unset=UNSET)
+    result = make(
+        "-n", "render", f"DEPLOY_ENV={tmp_path}/absent.env", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}", unset=UNSET
+    )
     assert result.returncode == 0 and "kustomize/overlays/local" in result.stdout

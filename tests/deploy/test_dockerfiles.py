@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
 import subprocess
 import sys
-import pathlib
 
 import pytest
 
@@ -58,7 +58,9 @@ def test_multi_stage_with_nothing_but_the_venv_carried_over(dockerfile):
 def test_installs_from_the_one_lock_with_the_shared_library(dockerfile, service):
     build = stages(dockerfile)[0]
     assert "COPY requirements/constraints.txt requirements/constraints.txt" in build
-    install = re.search(r"pip install --no-build-isolation -c requirements/constraints.txt\s*\\\s*\n\s*(.+?)\s*\\", build)
+    install = re.search(
+        r"pip install --no-build-isolation -c requirements/constraints.txt\s*\\\s*\n\s*(.+?)\s*\\", build
+    )
     assert install, "the service is not installed with the lock"
     assert install.group(1).split() == ["./libs/mnist_common", f"./services/{service}"]
     assert "pip check" in build

@@ -16,8 +16,9 @@ CONFIG_FILES = ("models.config", "monitoring.config", "batching_parameters.txt")
 
 
 def plain_build(kubectl: str, target: str) -> list[dict]:
-    result = subprocess.run([kubectl, "kustomize", os.fspath(KUSTOMIZE / target)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [kubectl, "kustomize", os.fspath(KUSTOMIZE / target)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, f"{target}: {result.stderr.strip()}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -25,8 +26,9 @@ def plain_build(kubectl: str, target: str) -> list[dict]:
 @pytest.mark.parametrize("target", TARGETS)
 def test_builds_with_plain_kubectl_kustomize(kubectl, target):
     objects = plain_build(kubectl, target)
-    config_map = next(obj for obj in objects if obj["kind"] == "ConfigMap"
-                      and obj["metadata"]["name"].startswith("tf-serving-config"))
+    config_map = next(
+        obj for obj in objects if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].startswith("tf-serving-config")
+    )
     # The Deployment mounts the generated (hash-suffixed) ConfigMap, not a name that does not exist.
     serving = find(objects, "Deployment", "tf-serving")["spec"]["template"]["spec"]
     volume = next(v for v in serving["volumes"] if v["name"] == "config")
@@ -39,8 +41,11 @@ def test_the_serving_config_has_one_copy():
     source = REPO_ROOT / "services" / "tf-serving" / "config"
     for name in CONFIG_FILES:
         assert (source / name).is_file(), name
-        copies = [path for path in REPO_ROOT.rglob(name)
-                  if ".venv" not in path.parts and "artifacts" not in path.parts and path.parent != source]
+        copies = [
+            path
+            for path in REPO_ROOT.rglob(name)
+            if ".venv" not in path.parts and "artifacts" not in path.parts and path.parent != source
+        ]
         assert copies == [], f"{name} is also at {copies}"
 
 

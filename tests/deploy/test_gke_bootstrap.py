@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from tests.deploy.renders import REPO_ROOT
 from mnist_deploy import bootstrap
+from tests.deploy.renders import REPO_ROOT
 
 SETTINGS = bootstrap.Settings(project="demo-project", region="europe-west4")
 STANDIN = f"""#!{sys.executable}
@@ -55,8 +55,9 @@ class Cloud:
             (self.bin / name).chmod(0o755)
         self.log = tmp_path / "argv.log"
         self.state = tmp_path / "state.json"
-        self.settings = bootstrap.Settings(project=SETTINGS.project, region=SETTINGS.region,
-                                           kubectl=os.fspath(self.bin / "kubectl"))
+        self.settings = bootstrap.Settings(
+            project=SETTINGS.project, region=SETTINGS.region, kubectl=os.fspath(self.bin / "kubectl")
+        )
         self.present: dict[str, str] = {}
         self.fail: dict[str, tuple[int, str]] = {}
         self.mark_present(*bootstrap.preflight(self.settings))
@@ -70,16 +71,37 @@ class Cloud:
             self.present[line] = "\n".join([*answers, step.expect or "found"])
 
     def run(self, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
-        checks = [command_line(step.check) for step in bootstrap.preflight(self.settings) + bootstrap.plan(self.settings)
-                  if step.check]
+        checks = [
+            command_line(step.check)
+            for step in bootstrap.preflight(self.settings) + bootstrap.plan(self.settings)
+            if step.check
+        ]
         self.state.write_text(json.dumps({"present": self.present, "checks": checks, "fail": self.fail}))
         self.log.write_text("")
-        env = {**os.environ, "STANDIN_STATE": os.fspath(self.state), "STANDIN_LOG": os.fspath(self.log),
-               "PATH": path if path is not None else f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
+        env = {
+            **os.environ,
+            "STANDIN_STATE": os.fspath(self.state),
+            "STANDIN_LOG": os.fspath(self.log),
+            "PATH": path if path is not None else f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+        }
         return subprocess.run(
-            [sys.executable, "-m", "mnist_deploy.bootstrap", *args, "--project", self.settings.project,
-             "--region", self.settings.region, "--kubectl", self.settings.kubectl],
-            capture_output=True, text=True, env=env, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "mnist_deploy.bootstrap",
+                *args,
+                "--project",
+                self.settings.project,
+                "--region",
+                self.settings.region,
+                "--kubectl",
+                self.settings.kubectl,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
 
     def calls(self) -> list[str]:
         return [shlex.join(json.loads(line)) for line in self.log.read_text().splitlines()]
@@ -109,8 +131,13 @@ def test_the_plan_makes_things_after_what_they_need():
 
 def test_the_cluster_has_what_the_gke_overlay_needs():
     cluster = next(step for step in bootstrap.plan(SETTINGS) if step.name.startswith("GKE cluster"))
-    for flag in ("--workload-pool=demo-project.svc.id.goog", "--addons=GcsFuseCsiDriver",
-                 "--enable-dataplane-v2", "--enable-managed-prometheus", "--region=europe-west4"):
+    for flag in (
+        "--workload-pool=demo-project.svc.id.goog",
+        "--addons=GcsFuseCsiDriver",
+        "--enable-dataplane-v2",
+        "--enable-managed-prometheus",
+        "--region=europe-west4",
+    ):
         assert flag in cluster.create
     apis = {step.create[3] for step in bootstrap.plan(SETTINGS) if step.name.startswith("API ")}
     assert {"container.googleapis.com", "artifactregistry.googleapis.com", "iap.googleapis.com"} <= apis
@@ -119,8 +146,10 @@ def test_the_cluster_has_what_the_gke_overlay_needs():
 def test_every_step_checks_before_it_creates_unless_it_only_writes_local_config():
     for step in bootstrap.plan(SETTINGS):
         if step.check is None:
-            assert step.create[:3] in (("gcloud", "auth", "configure-docker"),
-                                       ("gcloud", "container", "clusters")) and "create" not in step.create, step.name
+            assert (
+                step.create[:3] in (("gcloud", "auth", "configure-docker"), ("gcloud", "container", "clusters"))
+                and "create" not in step.create
+            ), step.name
             assert step.delete is None
 
 
@@ -150,8 +179,11 @@ def test_up_again_creates_nothing_that_exists(cloud):
     cloud.mark_present(*[step for step in bootstrap.plan(cloud.settings) if step.check])
     result = cloud.run("up")
     assert result.returncode == 0, result.stderr
-    creates = [call for call in cloud.calls() if " create " in f" {call} " or " enable " in call
-               or "add-iam-policy-binding" in call or " apply " in call]
+    creates = [
+        call
+        for call in cloud.calls()
+        if " create " in f" {call} " or " enable " in call or "add-iam-policy-binding" in call or " apply " in call
+    ]
     assert creates == []
     assert "exists   GKE cluster mnist" in result.stdout
 
@@ -175,12 +207,27 @@ def test_dry_run_prints_every_command_without_gcloud(tmp_path):
     (tools / "bash").symlink_to(shutil.which("bash"))  # the Makefile's shell, and nothing else
     env = {**os.environ, "PATH": os.fspath(tools)}
     stamp = REPO_ROOT / ".venv" / ".setup-done"
-    result = subprocess.run([shutil.which("make"), "--no-print-directory", "-o", os.fspath(stamp), "gke-up", "DRY_RUN=1",
-                             "PROJECT_ID=demo-project", "REGION=europe-west4"],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            shutil.which("make"),
+            "--no-print-directory",
+            "-o",
+            os.fspath(stamp),
+            "gke-up",
+            "DRY_RUN=1",
+            "PROJECT_ID=demo-project",
+            "REGION=europe-west4",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
-    settings = bootstrap.Settings(project="demo-project", region="europe-west4",
-                                  kubectl=os.fspath(REPO_ROOT / ".venv" / "bin" / "kubectl"))
+    settings = bootstrap.Settings(
+        project="demo-project", region="europe-west4", kubectl=os.fspath(REPO_ROOT / ".venv" / "bin" / "kubectl")
+    )
     for step in bootstrap.preflight(settings) + bootstrap.plan(settings):
         if step.check:
             assert shlex.join(step.check).replace(os.fspath(REPO_ROOT) + "/", "") in result.stdout, step.name
@@ -191,8 +238,14 @@ def test_dry_run_prints_every_command_without_gcloud(tmp_path):
 def test_without_a_project_make_says_to_set_it():
     stamp = REPO_ROOT / ".venv" / ".setup-done"
     env = {key: value for key, value in os.environ.items() if key != "PROJECT_ID"}
-    result = subprocess.run(["make", "--no-print-directory", "-o", os.fspath(stamp), "gke-up", "DRY_RUN=1"],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", os.fspath(stamp), "gke-up", "DRY_RUN=1"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "set PROJECT_ID=" in result.stderr
 
 
@@ -214,8 +267,10 @@ def test_billing_disabled_stops_before_anything_is_made(cloud):
 def test_permission_denied_is_named_not_taken_for_missing(cloud):
     cluster = next(step for step in bootstrap.plan(cloud.settings) if step.name.startswith("GKE cluster"))
     cloud.fail["container clusters describe"] = (
-        1, 'ERROR: (gcloud.container.clusters.describe) ResponseError: code=403, message=Required '
-           '"container.clusters.get" permission(s) for "projects/demo-project/locations/europe-west4/clusters/mnist".')
+        1,
+        "ERROR: (gcloud.container.clusters.describe) ResponseError: code=403, message=Required "
+        '"container.clusters.get" permission(s) for "projects/demo-project/locations/europe-west4/clusters/mnist".',
+    )
     result = cloud.run("up")
     assert result.returncode == 2
     assert "GKE cluster mnist: permission denied" in result.stderr and "container.clusters.get" in result.stderr
@@ -223,23 +278,32 @@ def test_permission_denied_is_named_not_taken_for_missing(cloud):
 
 
 def test_a_failed_create_stops_with_its_error(cloud):
-    cloud.fail["artifacts repositories create"] = (1, "ERROR: (gcloud.artifacts.repositories.create) INVALID_ARGUMENT: bad location")
+    cloud.fail["artifacts repositories create"] = (
+        1,
+        "ERROR: (gcloud.artifacts.repositories.create) INVALID_ARGUMENT: bad location",
+    )
     result = cloud.run("up")
     assert result.returncode == 1 and "bad location" in result.stderr
     assert not any("container clusters create" in call for call in cloud.calls())
 
 
 def deleted(cloud: Cloud) -> list[str]:
-    return [call for call in cloud.calls() if " delete " in f" {call} " or "remove-iam-policy-binding" in call
-            or call.startswith("gcloud storage rm")]
+    return [
+        call
+        for call in cloud.calls()
+        if " delete " in f" {call} " or "remove-iam-policy-binding" in call or call.startswith("gcloud storage rm")
+    ]
 
 
 def test_down_removes_in_reverse_order_and_keeps_the_bucket(cloud):
     cloud.mark_present(*[step for step in bootstrap.plan(cloud.settings) if step.check])
     result = cloud.run("down")
     assert result.returncode == 0, result.stderr
-    expected = [command_line(step.delete) for step in reversed(bootstrap.plan(cloud.settings))
-                if step.delete and not step.storage]
+    expected = [
+        command_line(step.delete)
+        for step in reversed(bootstrap.plan(cloud.settings))
+        if step.delete and not step.storage
+    ]
     assert deleted(cloud) == expected
     assert not any(call.startswith("gcloud storage rm") for call in cloud.calls())
     assert "kept     bucket gs://demo-project-mnist" in result.stdout
@@ -258,9 +322,25 @@ def test_down_with_delete_storage_removes_the_bucket_and_skips_what_is_gone(clou
 
 def test_the_make_targets_pass_the_settings_through():
     stamp = REPO_ROOT / ".venv" / ".setup-done"
-    result = subprocess.run(["make", "--no-print-directory", "-o", os.fspath(stamp), "-n", "gke-down", "DRY_RUN=1",
-                             "DELETE_STORAGE=1", "PROJECT_ID=p", "GCS_BUCKET=b", "IAP_MEMBERS=user:a@example.com"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            os.fspath(stamp),
+            "-n",
+            "gke-down",
+            "DRY_RUN=1",
+            "DELETE_STORAGE=1",
+            "PROJECT_ID=p",
+            "GCS_BUCKET=b",
+            "IAP_MEMBERS=user:a@example.com",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
-    for flag in ("--project \"p\"", "--bucket \"b\"", "--iap-member user:a@example.com", "--dry-run", "--delete-storage"):
+    for flag in ('--project "p"', '--bucket "b"', "--iap-member user:a@example.com", "--dry-run", "--delete-storage"):
         assert flag in result.stdout

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 
-from tests.deploy.renders import find
-
 from mnist_webui.config import Settings
+from tests.deploy.renders import find
 
 
 def serving_timeout(deployment: dict) -> float:
@@ -22,8 +21,11 @@ def serving_timeout(deployment: dict) -> float:
 def test_the_ingress_health_check_outlasts_what_readyz_may_take(renders):
     gke = renders["overlays/gke"]
     service = find(gke, "Service", find(gke, "Ingress", "web-ui")["spec"]["defaultBackend"]["service"]["name"])
-    check = find(gke, "BackendConfig", json.loads(service["metadata"]["annotations"]["cloud.google.com/backend-config"])
-                 ["default"])["spec"]["healthCheck"]
+    check = find(
+        gke,
+        "BackendConfig",
+        json.loads(service["metadata"]["annotations"]["cloud.google.com/backend-config"])["default"],
+    )["spec"]["healthCheck"]
     assert check["requestPath"] == "/readyz"
     bound = serving_timeout(find(gke, "Deployment", "web-ui"))
     # Stated, not GCE's default (5 s, no more than the bound), and within the interval as GCE requires.

@@ -32,8 +32,14 @@ def test_renders_without_iap_leave_the_check_off(renders):
 
 def test_make_iap_audience_writes_the_configmap_and_restarts_the_web_ui(tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in ("DRY_RUN", "PROJECT_ID")}
-    result = subprocess.run(["make", "-s", "--no-print-directory", "iap-audience", "DRY_RUN=1", "PROJECT_ID=demo",
-                             f"ARTIFACTS={tmp_path}"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "iap-audience", "DRY_RUN=1", "PROJECT_ID=demo", f"ARTIFACTS={tmp_path}"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     written = (tmp_path / "web-ui-iap.yaml").read_text()
     assert "name: web-ui-iap" in written and 'audience: "/projects/PROJECT_NUMBER/global/backendServices/' in written
@@ -42,6 +48,12 @@ def test_make_iap_audience_writes_the_configmap_and_restarts_the_web_ui(tmp_path
 
 def test_make_iap_audience_needs_a_project():
     env = {key: value for key, value in os.environ.items() if key != "PROJECT_ID"}
-    result = subprocess.run(["make", "-s", "--no-print-directory", "iap-audience", "DRY_RUN=1"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "iap-audience", "DRY_RUN=1"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "set PROJECT_ID" in result.stderr

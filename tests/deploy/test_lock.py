@@ -8,14 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from tests.deploy.fake_cluster import FakeClock, FakeCluster
 from mnist_deploy import deploy, lock
 from mnist_deploy.errors import Conflict, DeployError, StageFailed
 from mnist_deploy.waiting import Poller
+from tests.deploy.fake_cluster import FakeClock, FakeCluster
 
 LEASE = "Lease/mnist-deploy"
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mnist"}}
-
 
 
 @pytest.fixture
@@ -24,10 +23,17 @@ def poller(clock):
 
 
 def lease_held_by(identity, renewed, acquired, duration=60):
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": "mnist-deploy", "namespace": "mnist", "resourceVersion": "1"},
-            "spec": {"holderIdentity": identity, "leaseDurationSeconds": duration,
-                     "acquireTime": lock.format_time(acquired), "renewTime": lock.format_time(renewed)}}
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "mnist-deploy", "namespace": "mnist", "resourceVersion": "1"},
+        "spec": {
+            "holderIdentity": identity,
+            "leaseDurationSeconds": duration,
+            "acquireTime": lock.format_time(acquired),
+            "renewTime": lock.format_time(renewed),
+        },
+    }
 
 
 def test_the_holder_names_user_host_and_pid():
@@ -50,8 +56,11 @@ def test_a_second_deploy_to_the_namespace_is_refused_saying_who_holds_it(renders
 
 
 def test_an_expired_lease_is_taken_over(renders, poller, clock):
-    stale = lease_held_by("alice@build-7 pid 4242", renewed=clock.wall() - timedelta(minutes=10),
-                          acquired=clock.wall() - timedelta(hours=2))
+    stale = lease_held_by(
+        "alice@build-7 pid 4242",
+        renewed=clock.wall() - timedelta(minutes=10),
+        acquired=clock.wall() - timedelta(hours=2),
+    )
     cluster = FakeCluster(existing=[NAMESPACE, stale])
     holders = []
 
@@ -71,8 +80,9 @@ def test_an_expired_lease_is_taken_over(renders, poller, clock):
 
 def test_the_lease_is_renewed_while_a_long_stage_runs(renders, poller, clock):
     """Training that takes 20 lease durations: at every poll someone else would be refused."""
-    cluster = FakeCluster(scripts={"Job/mnist-train": [{"active": 1}] * 240 + [
-        {"conditions": [{"type": "Complete", "status": "True"}]}]})
+    cluster = FakeCluster(
+        scripts={"Job/mnist-train": [{"active": 1}] * 240 + [{"conditions": [{"type": "Complete", "status": "True"}]}]}
+    )
     seen_free = []
     original_get = cluster.get
 

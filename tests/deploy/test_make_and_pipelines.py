@@ -11,8 +11,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.deploy.renders import KUSTOMIZE, REPO_ROOT
 from mnist_deploy.render import SETTING_HELP
+from tests.deploy.renders import KUSTOMIZE, REPO_ROOT
 
 IMAGE_DIRS = {"mnist-trainer": "trainer", "mnist-model-exporter": "model-exporter", "mnist-web-ui": "web-ui"}
 
@@ -21,15 +21,21 @@ def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
     for name in ("PROJECT_ID", "REGISTRY", "DOMAIN", "OVERLAY", "IMAGE_TAG", "GCS_BUCKET"):
         environment.pop(name, None)
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def fake_docker(tmp_path):
     """A `docker` whose `info` works, so the targets get past the engine check."""
     path = tmp_path / "docker"
-    path.write_text("#!/bin/sh\n[ \"$1\" = info ] && exit 0\necho \"fake docker: $*\"\nexit 1\n")
+    path.write_text('#!/bin/sh\n[ "$1" = info ] && exit 0\necho "fake docker: $*"\nexit 1\n')
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return os.fspath(path)
 
@@ -61,8 +67,15 @@ def test_an_unknown_overlay_is_named(tmp_path):
 
 
 def test_render_gke_writes_manifests_with_the_registry_images(tmp_path):
-    result = make("render", "OVERLAY=gke", "IMAGE_TAG=0a1b2c3d4e5f", "PROJECT_ID=demo", "REGION=europe-west4",
-                  "DOMAIN=mnist.example.com", f"ARTIFACTS={tmp_path}")
+    result = make(
+        "render",
+        "OVERLAY=gke",
+        "IMAGE_TAG=0a1b2c3d4e5f",
+        "PROJECT_ID=demo",
+        "REGION=europe-west4",
+        "DOMAIN=mnist.example.com",
+        f"ARTIFACTS={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "deploy" / "gke.yaml").read_text()
     for name in IMAGE_DIRS:
@@ -71,8 +84,12 @@ def test_render_gke_writes_manifests_with_the_registry_images(tmp_path):
 
 
 def test_deploy_without_a_cluster_says_how_to_get_one(tmp_path):
-    result = make("status", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}",
-                  env={"KUBECONFIG": os.fspath(tmp_path / "none"), "KUBERNETES_SERVICE_HOST": ""})
+    result = make(
+        "status",
+        "IMAGE_TAG=abc",
+        f"ARTIFACTS={tmp_path}",
+        env={"KUBECONFIG": os.fspath(tmp_path / "none"), "KUBERNETES_SERVICE_HOST": ""},
+    )
     assert result.returncode != 0 and "no Kubernetes cluster configured" in result.stderr
 
 
@@ -98,7 +115,9 @@ def test_cloud_build_builds_pushes_and_deploys_the_same_images():
     build = yaml.safe_load((REPO_ROOT / ".ci" / "cloudbuild.yaml").read_text())
     steps = {step["id"]: step for step in build["steps"]}
     for name, directory in IMAGE_DIRS.items():
-        scripts = [step["script"] for step in steps.values() if f"-f services/{directory}/Dockerfile" in step.get("script", "")]
+        scripts = [
+            step["script"] for step in steps.values() if f"-f services/{directory}/Dockerfile" in step.get("script", "")
+        ]
         assert len(scripts) == 1 and f"/{name}:${{tag}}" in scripts[0] and 'docker push "$image"' in scripts[0]
         assert f"tag=\"$(sed -n 's/^{name}=//p' artifacts/cloudbuild/image-tags)\"" in scripts[0]
     assert set(steps["deploy"]["waitFor"]) == {"trainer-image", "exporter-image", "web-ui-image"}
@@ -107,7 +126,9 @@ def test_cloud_build_builds_pushes_and_deploys_the_same_images():
     assert "make gke-credentials deploy " in deploy and 'CONTENT_TAGS="$tags"' in deploy
     assert 'REGISTRY="${_REGION}-docker.pkg.dev/${PROJECT_ID}/${_REPOSITORY}"' in deploy
     makefile = (REPO_ROOT / "mk" / "70-deploy.mk").read_text()
-    assert re.search(r"^IMAGES := (.+)$", makefile, re.M).group(1).split() == [f"{n}={d}" for n, d in IMAGE_DIRS.items()]
+    assert re.search(r"^IMAGES := (.+)$", makefile, re.M).group(1).split() == [
+        f"{n}={d}" for n, d in IMAGE_DIRS.items()
+    ]
 
 
 def test_the_github_workflow_tests_then_deploys_to_kind():
@@ -123,8 +144,14 @@ def test_the_github_workflow_tests_then_deploys_to_kind():
 
 
 def test_make_deploy_passes_the_timeouts_and_flags(tmp_path):
-    result = make("-n", "deploy", "IMAGE_TAG=abc", f"ARTIFACTS={tmp_path}",
-                  "DEPLOY_TIMEOUTS=training=10800 serving=600", "DEPLOY_FLAGS=--give-up-after 600")
+    result = make(
+        "-n",
+        "deploy",
+        "IMAGE_TAG=abc",
+        f"ARTIFACTS={tmp_path}",
+        "DEPLOY_TIMEOUTS=training=10800 serving=600",
+        "DEPLOY_FLAGS=--give-up-after 600",
+    )
     assert result.returncode == 0, result.stderr
     commands = result.stdout.replace("\\\n", " ").splitlines()  # continued lines as one
     command = next(line for line in commands if "mnist-deploy deploy" in line)

@@ -20,8 +20,13 @@ def test_gke_stages_run_data_training_export_then_serving(renders):
     assert names(by_name["training"]) == ["TFJob/mnist-train"]
     assert names(by_name["export"]) == ["Job/mnist-export"]
     assert set(names(by_name["serving"])) == {
-        "Deployment/tf-serving", "Deployment/web-ui", "Deployment/tensorboard",
-        "HorizontalPodAutoscaler/tf-serving", "HorizontalPodAutoscaler/web-ui", "Ingress/web-ui"}
+        "Deployment/tf-serving",
+        "Deployment/web-ui",
+        "Deployment/tensorboard",
+        "HorizontalPodAutoscaler/tf-serving",
+        "HorizontalPodAutoscaler/web-ui",
+        "Ingress/web-ui",
+    }
 
 
 def test_setup_puts_what_is_referred_to_before_what_refers_to_it(renders):
@@ -55,33 +60,47 @@ def condition(kind, status="True", reason="", message=""):
     return {"type": kind, "status": status, "reason": reason, "message": message}
 
 
-@pytest.mark.parametrize("status, state", [
-    ({}, WAITING),
-    ({"active": 1}, WAITING),
-    ({"conditions": [condition("Complete")]}, DONE),
-    ({"conditions": [condition("Complete", "False")], "active": 1}, WAITING),
-    ({"conditions": [condition("FailureTarget"), condition("Failed", reason="BackoffLimitExceeded")]}, FAILED),
-    ({"conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}, DONE),
-])
+@pytest.mark.parametrize(
+    "status, state",
+    [
+        ({}, WAITING),
+        ({"active": 1}, WAITING),
+        ({"conditions": [condition("Complete")]}, DONE),
+        ({"conditions": [condition("Complete", "False")], "active": 1}, WAITING),
+        ({"conditions": [condition("FailureTarget"), condition("Failed", reason="BackoffLimitExceeded")]}, FAILED),
+        ({"conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}, DONE),
+    ],
+)
 def test_job_readiness(status, state):
     assert readiness.readiness({"kind": "Job", "metadata": {"name": "j"}, "status": status}).state == state
 
 
 def test_a_failed_job_says_why():
-    job = {"kind": "Job", "metadata": {"name": "j"}, "status": {"conditions": [
-        condition("Failed", reason="PodFailurePolicy", message="Container exporter exited with 2")]}}
+    job = {
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "status": {
+            "conditions": [condition("Failed", reason="PodFailurePolicy", message="Container exporter exited with 2")]
+        },
+    }
     assert readiness.job_readiness(job).detail == "failed: PodFailurePolicy: Container exporter exited with 2"
 
 
-@pytest.mark.parametrize("conditions, state, detail", [
-    ([], WAITING, "not yet seen by the training operator"),
-    ([condition("Created")], WAITING, "Created"),
-    ([condition("Created"), condition("Running")], WAITING, "Running"),
-    ([condition("Created"), condition("Running", "False"), condition("Succeeded")], DONE, "succeeded"),
-    ([condition("Created"), condition("Restarting")], WAITING, "Restarting"),
-    ([condition("Running", "False"), condition("Failed", reason="TFJobFailed", message="Worker 1 exited 2")],
-     FAILED, "failed: TFJobFailed: Worker 1 exited 2"),
-])
+@pytest.mark.parametrize(
+    "conditions, state, detail",
+    [
+        ([], WAITING, "not yet seen by the training operator"),
+        ([condition("Created")], WAITING, "Created"),
+        ([condition("Created"), condition("Running")], WAITING, "Running"),
+        ([condition("Created"), condition("Running", "False"), condition("Succeeded")], DONE, "succeeded"),
+        ([condition("Created"), condition("Restarting")], WAITING, "Restarting"),
+        (
+            [condition("Running", "False"), condition("Failed", reason="TFJobFailed", message="Worker 1 exited 2")],
+            FAILED,
+            "failed: TFJobFailed: Worker 1 exited 2",
+        ),
+    ],
+)
 def test_tfjob_readiness(conditions, state, detail):
     verdict = readiness.readiness({"kind": "TFJob", "metadata": {"name": "t"}, "status": {"conditions": conditions}})
     assert (verdict.state, verdict.detail) == (state, detail)
@@ -89,20 +108,36 @@ def test_tfjob_readiness(conditions, state, detail):
 
 def deployment(generation=2, observed=2, wanted=2, **status):
     """A live Deployment wanting `wanted` replicas; keyword arguments are its status fields."""
-    return {"kind": "Deployment", "metadata": {"name": "d", "generation": generation},
-            "spec": {"replicas": wanted}, "status": {"observedGeneration": observed, **status}}
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "d", "generation": generation},
+        "spec": {"replicas": wanted},
+        "status": {"observedGeneration": observed, **status},
+    }
 
 
-@pytest.mark.parametrize("obj, state, detail", [
-    (deployment(observed=1, updatedReplicas=2, replicas=2, availableReplicas=2), WAITING, "not yet picked up"),
-    (deployment(updatedReplicas=1, replicas=3, availableReplicas=2), WAITING, "1 of 2 replicas updated"),
-    (deployment(updatedReplicas=2, replicas=3, availableReplicas=2), WAITING, "1 old replicas"),
-    (deployment(updatedReplicas=2, replicas=2, availableReplicas=1), WAITING, "1 of 2 replicas available"),
-    (deployment(updatedReplicas=2, replicas=2, availableReplicas=2), DONE, "2 of 2"),
-    (deployment(updatedReplicas=1, replicas=2, availableReplicas=1, conditions=[
-        condition("Progressing", "False", "ProgressDeadlineExceeded", 'ReplicaSet "d-1" has timed out')]),
-     FAILED, "rollout stuck: ProgressDeadlineExceeded"),
-])
+@pytest.mark.parametrize(
+    "obj, state, detail",
+    [
+        (deployment(observed=1, updatedReplicas=2, replicas=2, availableReplicas=2), WAITING, "not yet picked up"),
+        (deployment(updatedReplicas=1, replicas=3, availableReplicas=2), WAITING, "1 of 2 replicas updated"),
+        (deployment(updatedReplicas=2, replicas=3, availableReplicas=2), WAITING, "1 old replicas"),
+        (deployment(updatedReplicas=2, replicas=2, availableReplicas=1), WAITING, "1 of 2 replicas available"),
+        (deployment(updatedReplicas=2, replicas=2, availableReplicas=2), DONE, "2 of 2"),
+        (
+            deployment(
+                updatedReplicas=1,
+                replicas=2,
+                availableReplicas=1,
+                conditions=[
+                    condition("Progressing", "False", "ProgressDeadlineExceeded", 'ReplicaSet "d-1" has timed out')
+                ],
+            ),
+            FAILED,
+            "rollout stuck: ProgressDeadlineExceeded",
+        ),
+    ],
+)
 def test_deployment_readiness(obj, state, detail):
     verdict = readiness.readiness(obj)
     assert verdict.state == state and detail in verdict.detail

@@ -7,8 +7,8 @@ import copy
 
 import pytest
 
-from tests.deploy.renders import find
 from mnist_deploy import policy
+from tests.deploy.renders import find
 
 
 @pytest.fixture
@@ -29,14 +29,17 @@ def test_a_clean_render_has_no_violations(gke):
     assert policy.violations(gke) == []
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda c: c["securityContext"].update(readOnlyRootFilesystem=False), "readOnlyRootFilesystem"),
-    (lambda c: c["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation"),
-    (lambda c: c["securityContext"]["capabilities"].update(drop=["NET_RAW"]), "drop ALL"),
-    (lambda c: c["securityContext"]["capabilities"].update(add=["NET_ADMIN"]), "adds capabilities"),
-    (lambda c: c["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
-    (lambda c: c["securityContext"].update(runAsUser=0), "user 0"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["securityContext"].update(readOnlyRootFilesystem=False), "readOnlyRootFilesystem"),
+        (lambda c: c["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation"),
+        (lambda c: c["securityContext"]["capabilities"].update(drop=["NET_RAW"]), "drop ALL"),
+        (lambda c: c["securityContext"]["capabilities"].update(add=["NET_ADMIN"]), "adds capabilities"),
+        (lambda c: c["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
+        (lambda c: c["securityContext"].update(runAsUser=0), "user 0"),
+    ],
+)
 def test_security_settings_are_checked_per_container(gke, change, expected):
     change(container_of(gke, "Deployment", "web-ui"))
     assert expected in only(policy.check_security(gke))
@@ -60,15 +63,18 @@ def test_long_running_containers_need_both_probes(gke):
     assert "no livenessProbe" in only(policy.check_probes(gke))
 
 
-@pytest.mark.parametrize("image, pinned", [
-    ("tensorflow/serving:2.21.0", True),
-    ("localhost:5000/mnist-web-ui:abc", True),
-    ("r.example/x@sha256:" + "0" * 64, True),
-    ("tensorflow/serving", False),
-    ("tensorflow/serving:latest", False),
-    ("localhost:5000/mnist-web-ui", False),
-    ("mnist-trainer", False),
-])
+@pytest.mark.parametrize(
+    "image, pinned",
+    [
+        ("tensorflow/serving:2.21.0", True),
+        ("localhost:5000/mnist-web-ui:abc", True),
+        ("r.example/x@sha256:" + "0" * 64, True),
+        ("tensorflow/serving", False),
+        ("tensorflow/serving:latest", False),
+        ("localhost:5000/mnist-web-ui", False),
+        ("mnist-trainer", False),
+    ],
+)
 def test_images_must_be_pinned(image, pinned):
     assert policy.image_is_pinned(image) is pinned
 
@@ -78,10 +84,17 @@ def test_an_image_make_did_not_set_is_reported(gke):
     assert "not pinned" in only(policy.check_images(gke))
 
 
-@pytest.mark.parametrize("kind, name", [
-    ("ServiceAccount", "web-ui"), ("ConfigMap", None), ("BackendConfig", "web-ui"),
-    ("ManagedCertificate", "web-ui"), ("Service", "web-ui"), ("Deployment", "tf-serving"),
-])
+@pytest.mark.parametrize(
+    "kind, name",
+    [
+        ("ServiceAccount", "web-ui"),
+        ("ConfigMap", None),
+        ("BackendConfig", "web-ui"),
+        ("ManagedCertificate", "web-ui"),
+        ("Service", "web-ui"),
+        ("Deployment", "tf-serving"),
+    ],
+)
 def test_every_reference_must_exist_in_the_render(gke, kind, name):
     victim = next(obj for obj in gke if obj["kind"] == kind and (name is None or obj["metadata"]["name"] == name))
     gke.remove(victim)
@@ -136,7 +149,9 @@ def test_only_writers_mount_storage_writable(gke):
     assert "Deployment/tf-serving" in only(policy.check_storage_writers(gke))
 
 
-@pytest.mark.parametrize("value, expected", [("250m", 0.25), ("2", 2.0), ("512Mi", 512 * 2**20), ("1Gi", 2**30), ("1.5", 1.5)])
+@pytest.mark.parametrize(
+    "value, expected", [("250m", 0.25), ("2", 2.0), ("512Mi", 512 * 2**20), ("1Gi", 2**30), ("1.5", 1.5)]
+)
 def test_quantities(value, expected):
     assert policy.quantity(value) == expected
 

@@ -11,15 +11,14 @@ import re
 
 import pytest
 
-from tests.deploy.renders import find
-from tests.deploy.fake_cluster import FakeClock, FakeCluster
 from mnist_deploy import applyset, cli, deploy, order, preflight
 from mnist_deploy.apply import with_spec_hash
 from mnist_deploy.errors import DeployError
 from mnist_deploy.waiting import Poller
+from tests.deploy.fake_cluster import FakeClock, FakeCluster
+from tests.deploy.renders import find
 
 PARENT = "Secret/mnist-deploy"
-
 
 
 @pytest.fixture
@@ -34,10 +33,13 @@ def keys(objects):
 
 # ------------------------------------------------------------------------ dry run ----------
 
+
 def test_a_refused_serving_object_stops_the_deploy_before_training_starts(renders, poller):
     objects = renders["overlays/gke"]
-    reason = ('admission webhook "validation.gatekeeper.sh" denied the request: '
-              '[require-limits] container <web-ui> has no memory limit')
+    reason = (
+        'admission webhook "validation.gatekeeper.sh" denied the request: '
+        "[require-limits] container <web-ui> has no memory limit"
+    )
     cluster = FakeCluster(refuse={"Deployment/web-ui": reason})
     with pytest.raises(DeployError) as refused:
         deploy.deploy(cluster, objects, poller)
@@ -53,8 +55,12 @@ def test_a_refused_serving_object_stops_the_deploy_before_training_starts(render
 
 
 def test_a_refusal_names_every_refused_object(renders, poller):
-    cluster = FakeCluster(refuse={"Ingress/web-ui": "admission webhook denied the request",
-                                  "TFJob/mnist-train": "spec.runPolicy: unknown field"})
+    cluster = FakeCluster(
+        refuse={
+            "Ingress/web-ui": "admission webhook denied the request",
+            "TFJob/mnist-train": "spec.runPolicy: unknown field",
+        }
+    )
     with pytest.raises(DeployError) as refused:
         deploy.deploy(cluster, renders["overlays/gke"], poller)
     message = str(refused.value)
@@ -79,6 +85,7 @@ def test_a_job_that_will_be_rerun_is_dry_run_as_a_new_object(renders):
 def test_the_cli_exits_2_and_names_the_refused_object(renders, tmp_path, monkeypatch, capsys):
     manifests = tmp_path / "gke.yaml"
     import yaml
+
     manifests.write_text(yaml.safe_dump_all(renders["overlays/gke"]))
     cluster = FakeCluster(refuse={"Deployment/tf-serving": "quota exceeded"})
     monkeypatch.setattr(cli, "connect", lambda context: cluster)
@@ -89,6 +96,7 @@ def test_the_cli_exits_2_and_names_the_refused_object(renders, tmp_path, monkeyp
 
 
 # ---------------------------------------------------------------------- inventory ----------
+
 
 def test_the_applyset_id_follows_the_spec():
     digest = hashlib.sha256(b"mnist-deploy.mnist.Secret.").digest()
@@ -110,8 +118,13 @@ def test_a_deploy_labels_every_object_and_records_its_kinds(renders, poller):
     assert annotations[applyset.TOOLING_ANNOTATION] == "mnist-deploy/v1"
     listed = annotations[applyset.GROUP_KINDS_ANNOTATION].split(",")
     assert listed == sorted(listed)
-    assert {"Deployment.apps", "TFJob.kubeflow.org", "Namespace", "ManagedCertificate.networking.gke.io",
-            "HorizontalPodAutoscaler.autoscaling"} <= set(listed)
+    assert {
+        "Deployment.apps",
+        "TFJob.kubeflow.org",
+        "Namespace",
+        "ManagedCertificate.networking.gke.io",
+        "HorizontalPodAutoscaler.autoscaling",
+    } <= set(listed)
     for key in keys(objects):
         assert cluster.objects[key]["metadata"]["labels"][applyset.PART_OF_LABEL] == set_id, key
 
@@ -121,8 +134,12 @@ def test_objects_removed_from_the_render_are_pruned_on_the_next_deploy(renders, 
     unrelated = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "someone-elses", "namespace": "mnist"}}
     cluster = FakeCluster(existing=[unrelated])
     deploy.deploy(cluster, objects, poller)
-    smaller = [obj for obj in objects if obj["kind"] not in ("HorizontalPodAutoscaler", "ManagedCertificate")
-               and order.describe(obj) != "Deployment/tensorboard"]
+    smaller = [
+        obj
+        for obj in objects
+        if obj["kind"] not in ("HorizontalPodAutoscaler", "ManagedCertificate")
+        and order.describe(obj) != "Deployment/tensorboard"
+    ]
     assert len(smaller) < len(objects) - 2
     cluster.events.clear()
     deploy.deploy(cluster, smaller, poller)

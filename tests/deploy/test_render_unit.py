@@ -6,25 +6,31 @@ import os
 
 import pytest
 
-from tests.deploy.renders import KUSTOMIZE, TEST_IMAGES
 from mnist_deploy import render
 from mnist_deploy.errors import DeployError
+from tests.deploy.renders import KUSTOMIZE, TEST_IMAGES
 
 
-@pytest.mark.parametrize("reference, fields", [
-    ("r.example/p/mnist-web-ui:abc123", {"newName": "r.example/p/mnist-web-ui", "newTag": "abc123"}),
-    ("localhost:5000/mnist-web-ui:abc", {"newName": "localhost:5000/mnist-web-ui", "newTag": "abc"}),
-    ("r.example/x@sha256:" + "a" * 64, {"newName": "r.example/x", "digest": "sha256:" + "a" * 64}),
-])
+@pytest.mark.parametrize(
+    "reference, fields",
+    [
+        ("r.example/p/mnist-web-ui:abc123", {"newName": "r.example/p/mnist-web-ui", "newTag": "abc123"}),
+        ("localhost:5000/mnist-web-ui:abc", {"newName": "localhost:5000/mnist-web-ui", "newTag": "abc"}),
+        ("r.example/x@sha256:" + "a" * 64, {"newName": "r.example/x", "digest": "sha256:" + "a" * 64}),
+    ],
+)
 def test_image_references_become_kustomize_image_fields(reference, fields):
     assert render.split_image(reference) == fields
 
 
-@pytest.mark.parametrize("reference, message", [
-    ("localhost:5000/mnist-web-ui", "has no tag"),
-    ("mnist-web-ui", "has no tag"),
-    ("r.example/mnist-web-ui:latest", "not a pinned version"),
-])
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ("localhost:5000/mnist-web-ui", "has no tag"),
+        ("mnist-web-ui", "has no tag"),
+        ("r.example/mnist-web-ui:latest", "not a pinned version"),
+    ],
+)
 def test_unpinned_images_are_refused(reference, message):
     with pytest.raises(DeployError, match=message):
         render.split_image(reference)
@@ -41,8 +47,10 @@ def test_the_wrapper_points_at_the_overlay_relatively(tmp_path):
 
 def test_settings_are_substituted_and_all_missing_ones_named_at_once():
     text = "a: ${GCS_BUCKET}\nb: ${DOMAIN}\nc: ${PROJECT_ID}\nd: $NOT_A_PLACEHOLDER\n"
-    assert render.substitute(text, {"GCS_BUCKET": "b", "DOMAIN": "d", "PROJECT_ID": "p"}) == \
-        "a: b\nb: d\nc: p\nd: $NOT_A_PLACEHOLDER\n"
+    assert (
+        render.substitute(text, {"GCS_BUCKET": "b", "DOMAIN": "d", "PROJECT_ID": "p"})
+        == "a: b\nb: d\nc: p\nd: $NOT_A_PLACEHOLDER\n"
+    )
     with pytest.raises(DeployError) as error:
         render.substitute(text, {"GCS_BUCKET": "b", "DOMAIN": ""})
     message = str(error.value)

@@ -11,8 +11,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.deploy.renders import KUSTOMIZE, REPO_ROOT, TARGETS, TEST_IMAGES, find
 from mnist_deploy import policy
+from tests.deploy.renders import KUSTOMIZE, REPO_ROOT, TARGETS, TEST_IMAGES, find
 
 KUBERNETES_VERSION = "1.37.0"
 CRD_SCHEMAS = {
@@ -35,8 +35,13 @@ def validate(obj: dict) -> None:
     key = (obj["apiVersion"], obj["kind"])
     if key in CRD_SCHEMAS:
         crd_validator(*key).validate(obj)
-        for where, template in policy.pod_templates(obj):
-            pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "check"}, "template": template}
+        for _where, template in policy.pod_templates(obj):
+            pod_template = {
+                "apiVersion": "v1",
+                "kind": "PodTemplate",
+                "metadata": {"name": "check"},
+                "template": template,
+            }
             kubernetes_validate.validate(pod_template, KUBERNETES_VERSION, strict=True)
         return
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -107,8 +112,15 @@ def test_local_overlay_uses_a_claim_and_has_no_ingress(renders):
 def test_gke_overlay_is_the_production_set(renders):
     gke = renders["overlays/gke"]
     kinds = {obj["kind"] for obj in gke}
-    assert {"TFJob", "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress", "BackendConfig",
-            "ManagedCertificate", "PodMonitoring"} <= kinds
+    assert {
+        "TFJob",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "Ingress",
+        "BackendConfig",
+        "ManagedCertificate",
+        "PodMonitoring",
+    } <= kinds
     assert "PersistentVolumeClaim" not in kinds
     # The single trainer Job is replaced by the TFJob, with a Chief and Workers.
     assert sorted(obj["metadata"]["name"] for obj in gke if obj["kind"] == "Job") == ["mnist-data", "mnist-export"]
@@ -120,7 +132,7 @@ def test_gke_overlay_is_the_production_set(renders):
 
 def test_gke_storage_is_the_bucket_through_workload_identity(renders):
     gke = renders["overlays/gke"]
-    for obj, where, template in policy.all_pods(gke):
+    for _obj, where, template in policy.all_pods(gke):
         volumes = {volume["name"]: volume for volume in template["spec"]["volumes"]}
         storage = volumes["storage"]
         assert "persistentVolumeClaim" not in storage, where
@@ -131,8 +143,10 @@ def test_gke_storage_is_the_bucket_through_workload_identity(renders):
         assert storage["csi"].get("readOnly", False) is not writer, where
         account = find(gke, "ServiceAccount", template["spec"]["serviceAccountName"])
         expected = "mnist-writer" if writer else "mnist-reader"
-        assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == \
-            f"{expected}@demo-project.iam.gserviceaccount.com", where
+        assert (
+            account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+            == f"{expected}@demo-project.iam.gserviceaccount.com"
+        ), where
 
 
 def test_only_the_web_ui_reaches_tf_serving(renders):
@@ -143,7 +157,9 @@ def test_only_the_web_ui_reaches_tf_serving(renders):
     serving_labels = find(gke, "Deployment", "tf-serving")["spec"]["template"]["metadata"]["labels"]
     sources = []
     for network_policy in policies:
-        if network_policy["spec"]["podSelector"] and policy.selects(network_policy["spec"]["podSelector"], serving_labels):
+        if network_policy["spec"]["podSelector"] and policy.selects(
+            network_policy["spec"]["podSelector"], serving_labels
+        ):
             for rule in network_policy["spec"].get("ingress", []):
                 ports = {port["port"] for port in rule.get("ports", [])}
                 if ports & {8500, 8501}:
@@ -152,7 +168,9 @@ def test_only_the_web_ui_reaches_tf_serving(renders):
     assert pod_sources == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "web-ui"}}}]
     # Apart from the web UI, only Managed Prometheus (its own namespace) reaches the metrics port.
     for source in sources:
-        assert "podSelector" in source or source == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}}
+        assert "podSelector" in source or source == {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}
+        }
     assert all("ipBlock" not in source for source in sources)
 
 
@@ -185,10 +203,14 @@ def test_tf_serving_is_the_real_pinned_server_with_the_shared_config(renders):
     api_version = re.search(r"^tensorflow-serving-api==(\S+)$", lock, re.M).group(1)
     assert container["image"] == f"tensorflow/serving:{api_version}", "serving image and client API differ"
     args = container["args"]
-    for flag in ("--port=8500", "--rest_api_port=8501", "--enable_batching=true",
-                 "--model_config_file=/etc/tf-serving/models.config",
-                 "--monitoring_config_file=/etc/tf-serving/monitoring.config",
-                 "--batching_parameters_file=/etc/tf-serving/batching_parameters.txt"):
+    for flag in (
+        "--port=8500",
+        "--rest_api_port=8501",
+        "--enable_batching=true",
+        "--model_config_file=/etc/tf-serving/models.config",
+        "--monitoring_config_file=/etc/tf-serving/monitoring.config",
+        "--batching_parameters_file=/etc/tf-serving/batching_parameters.txt",
+    ):
         assert flag in args
     assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/mnist", "port": 8501}
     config_volume = next(v for v in serving["volumes"] if v["name"] == "config")
@@ -207,7 +229,10 @@ def test_tf_serving_is_the_real_pinned_server_with_the_shared_config(renders):
 
 def test_images_are_the_ones_make_sets(renders):
     for target, objects in renders.items():
-        images = {container["image"] for _, _, template in policy.all_pods(objects)
-                  for container in policy.containers(template)}
+        images = {
+            container["image"]
+            for _, _, template in policy.all_pods(objects)
+            for container in policy.containers(template)
+        }
         ours = {image for image in images if not image.startswith("tensorflow/serving:")}
         assert ours and ours <= set(TEST_IMAGES.values()), f"{target}: {ours - set(TEST_IMAGES.values())}"

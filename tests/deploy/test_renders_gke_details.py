@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from tests.deploy.renders import TARGETS, find
 from mnist_deploy import policy
+from tests.deploy.renders import TARGETS, find
 
 GCSFUSE = "gcsfuse.csi.storage.gke.io"
 PART_OF = "app.kubernetes.io/part-of"
@@ -26,7 +26,7 @@ def mount_options(volume: dict) -> dict[str, str]:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_gcsfuse_volumes_are_scoped_with_only_dir_not_subpath(renders, target):
-    for obj, where, template in policy.all_pods(renders[target]):
+    for _obj, where, template in policy.all_pods(renders[target]):
         fuse = {v["name"]: v for v in template["spec"].get("volumes", []) if v.get("csi", {}).get("driver") == GCSFUSE}
         for container in policy.containers(template):
             for mount in container.get("volumeMounts", []):
@@ -41,7 +41,11 @@ def test_tf_serving_sees_the_models_folder_of_the_bucket(renders):
     mount = next(m for m in serving["containers"][0]["volumeMounts"] if m["name"] == "storage")
     assert mount_options(volume)["only-dir"] == "models" and volume["csi"]["readOnly"] is True
     # The config's base path below the mount is where the exporter writes below storage's models/.
-    config_map = find(gke, "ConfigMap", serving["volumes"][[v["name"] for v in serving["volumes"]].index("config")]["configMap"]["name"])
+    config_map = find(
+        gke,
+        "ConfigMap",
+        serving["volumes"][[v["name"] for v in serving["volumes"]].index("config")]["configMap"]["name"],
+    )
     base_path = re.search(r'base_path:\s*"([^"]+)"', config_map["data"]["models.config"]).group(1)
     exporter = find(gke, "Job", "mnist-export")["spec"]["template"]["spec"]["containers"][0]
     export_path = next(a.split("=", 1)[1] for a in exporter["args"] if a.startswith("--model-base-path="))
@@ -96,12 +100,19 @@ def test_tensorboard_is_an_iap_path_of_the_ingress(renders):
 def test_with_network_policies_only_the_load_balancer_reaches_tensorboard(renders):
     objects = renders[IAP_TENSORBOARD]
     labels = find(objects, "Deployment", "tensorboard")["spec"]["template"]["metadata"]["labels"]
-    rules = [rule for obj in objects if obj["kind"] == "NetworkPolicy"
-             and policy.selects(obj["spec"]["podSelector"], labels) for rule in obj["spec"].get("ingress", [])]
+    rules = [
+        rule
+        for obj in objects
+        if obj["kind"] == "NetworkPolicy" and policy.selects(obj["spec"]["podSelector"], labels)
+        for rule in obj["spec"].get("ingress", [])
+    ]
     assert rules, "nothing lets the load balancer in"
     for rule in rules:
         assert {port["port"] for port in rule["ports"]} == {6006}
-        assert rule["from"] and {ipaddress.ip_network(source["ipBlock"]["cidr"]) for source in rule["from"]} <= LOAD_BALANCER_RANGES
+        assert (
+            rule["from"]
+            and {ipaddress.ip_network(source["ipBlock"]["cidr"]) for source in rule["from"]} <= LOAD_BALANCER_RANGES
+        )
 
 
 def test_without_the_option_the_ingress_has_only_the_web_ui(renders):

@@ -8,27 +8,33 @@ import re
 
 import pytest
 
-from tests.deploy.renders import KUSTOMIZE, TARGETS, find
 from mnist_deploy import policy
+from tests.deploy.renders import KUSTOMIZE, TARGETS, find
 
 GOOGLE_FRONT_ENDS = {"35.191.0.0/16", "130.211.0.0/22"}
 METADATA_SERVER = "169.254.169.254/32"
 
 
 # The renders that include components/network-policies.
-POLICY_TARGETS = [t for t in TARGETS if "components/network-policies" in (KUSTOMIZE / t / "kustomization.yaml").read_text()]
+POLICY_TARGETS = [
+    t for t in TARGETS if "components/network-policies" in (KUSTOMIZE / t / "kustomization.yaml").read_text()
+]
 
 
 def selects(policy_obj: dict, labels: dict) -> bool:
     selector = policy_obj["spec"]["podSelector"]
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and all(
-        (labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
-        for e in selector.get("matchExpressions") or [])
+        (labels.get(e["key"]) in e["values"]) == (e["operator"] == "In") for e in selector.get("matchExpressions") or []
+    )
 
 
 def egress_rules(objects: list[dict], labels: dict) -> list[dict]:
-    return [rule for obj in objects if obj["kind"] == "NetworkPolicy" and selects(obj, labels)
-            and "Egress" in obj["spec"]["policyTypes"] for rule in obj["spec"].get("egress") or []]
+    return [
+        rule
+        for obj in objects
+        if obj["kind"] == "NetworkPolicy" and selects(obj, labels) and "Egress" in obj["spec"]["policyTypes"]
+        for rule in obj["spec"].get("egress") or []
+    ]
 
 
 def ports(rule: dict) -> set[tuple[int, str]]:
@@ -51,10 +57,17 @@ def test_egress_is_denied_by_default_and_each_pod_gets_what_it_needs(renders, ta
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Egress"]}
     for where, labels in pod_labels(objects):
         rules = egress_rules(objects, labels)
-        dns = [r for r in rules if any(peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"}
-                                       for peer in r.get("to") or [])]
+        dns = [
+            r
+            for r in rules
+            if any(
+                peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in r.get("to") or []
+            )
+        ]
         assert dns and {(53, "UDP"), (53, "TCP")} <= ports(dns[0]), f"{where}: no DNS"
-        metadata = [r for r in rules if any(p.get("ipBlock", {}).get("cidr") == METADATA_SERVER for p in r.get("to") or [])]
+        metadata = [
+            r for r in rules if any(p.get("ipBlock", {}).get("cidr") == METADATA_SERVER for p in r.get("to") or [])
+        ]
         assert metadata and {(80, "TCP"), (988, "TCP")} <= ports(metadata[0]), f"{where}: no metadata server"
         https = [r for r in rules if (443, "TCP") in ports(r)]
         assert https, f"{where}: no Google APIs"
@@ -69,9 +82,14 @@ def test_egress_is_denied_by_default_and_each_pod_gets_what_it_needs(renders, ta
 def test_only_the_web_ui_may_call_tf_serving(renders, target):
     objects = renders[target]
     for where, labels in pod_labels(objects):
-        to_serving = [r for r in egress_rules(objects, labels)
-                      if any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "tf-serving"
-                             for p in r.get("to") or [])]
+        to_serving = [
+            r
+            for r in egress_rules(objects, labels)
+            if any(
+                p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "tf-serving"
+                for p in r.get("to") or []
+            )
+        ]
         if labels.get("app.kubernetes.io/name") == "web-ui":
             assert to_serving and {(8500, "TCP")} <= ports(to_serving[0])
         else:
@@ -91,8 +109,10 @@ def test_web_ui_port_admits_only_google_front_ends_and_metrics(renders, target):
             blocks = {p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p}
             namespaces = [p for p in peers if "namespaceSelector" in p]
             assert blocks <= GOOGLE_FRONT_ENDS and (blocks or namespaces)
-            assert all(p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "gmp-system"}
-                       for p in namespaces)
+            assert all(
+                p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "gmp-system"}
+                for p in namespaces
+            )
     front = find(objects, "NetworkPolicy", "web-ui-http")["spec"]["ingress"]
     assert {p["ipBlock"]["cidr"] for rule in front for p in rule["from"]} == GOOGLE_FRONT_ENDS
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from mnist_trainer.config import OPTIONS
-
 from tests.deploy.renders import KUSTOMIZE, TARGETS, find
 
 PARAMETERS = ("EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED")
@@ -34,7 +33,9 @@ def test_training_env_holds_the_trainers_defaults():
     defaults = {option.env: option.default for option in OPTIONS if option.env in PARAMETERS}
     assert set(training_env()) == set(PARAMETERS)
     for name, value in training_env().items():
-        assert type(defaults[name])(value) == defaults[name], f"{name}={value} but mnist-train's default is {defaults[name]}"
+        assert type(defaults[name])(value) == defaults[name], (
+            f"{name}={value} but mnist-train's default is {defaults[name]}"
+        )
 
 
 @pytest.mark.parametrize("target", TARGETS)

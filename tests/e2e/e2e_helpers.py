@@ -10,8 +10,13 @@ from dataclasses import dataclass
 # The tiny training: small enough for seconds, with enough steps for batch normalisation to
 # settle. As make variables (`make run EPOCHS=1 ...`) and as the mnist-train flags they become.
 TRAINER_VARIABLES = {"EPOCHS": "1", "BATCH_SIZE": "32", "TRAIN_LIMIT": "512", "SEED": "3", "LEARNING_RATE": "0.003"}
-_FLAGS = {"EPOCHS": "--epochs", "BATCH_SIZE": "--batch-size", "TRAIN_LIMIT": "--limit", "SEED": "--seed",
-          "LEARNING_RATE": "--learning-rate"}
+_FLAGS = {
+    "EPOCHS": "--epochs",
+    "BATCH_SIZE": "--batch-size",
+    "TRAIN_LIMIT": "--limit",
+    "SEED": "--seed",
+    "LEARNING_RATE": "--learning-rate",
+}
 TRAINER_FLAGS = [part for name, value in TRAINER_VARIABLES.items() for part in (_FLAGS[name], value)]
 
 
@@ -34,13 +39,36 @@ def run(command: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 
 def train(pipeline: Pipeline) -> subprocess.CompletedProcess:
-    return run([venv_command("mnist-train"), "--data-dir", pipeline.data_dir, "--model-dir", pipeline.train_dir,
-                *TRAINER_FLAGS], timeout=300)
+    return run(
+        [
+            venv_command("mnist-train"),
+            "--data-dir",
+            pipeline.data_dir,
+            "--model-dir",
+            pipeline.train_dir,
+            *TRAINER_FLAGS,
+        ],
+        timeout=300,
+    )
 
 
 def export(pipeline: Pipeline, *extra: str) -> subprocess.CompletedProcess:
     # A tiny model is far below the real gate (MIN_ACCURACY 0.97): what is tested here is the
     # path from training to serving, not the gate.
-    return run([venv_command("mnist-export"), "--train-dir", pipeline.train_dir, "--data-dir", pipeline.data_dir,
-                "--model-base-path", pipeline.model_base_path, "--min-accuracy", "0", "--max-regression", "1",
-                *extra], timeout=240)
+    return run(
+        [
+            venv_command("mnist-export"),
+            "--train-dir",
+            pipeline.train_dir,
+            "--data-dir",
+            pipeline.data_dir,
+            "--model-base-path",
+            pipeline.model_base_path,
+            "--min-accuracy",
+            "0",
+            "--max-regression",
+            "1",
+            *extra,
+        ],
+        timeout=240,
+    )

@@ -17,26 +17,54 @@ import psutil
 import pytest
 import requests
 
-from tests.e2e.e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
 from mnist_common.dataset import load_split
 from mnist_common.serving_client import create_client
 from mnist_run.ports import free_port, port_is_free
+from tests.e2e.e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
 
 pytestmark = pytest.mark.slow
 
 
 def test_plan_reuses_the_version_just_published(pipeline):
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_run.cli", "plan", "--data-dir", pipeline.data_dir,
-         "--train-dir", pipeline.train_dir, "--model-base-path", pipeline.model_base_path, *TRAINER_FLAGS],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "mnist_run.cli",
+            "plan",
+            "--data-dir",
+            pipeline.data_dir,
+            "--train-dir",
+            pipeline.train_dir,
+            "--model-base-path",
+            pipeline.model_base_path,
+            *TRAINER_FLAGS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (result.returncode, result.stdout.strip()) == (0, "reuse"), result.stderr
     assert "version 1 was trained on the same data with the same parameters" in result.stderr
     changed = TRAINER_FLAGS + ["--seed", "4"]  # another seed (the last flag wins)
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_run.cli", "plan", "--data-dir", pipeline.data_dir,
-         "--train-dir", pipeline.train_dir, "--model-base-path", pipeline.model_base_path, *changed],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "mnist_run.cli",
+            "plan",
+            "--data-dir",
+            pipeline.data_dir,
+            "--train-dir",
+            pipeline.train_dir,
+            "--model-base-path",
+            pipeline.model_base_path,
+            *changed,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout.strip() == "train" and "seed 3 -> 4" in result.stderr
 
 
@@ -80,14 +108,22 @@ class Load:
 def make_run(repo_root, pipeline, data_copy: str, ports: dict, log_path) -> subprocess.Popen:
     """`make run` in its own process group, as a terminal would run it (Ctrl-C signals the group)."""
     command = [
-        "make", "-s", "run", f"ARTIFACTS={os.path.dirname(data_copy)}", f"DATA_DIR={data_copy}",
-        f"TRAIN_DIR={pipeline.train_dir}", f"MODEL_BASE_PATH={pipeline.model_base_path}",
+        "make",
+        "-s",
+        "run",
+        f"ARTIFACTS={os.path.dirname(data_copy)}",
+        f"DATA_DIR={data_copy}",
+        f"TRAIN_DIR={pipeline.train_dir}",
+        f"MODEL_BASE_PATH={pipeline.model_base_path}",
         *(f"{name}={value}" for name, value in {**ports, **TRAINER_VARIABLES}.items()),
-        "POLL_SECONDS=1", "WEB_WORKERS=1", "VERSION_POLICY=latest",  # this test covers the latest policy
+        "POLL_SECONDS=1",
+        "WEB_WORKERS=1",
+        "VERSION_POLICY=latest",  # this test covers the latest policy
     ]
     log = open(log_path, "wb")
-    return subprocess.Popen(command, cwd=repo_root, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=repo_root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_for_line(log_path, text: str, process: subprocess.Popen, timeout: float) -> str:
@@ -149,9 +185,7 @@ def test_make_run_reuses_serves_hot_swaps_and_stops_on_ctrl_c(pipeline, repo_roo
             export(pipeline, "--force", "--republish")
             assert sorted(os.listdir(pipeline.model_base_path)) == ["1", "2"]
             deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and not all(
-                seen and seen[-1] == 2 for seen in load.versions.values()
-            ):
+            while time.monotonic() < deadline and not all(seen and seen[-1] == 2 for seen in load.versions.values()):
                 time.sleep(0.5)
             time.sleep(1)  # a little more load on the new version
         assert load.failures == [], load.failures[:5]

@@ -16,8 +16,11 @@ from mnist_loadtest.addresses import grpc_address
 
 @pytest.mark.parametrize(
     "host, address",
-    [("127.0.0.1:8500", "127.0.0.1:8500"), ("grpc://10.0.0.7:9000", "10.0.0.7:9000"),
-     ("http://localhost:8500", "localhost:8500")],
+    [
+        ("127.0.0.1:8500", "127.0.0.1:8500"),
+        ("grpc://10.0.0.7:9000", "10.0.0.7:9000"),
+        ("http://localhost:8500", "localhost:8500"),
+    ],
 )
 def test_grpc_host_forms(host, address):
     assert grpc_address(host) == address
@@ -29,8 +32,13 @@ def test_grpc_host_without_port_is_refused():
 
 
 def test_every_class_is_listed_and_tagged(repo_root):
-    result = subprocess.run([sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--list"],
-                            cwd=repo_root, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--list"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     for name in ("WebUIUser", "WebUIPredictUser", "ServingRestUser", "ServingGrpcUser"):
         assert name in result.stdout
@@ -53,8 +61,9 @@ def test_bench_reads_the_predict_row(tmp_path):
 def test_bench_paces_the_target_over_the_users_and_judges_the_target():
     from mnist_bench.webui import BenchOptions, figures_from, pacing_environment, summary
 
-    options = BenchOptions("Procfile", "loadtest/locustfile.py", "base", "data", "mnist", "out", users=50,
-                           target_rps=300)
+    options = BenchOptions(
+        "Procfile", "loadtest/locustfile.py", "base", "data", "mnist", "out", users=50, target_rps=300
+    )
     assert pacing_environment(options) == {"PREDICT_RATE_PER_USER": "6"}
     assert pacing_environment(BenchOptions(*["x"] * 6, target_rps=0)) == {"PREDICT_RATE_PER_USER": "0"}
     row = {"Request Count": "9000", "Failure Count": "0", "Requests/s": "301.4", "50%": "30", "95%": "95", "99%": "140"}
@@ -77,8 +86,9 @@ def test_the_predict_user_waits_as_a_poisson_process_of_the_rate_per_user(repo_r
         "print(type(cls.pacing).__name__, statistics.mean(gaps), statistics.pstdev(gaps), max(waits))\n"
     )
     env = {**os.environ, "PREDICT_RATE_PER_USER": rate, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     kind, mean, spread, longest = result.stdout.split()[-4:]
     if rate:
@@ -101,7 +111,9 @@ def test_cpu_is_told_apart_by_service_and_the_load_generator_is_this_process_s_f
     from mnist_bench.cpu_share import CpuShare, service_of
 
     assert service_of(["/venv/bin/python", "/venv/bin/tfserving-standin", "--port=1"]) == "model_server"
-    assert service_of(["/venv/bin/python", "-m", "tfserving_standin.grpc_api.frontend", "--address=x"]) == "model_server"
+    assert (
+        service_of(["/venv/bin/python", "-m", "tfserving_standin.grpc_api.frontend", "--address=x"]) == "model_server"
+    )
     assert service_of(["/venv/bin/python", "/venv/bin/gunicorn", "-c", "x"]) == "web_ui"
     assert service_of(["make", "-s", "ui"]) is None
     burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
@@ -109,9 +121,19 @@ def test_cpu_is_told_apart_by_service_and_the_load_generator_is_this_process_s_f
     # lives until its stdin closes; and a child of this process that burns and finishes: the load
     # generator's part. The handshake, not a poll of /proc or a sleep, orders the samples, so a
     # slow machine cannot let the "web UI" exit before the second sample.
-    server = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()\n" + burn
-                               + "print(time.process_time() - t, flush=True)\nsys.stdin.read()", "gunicorn"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.stdin.readline()\n"
+            + burn
+            + "print(time.process_time() - t, flush=True)\nsys.stdin.read()",
+            "gunicorn",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         share = CpuShare(lambda: [server.pid])
         share.start()

@@ -20,10 +20,17 @@ SERVED_ENDPOINTS = ("POST /api/v1/predict", "POST /v1/models/mnist:predict", "gr
 
 def make_loadtest(repo_root, artifacts, env: dict, data_dir: str):
     command = [
-        "make", "-s", "loadtest",
-        f"ARTIFACTS={artifacts}", f"DATA_DIR={data_dir}",
-        f"GRPC_PORT={env['GRPC_PORT']}", f"REST_PORT={env['REST_PORT']}", f"UI_PORT={env['UI_PORT']}",
-        "USERS=6", "SPAWN_RATE=6", f"DURATION={LOCUST_SECONDS}s",
+        "make",
+        "-s",
+        "loadtest",
+        f"ARTIFACTS={artifacts}",
+        f"DATA_DIR={data_dir}",
+        f"GRPC_PORT={env['GRPC_PORT']}",
+        f"REST_PORT={env['REST_PORT']}",
+        f"UI_PORT={env['UI_PORT']}",
+        "USERS=6",
+        "SPAWN_RATE=6",
+        f"DURATION={LOCUST_SECONDS}s",
     ]
     # Hard limit: the run, locust's start-up (the gRPC protos import TensorFlow) and make.
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=LOCUST_SECONDS + 80)
@@ -37,12 +44,15 @@ def warm_up(ui_url: str, data_dir: str, count: int = 8) -> None:
         requests.post(f"{ui_url}/api/v1/predict", json={"pixels": image.tolist()}, timeout=30).raise_for_status()
 
 
-def test_short_run_passes_then_fails_with_the_model_server_stopped(
-    repo_root, untrained_model_base, data_dir, tmp_path
-):
+def test_short_run_passes_then_fails_with_the_model_server_stopped(repo_root, untrained_model_base, data_dir, tmp_path):
     env = {
-        **stack_environment(grpc_port=free_port(), rest_port=free_port(), ui_port=free_port(),
-                            model_base_path=untrained_model_base, data_dir=data_dir),
+        **stack_environment(
+            grpc_port=free_port(),
+            rest_port=free_port(),
+            ui_port=free_port(),
+            model_base_path=untrained_model_base,
+            data_dir=data_dir,
+        ),
         "WEB_WORKERS": "1",  # two cores shared with locust and the model server
     }
     procfile = os.fspath(repo_root / "Procfile")

@@ -8,21 +8,31 @@ import subprocess
 import sys
 
 # In a subprocess: importing locust monkey-patches the whole process for gevent.
-SHOW_HOSTS = ("import runpy; names = runpy.run_path('loadtest/locustfile.py'); "
-              "print(names['ServingRestUser'].host); print(names['ServingGrpcUser'].host)")
+SHOW_HOSTS = (
+    "import runpy; names = runpy.run_path('loadtest/locustfile.py'); "
+    "print(names['ServingRestUser'].host); print(names['ServingGrpcUser'].host)"
+)
 
 
 def hosts(repo_root, **env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVING_")}
-    result = subprocess.run([sys.executable, "-c", SHOW_HOSTS], cwd=repo_root, env={**clean, **env},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_HOSTS],
+        cwd=repo_root,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.split()[-2:]
 
 
 def test_the_web_uis_names_point_the_serving_classes(repo_root):
-    assert hosts(repo_root, SERVING_REST_URL="http://tfs:9001", SERVING_GRPC_ADDRESS="tfs:9000") == \
-        ["http://tfs:9001", "tfs:9000"]
+    assert hosts(repo_root, SERVING_REST_URL="http://tfs:9001", SERVING_GRPC_ADDRESS="tfs:9000") == [
+        "http://tfs:9001",
+        "tfs:9000",
+    ]
 
 
 def test_without_them_the_local_ports(repo_root):

@@ -11,9 +11,30 @@ import yaml
 
 from mnist_loadtest import slo
 
-HEADER = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
-          "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s",
-          "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+HEADER = [
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+]
 
 
 def stats_row(request_type, name, requests, failures, p95, rps):
@@ -36,8 +57,10 @@ OBJECTIVES = [
 
 
 def test_all_objectives_met():
-    stats = [slo.EndpointStats("POST", "/api/v1/predict", 1000, 5, 90, 20.0),
-             slo.EndpointStats("grpc", "PredictionService/Predict", 100, 0, 50, 9.0)]
+    stats = [
+        slo.EndpointStats("POST", "/api/v1/predict", 1000, 5, 90, 20.0),
+        slo.EndpointStats("grpc", "PredictionService/Predict", 100, 0, 50, 9.0),
+    ]
     passed, verdicts = slo.check(OBJECTIVES, stats)
     assert passed
     assert all(v.passed for v in verdicts)
@@ -67,8 +90,10 @@ def test_type_must_match_too():
 
 
 def test_unexercised_endpoints_are_skipped_not_failed():
-    stats = [slo.EndpointStats("grpc", "PredictionService/Predict", 100, 0, 20, 9.0),
-             slo.EndpointStats("POST", "/api/v1/predict", 0, 0, None, 0.0)]
+    stats = [
+        slo.EndpointStats("grpc", "PredictionService/Predict", 100, 0, 20, 9.0),
+        slo.EndpointStats("POST", "/api/v1/predict", 0, 0, None, 0.0),
+    ]
     passed, verdicts = slo.check(OBJECTIVES, stats)
     assert passed
     assert "skip  POST /api/v1/predict: not exercised" in slo.report(passed, verdicts)
@@ -102,22 +127,37 @@ def test_bad_objectives_are_named(document, message):
 def test_checked_in_objectives_parse(repo_root):
     objectives = slo.load_objectives(str(repo_root / "loadtest" / "slo.yaml"))
     labels = {o.label for o in objectives}
-    assert {"POST /api/v1/predict", "GET /api/v1/sample", "GET /", "POST /v1/models/mnist:predict",
-            "grpc PredictionService/Predict"} <= labels
+    assert {
+        "POST /api/v1/predict",
+        "GET /api/v1/sample",
+        "GET /",
+        "POST /v1/models/mnist:predict",
+        "grpc PredictionService/Predict",
+    } <= labels
     assert all(o.p95_ms and o.max_error_rate is not None and o.min_rps for o in objectives)
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mnist_loadtest.cli", "check-slo", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_loadtest.cli", "check-slo", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_exit_codes_and_messages(tmp_path):
     slo_file = tmp_path / "slo.yaml"
-    slo_file.write_text(yaml.safe_dump({"endpoints": [
-        {"type": "POST", "name": "/api/v1/predict", "p95_ms": 100, "max_error_rate": 0.01, "min_rps": 1}]}))
-    good = write_stats(tmp_path / "good_stats.csv", [stats_row("POST", "/api/v1/predict", 500, 0, 80, 50.0),
-                                                     stats_row("", "Aggregated", 500, 0, 80, 50.0)])
+    slo_file.write_text(
+        yaml.safe_dump(
+            {
+                "endpoints": [
+                    {"type": "POST", "name": "/api/v1/predict", "p95_ms": 100, "max_error_rate": 0.01, "min_rps": 1}
+                ]
+            }
+        )
+    )
+    good = write_stats(
+        tmp_path / "good_stats.csv",
+        [stats_row("POST", "/api/v1/predict", 500, 0, 80, 50.0), stats_row("", "Aggregated", 500, 0, 80, 50.0)],
+    )
     bad = write_stats(tmp_path / "bad_stats.csv", [stats_row("POST", "/api/v1/predict", 500, 100, 120, 50.0)])
 
     result = run_cli("--slo", str(slo_file), good)

@@ -13,10 +13,14 @@ TEST_MIN_ACCURACY = "0.5"
 
 def export_args(train_dir, data_dir, base, *extra) -> list[str]:
     return [
-        "--train-dir", os.fspath(train_dir),
-        "--data-dir", os.fspath(data_dir),
-        "--model-base-path", os.fspath(base),
-        "--min-accuracy", TEST_MIN_ACCURACY,
+        "--train-dir",
+        os.fspath(train_dir),
+        "--data-dir",
+        os.fspath(data_dir),
+        "--model-base-path",
+        os.fspath(base),
+        "--min-accuracy",
+        TEST_MIN_ACCURACY,
         *extra,
     ]
 

@@ -23,8 +23,7 @@ def _staged(base_dir) -> str:
     staging = os.path.join(base_dir, "staged")
     os.makedirs(os.path.join(staging, "variables"))
     os.makedirs(os.path.join(staging, "assets.extra"))
-    for relative in ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
-                     "assets.extra/model_card.json"):
+    for relative in ("saved_model.pb", "fingerprint.pb", "variables/variables.index", "assets.extra/model_card.json"):
         with open(os.path.join(staging, relative), "w") as handle:
             handle.write(relative)
     return staging
@@ -96,8 +95,12 @@ def test_copy_publishing_uploads_saved_model_pb_last(tmp_path, monkeypatch):
     versions.publish_by_copy(staging, base, 7)
     assert copied[-1] == "saved_model.pb"
     assert sorted(copied) == sorted(
-        ["saved_model.pb", "fingerprint.pb", os.path.join("variables", "variables.index"),
-         os.path.join("assets.extra", "model_card.json")]
+        [
+            "saved_model.pb",
+            "fingerprint.pb",
+            os.path.join("variables", "variables.index"),
+            os.path.join("assets.extra", "model_card.json"),
+        ]
     )
     with open(os.path.join(base, "7", "variables", "variables.index")) as handle:
         assert handle.read() == "variables/variables.index"

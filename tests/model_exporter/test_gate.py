@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from tests.model_exporter.exporter_helpers import export_args, snapshot
 from mnist_common.dataset import dataset_sha256, load_split
 from mnist_exporter import exporter, saved_model, validation, warmup
 from mnist_exporter.cli import main
 from mnist_exporter.errors import EXIT_GATE_FAILURE, GateFailure
 from mnist_exporter.validation import GateReport
+from tests.model_exporter.exporter_helpers import export_args, snapshot
 
 
 def test_untrained_model_is_refused_and_base_path_unchanged(untrained_dir, data_dir, base_copy, capsys):
@@ -63,8 +63,12 @@ def _fake_version(base: str, version: int, accuracy: float, data_dir: str) -> No
 class VersionWatcher(threading.Thread):
     """Polls the base path like TF Serving and records any version seen incomplete."""
 
-    EXPECTED = {"saved_model.pb", "variables/variables.index",
-                "assets.extra/model_card.json", "assets.extra/tf_serving_warmup_requests"}
+    EXPECTED = {
+        "saved_model.pb",
+        "variables/variables.index",
+        "assets.extra/model_card.json",
+        "assets.extra/tf_serving_warmup_requests",
+    }
 
     def __init__(self, base: str, watched_version: str):
         super().__init__(daemon=True)
@@ -77,8 +81,9 @@ class VersionWatcher(threading.Thread):
                 if name != self.watched_version:
                     continue
                 folder = os.path.join(self.base, name)
-                files = {os.path.relpath(os.path.join(root, f), folder)
-                         for root, _, names in os.walk(folder) for f in names}
+                files = {
+                    os.path.relpath(os.path.join(root, f), folder) for root, _, names in os.walk(folder) for f in names
+                }
                 if self.EXPECTED <= files:
                     self.complete_sightings += 1
                 else:

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from tests.model_exporter.exporter_helpers import export_args
 from mnist_exporter.cli import main
 from mnist_exporter.errors import EXIT_INPUT_ERROR
+from tests.model_exporter.exporter_helpers import export_args
 
 
 @pytest.fixture

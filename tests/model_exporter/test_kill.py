@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from tests.model_exporter.exporter_helpers import export_args
 from mnist_exporter import saved_model, validation, warmup
 from mnist_exporter.cli import main
 from mnist_exporter.exporter import PAUSE_ENV
 from mnist_exporter.validation import Evaluation, GateReport
+from tests.model_exporter.exporter_helpers import export_args
 
 
 def test_kill_before_publish_leaves_no_version_and_next_run_recovers(trained_dir, data_dir, tmp_path):
@@ -59,6 +59,7 @@ def test_sigterm_before_publish_removes_staging(trained_dir, data_dir, tmp_path,
 
     Export and gate are stubbed (a passing gate), so this runs in-process in a moment.
     """
+
     def fake_export(model, export_dir):
         os.makedirs(os.path.join(export_dir, "variables"))
         open(os.path.join(export_dir, "saved_model.pb"), "wb").close()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
-from tests.model_exporter.exporter_helpers import export_args
 from mnist_common import storage
 from mnist_exporter import versions
 from mnist_exporter.cli import main
+from tests.model_exporter.exporter_helpers import export_args
 
 
 def test_export_to_an_object_store_skips_and_removes_an_interrupted_upload(trained_dir, data_dir, tmp_path):
@@ -27,8 +27,12 @@ def test_export_to_an_object_store_skips_and_removes_an_interrupted_upload(train
     assert main(export_args(trained_dir, data_dir, base)) == 0
     assert sorted(os.listdir(base_dir)) == ["3"]  # published, and the leftover removed
     published = base_dir / "3"
-    for relative in ("saved_model.pb", "variables/variables.index",
-                     "assets.extra/tf_serving_warmup_requests", "assets.extra/model_card.json"):
+    for relative in (
+        "saved_model.pb",
+        "variables/variables.index",
+        "assets.extra/tf_serving_warmup_requests",
+        "assets.extra/model_card.json",
+    ):
         assert (published / relative).is_file(), relative
     assert versions.published_versions(base) == [3]
 
@@ -54,7 +58,9 @@ def test_object_store_retention_deletes_saved_model_pb_first(tmp_path, monkeypat
     monkeypatch.setattr(storage, "remove_tree", remove_tree)
     assert versions.apply_retention(base, keep=1) == [1, 2]
     assert calls == [
-        ("file", f"{base}/1/saved_model.pb"), ("tree", f"{base}/1"),
-        ("file", f"{base}/2/saved_model.pb"), ("tree", f"{base}/2"),
+        ("file", f"{base}/1/saved_model.pb"),
+        ("tree", f"{base}/1"),
+        ("file", f"{base}/2/saved_model.pb"),
+        ("tree", f"{base}/2"),
     ]
     assert os.listdir(tmp_path) == ["3"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.model_exporter.exporter_helpers import validation_digits
 from mnist_exporter.saved_model import EXPECTED_SIGNATURES
 from mnist_exporter.validation import run_gate, signature_problems
+from tests.model_exporter.exporter_helpers import validation_digits
 
 
 def _spec(spec):
@@ -86,8 +86,16 @@ def test_signature_check_names_every_difference(tmp_path):
 
     # the gate stops at this check and reports it, naming the check
     images = np.zeros([20, 28, 28], np.uint8)
-    report = run_gate(str(tmp_path / "wrong"), images, np.zeros([20], np.uint8), min_accuracy=0.5,
-                      max_regression=0.005, baseline=None, force=False, warmup_path="unused")
+    report = run_gate(
+        str(tmp_path / "wrong"),
+        images,
+        np.zeros([20], np.uint8),
+        min_accuracy=0.5,
+        max_regression=0.005,
+        baseline=None,
+        force=False,
+        warmup_path="unused",
+    )
     assert not report.passed and len(report.failures) == 1
     assert report.failures[0].startswith("signatures: ") and "float64" in report.failures[0]
     text = "\n".join(problems)

@@ -19,7 +19,6 @@ from tests.resilience.resilience_support import exporter_command, pipeline_env, 
 from tests.web_ui import webui_servers
 
 
-
 @pytest.fixture(scope="session")
 def logs_dir(tmp_path_factory) -> pathlib.Path:
     """Where every process these tests start logs to (the secrets scan reads them all)."""
@@ -56,8 +55,9 @@ def training_run(tmp_path_factory, data_dir, logs_dir) -> TrainingRun:
 def published_base(tmp_path_factory, training_run, data_dir, logs_dir) -> pathlib.Path:
     """A base path holding version 1, published by the real mnist-export. Read only: copy it."""
     base = tmp_path_factory.mktemp("published") / "mnist"
-    result = run_logged(exporter_command(training_run.model_dir, data_dir, base), logs_dir / "export-reference.log",
-                        timeout=300)
+    result = run_logged(
+        exporter_command(training_run.model_dir, data_dir, base), logs_dir / "export-reference.log", timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(os.listdir(base)) == ["1"]
     return base
@@ -99,8 +99,7 @@ def serving_stack(tmp_path_factory, published_base, data_dir, logs_dir):
     base = tmp_path_factory.mktemp("serving") / "mnist"
     shutil.copytree(published_base, base)
     standin = webui_servers.StandIn(os.fspath(base), os.fspath(logs_dir / "standin.log"))
-    web = webui_servers.WebUiServer(standin, data_dir, os.fspath(logs_dir / "gunicorn.log"), protocol="grpc",
-                                    workers=1)
+    web = webui_servers.WebUiServer(standin, data_dir, os.fspath(logs_dir / "gunicorn.log"), protocol="grpc", workers=1)
     try:
         standin.start()
         web.start()
@@ -122,5 +121,10 @@ def pytest_runtest_logreport(report):
     """Each test's outcome, for the report (xfails are the known defects, with their reasons)."""
     if report.when == "call" or (report.when == "setup" and not report.passed):
         outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        record("outcomes", report.nodeid, outcome=outcome, seconds=round(report.duration, 1),
-               reason=getattr(report, "wasxfail", "").removeprefix("reason: ") or None)
+        record(
+            "outcomes",
+            report.nodeid,
+            outcome=outcome,
+            seconds=round(report.duration, 1),
+            reason=getattr(report, "wasxfail", "").removeprefix("reason: ") or None,
+        )

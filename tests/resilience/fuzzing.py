@@ -14,15 +14,24 @@ from tests.resilience.resilience_support import tree_rss_bytes
 
 EXAMPLES_PER_TARGET = 150
 # Deterministic and bounded: the same inputs on every run, no per-example deadline on a busy machine.
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES_PER_TARGET, deadline=None, derandomize=True, database=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                HealthCheck.function_scoped_fixture])
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES_PER_TARGET,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 # Memory a server may gain over a whole fuzz run after warming up; a per-request leak of the
 # bodies sent (up to hundreds of KiB each) would blow through it.
 RSS_GROWTH_BOUND = 64 << 20
 
-json_leaves = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-               | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(
     json_leaves,
     lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=10), children, max_size=5),
@@ -49,10 +58,19 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-content_types = st.sampled_from([
-    "application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x", "image/png", "application/octet-stream", "", "application/json; charset=latin-1",
-])
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "image/png",
+        "application/octet-stream",
+        "",
+        "application/json; charset=latin-1",
+    ]
+)
 
 
 def assert_json_refusal(response: requests.Response, error_keys: set[str]) -> None:

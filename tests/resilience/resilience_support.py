@@ -12,20 +12,29 @@ import psutil
 import requests
 
 from tests.model_exporter import exporter_helpers
-from tests.support.paths import REPO_ROOT
-from tests.support.waiting import wait_for
 
 POLL_SECONDS = 1  # the stand-in's --file_system_poll_wait_seconds (tests/web_ui/webui_servers.StandIn)
-
 
 
 # A tiny training run: seconds, yet two epochs so a run can be killed in the middle of the second.
 # 32 steps per epoch are enough for batch normalisation to settle (about 0.9 validation accuracy).
 TRAINER_FLAGS = ("--limit", "1024", "--epochs", "2", "--batch-size", "32", "--seed", "3")
 # Variables the trainer and exporter read; the tests pass everything as flags.
-PIPELINE_VARIABLES = ("TF_CONFIG", "DATA_DIR", "MODEL_DIR", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED",
-                      "TRAIN_LIMIT", "TRAIN_DIR", "MODEL_BASE_PATH", "MIN_ACCURACY", "MAX_REGRESSION",
-                      "KEEP_VERSIONS")
+PIPELINE_VARIABLES = (
+    "TF_CONFIG",
+    "DATA_DIR",
+    "MODEL_DIR",
+    "EPOCHS",
+    "BATCH_SIZE",
+    "LEARNING_RATE",
+    "SEED",
+    "TRAIN_LIMIT",
+    "TRAIN_DIR",
+    "MODEL_BASE_PATH",
+    "MIN_ACCURACY",
+    "MAX_REGRESSION",
+    "KEEP_VERSIONS",
+)
 
 
 def pipeline_env() -> dict:
@@ -35,12 +44,25 @@ def pipeline_env() -> dict:
 
 
 def trainer_command(data_dir: str, model_dir) -> list[str]:
-    return [sys.executable, "-m", "mnist_trainer.cli", "--data-dir", data_dir, "--model-dir", os.fspath(model_dir),
-            *TRAINER_FLAGS]
+    return [
+        sys.executable,
+        "-m",
+        "mnist_trainer.cli",
+        "--data-dir",
+        data_dir,
+        "--model-dir",
+        os.fspath(model_dir),
+        *TRAINER_FLAGS,
+    ]
 
 
 def exporter_command(train_dir, data_dir: str, base, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mnist_exporter.cli", *exporter_helpers.export_args(train_dir, data_dir, base, *extra)]
+    return [
+        sys.executable,
+        "-m",
+        "mnist_exporter.cli",
+        *exporter_helpers.export_args(train_dir, data_dir, base, *extra),
+    ]
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -74,7 +96,7 @@ class WebLoad:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
-    def __enter__(self) -> "WebLoad":
+    def __enter__(self) -> WebLoad:
         for thread in self._threads:
             thread.start()
         return self

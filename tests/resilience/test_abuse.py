@@ -29,6 +29,7 @@ def png_bomb(width: int, height: int, rows: int | None = None) -> bytes:
     Written row by row through zlib, so the test itself never holds the decoded image. With
     `rows`, only that many rows of data follow a header that still claims `height`.
     """
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -61,8 +62,14 @@ def refused(response, statuses, error_keys=("error",)) -> None:
 
 
 def test_web_ui_refuses_an_oversized_body(stack):
-    response, seconds = timed(lambda: requests.post(f"{stack.web.url}/api/v1/predict", data=b"[" + b"0," * (3 << 20),
-                                                    headers={"Content-Type": "application/json"}, timeout=30))
+    response, seconds = timed(
+        lambda: requests.post(
+            f"{stack.web.url}/api/v1/predict",
+            data=b"[" + b"0," * (3 << 20),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+    )
     record("abuse", "web UI: 6 MiB body", status=response.status_code, seconds=round(seconds, 2))
     refused(response, {413}, ("error", "status"))
     assert seconds < REFUSAL_BOUND_S
@@ -70,23 +77,36 @@ def test_web_ui_refuses_an_oversized_body(stack):
 
 def test_web_ui_refuses_a_huge_declared_length_without_waiting_for_it(stack):
     with socket.create_connection(("127.0.0.1", stack.web.port), timeout=REFUSAL_BOUND_S) as sock:
-        sock.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 10000000000\r\n\r\n{")
+        sock.sendall(
+            b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000000000\r\n\r\n{"
+        )
         started = time.monotonic()
         answer = sock.recv(4096)
         seconds = time.monotonic() - started
-    record("abuse", "web UI: Content-Length 10 GB, body never sent", status=answer.split(b" ", 2)[1].decode(),
-           seconds=round(seconds, 2))
+    record(
+        "abuse",
+        "web UI: Content-Length 10 GB, body never sent",
+        status=answer.split(b" ", 2)[1].decode(),
+        seconds=round(seconds, 2),
+    )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
 
 @pytest.mark.parametrize("nested", [b"[" * 100000 + b"]" * 100000, b'{"pixels":' + b"[" * 5000 + b"]" * 5000 + b"}"])
 def test_web_ui_refuses_deeply_nested_json(stack, nested):
-    response, seconds = timed(lambda: requests.post(f"{stack.web.url}/api/v1/predict", data=nested,
-                                                    headers={"Content-Type": "application/json"}, timeout=30))
+    response, seconds = timed(
+        lambda: requests.post(
+            f"{stack.web.url}/api/v1/predict", data=nested, headers={"Content-Type": "application/json"}, timeout=30
+        )
+    )
     where = "in 'pixels'" if nested.startswith(b"{") else "at the top level"
-    record("abuse", f"web UI: JSON nested {nested.count(b'[')} deep {where}", status=response.status_code,
-           seconds=round(seconds, 2))
+    record(
+        "abuse",
+        f"web UI: JSON nested {nested.count(b'[')} deep {where}",
+        status=response.status_code,
+        seconds=round(seconds, 2),
+    )
     refused(response, {400}, ("error", "status"))
     assert seconds < REFUSAL_BOUND_S
 
@@ -97,18 +117,26 @@ def test_web_ui_refuses_decompression_bombs_from_the_header(stack, bombs, kind):
     body = {"image": base64.b64encode(bombs[kind]).decode()}
     response, seconds = timed(lambda: requests.post(f"{stack.web.url}/api/v1/predict", json=body, timeout=30))
     growth = tree_rss_bytes(stack.web.process.pid) - before
-    record("abuse", f"web UI: PNG bomb, {kind}", status=response.status_code, seconds=round(seconds, 2),
-           rss_growth_mib=round(growth / 2**20, 1))
+    record(
+        "abuse",
+        f"web UI: PNG bomb, {kind}",
+        status=response.status_code,
+        seconds=round(seconds, 2),
+        rss_growth_mib=round(growth / 2**20, 1),
+    )
     refused(response, {413}, ("error", "status"))
     assert seconds < REFUSAL_BOUND_S
     assert growth < 20 << 20  # never decoded: 25 MB of pixels would show
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "image/png", ""])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "image/png", ""],
+)
 def test_web_ui_refuses_wrong_content_types(stack, content_type):
-    response = requests.post(f"{stack.web.url}/api/v1/predict", data=b'{"pixels": []}',
-                             headers={"Content-Type": content_type}, timeout=30)
+    response = requests.post(
+        f"{stack.web.url}/api/v1/predict", data=b'{"pixels": []}', headers={"Content-Type": content_type}, timeout=30
+    )
     refused(response, {415}, ("error", "status"))
 
 
@@ -120,23 +148,36 @@ def predict_url(stack) -> str:
 
 
 def test_model_server_refuses_an_oversized_body(stack):
-    response, seconds = timed(lambda: requests.post(predict_url(stack), data=b"[" + b"0," * (3 << 20),
-                                                    headers={"Content-Type": "application/json"}, timeout=30))
+    response, seconds = timed(
+        lambda: requests.post(
+            predict_url(stack), data=b"[" + b"0," * (3 << 20), headers={"Content-Type": "application/json"}, timeout=30
+        )
+    )
     record("abuse", "model server: 6 MiB body", status=response.status_code, seconds=round(seconds, 2))
     refused(response, {413})
     assert seconds < REFUSAL_BOUND_S
 
 
-@pytest.mark.parametrize("nested", [b"[" * 100000 + b"]" * 100000,
-                                    b'{"instances":' + b"[" * 5000 + b"]" * 5000 + b"}",
-                                    b"[" * 1000 + b"]" * 1000,
-                                    b'{"instances":' + b"[" * 1000 + b"]" * 1000 + b"}"])
+@pytest.mark.parametrize(
+    "nested",
+    [
+        b"[" * 100000 + b"]" * 100000,
+        b'{"instances":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b"[" * 1000 + b"]" * 1000,
+        b'{"instances":' + b"[" * 1000 + b"]" * 1000 + b"}",
+    ],
+)
 def test_model_server_refuses_deeply_nested_json(stack, nested):
-    response, seconds = timed(lambda: requests.post(predict_url(stack), data=nested,
-                                                    headers={"Content-Type": "application/json"}, timeout=30))
+    response, seconds = timed(
+        lambda: requests.post(predict_url(stack), data=nested, headers={"Content-Type": "application/json"}, timeout=30)
+    )
     where = "in 'instances'" if nested.startswith(b"{") else "at the top level"
-    record("abuse", f"model server: JSON nested {nested.count(b'[')} deep {where}", status=response.status_code,
-           seconds=round(seconds, 2))
+    record(
+        "abuse",
+        f"model server: JSON nested {nested.count(b'[')} deep {where}",
+        status=response.status_code,
+        seconds=round(seconds, 2),
+    )
     refused(response, {400})
     assert seconds < REFUSAL_BOUND_S
 
@@ -144,10 +185,16 @@ def test_model_server_refuses_deeply_nested_json(stack, nested):
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "image/png"])
 def test_model_server_answers_any_content_type_as_tf_serving_does(stack, content_type):
     # TF Serving reads the body as JSON whatever the header says; a JSON body works, others are 400.
-    good = requests.post(predict_url(stack), data=b'{"instances": [[' + b",".join([b"[" + b",".join([b"0"] * 28) + b"]"] * 28) + b"]]}",
-                         headers={"Content-Type": content_type}, timeout=30)
+    good = requests.post(
+        predict_url(stack),
+        data=b'{"instances": [[' + b",".join([b"[" + b",".join([b"0"] * 28) + b"]"] * 28) + b"]]}",
+        headers={"Content-Type": content_type},
+        timeout=30,
+    )
     assert good.status_code == 200, good.text[:200]
-    bad = requests.post(predict_url(stack), data=b"\x89PNG not json", headers={"Content-Type": content_type}, timeout=30)
+    bad = requests.post(
+        predict_url(stack), data=b"\x89PNG not json", headers={"Content-Type": content_type}, timeout=30
+    )
     refused(bad, {400})
 
 
@@ -158,8 +205,13 @@ def test_model_server_refuses_a_decompression_bomb_within_a_bound(stack, bombs, 
     body = {"signature_name": "predict_image_bytes", "instances": [{"b64": base64.b64encode(bombs[kind]).decode()}]}
     response, seconds = timed(lambda: requests.post(predict_url(stack), json=body, timeout=60))
     growth = tree_rss_bytes(stack.standin.process.pid) - before
-    record("abuse", f"model server: PNG bomb, {kind}, through predict_image_bytes", status=response.status_code,
-           seconds=round(seconds, 2), rss_growth_mib=round(growth / 2**20, 1))
+    record(
+        "abuse",
+        f"model server: PNG bomb, {kind}, through predict_image_bytes",
+        status=response.status_code,
+        seconds=round(seconds, 2),
+        rss_growth_mib=round(growth / 2**20, 1),
+    )
     refused(response, {400})
     assert "pixels" in response.json()["error"]
     assert seconds < REFUSAL_BOUND_S
@@ -175,8 +227,10 @@ DIGIT_BODY = b'{"pixels": [' + b"0.0," * 783 + b"0.0]}"
 # a complete head whose declared body never fully arrives.
 SLOW_STARTS = {
     "head": lambda path: b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
-    "body": lambda path: (b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n" % len(DIGIT_BODY) + DIGIT_BODY[:10]),
+    "body": lambda path: (
+        b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(DIGIT_BODY) + DIGIT_BODY[:10]
+    ),
 }
 
 
@@ -223,9 +277,14 @@ def cut_after(sock: socket.socket) -> tuple[float | None, bytes]:
 
 def servers(stack) -> dict[str, tuple[str, int, bytes]]:
     """name: (URL of a cheap GET, port, path a slow client posts to)."""
-    return {"web UI": (f"{stack.web.url}/healthz", stack.web.port, b"/api/v1/predict"),
-            "model server": (f"{stack.standin.rest_url}/v1/models/mnist", stack.standin.rest_port,
-                             b"/v1/models/mnist:predict")}
+    return {
+        "web UI": (f"{stack.web.url}/healthz", stack.web.port, b"/api/v1/predict"),
+        "model server": (
+            f"{stack.standin.rest_url}/v1/models/mnist",
+            stack.standin.rest_port,
+            b"/v1/models/mnist:predict",
+        ),
+    }
 
 
 @pytest.mark.parametrize("server", ["web UI", "model server"])
@@ -233,20 +292,28 @@ def servers(stack) -> dict[str, tuple[str, int, bytes]]:
 def test_others_are_served_while_slow_clients_hold_connections(stack, server, part):
     url, port, path = servers(stack)[server]
     served_in = others_served_while_slow(url, port, SLOW_STARTS[part](path))
-    record("abuse", f"{server}: {SLOW_CLIENTS} connections stalled in the {part}, another request served",
-           seconds=served_in and round(served_in, 3))
+    record(
+        "abuse",
+        f"{server}: {SLOW_CLIENTS} connections stalled in the {part}, another request served",
+        seconds=served_in and round(served_in, 3),
+    )
     assert served_in is not None and served_in < OTHERS_BOUND_S
 
 
 @pytest.mark.parametrize("part", sorted(SLOW_STARTS))
 def test_a_slow_client_is_cut_within_a_bound(stack, part):
-    clients = {name: open_slow_clients(port, SLOW_STARTS[part](path), 1)[0]
-               for name, (_, port, path) in servers(stack).items()}
+    clients = {
+        name: open_slow_clients(port, SLOW_STARTS[part](path), 1)[0] for name, (_, port, path) in servers(stack).items()
+    }
     with ThreadPoolExecutor(len(clients)) as pool:  # all waits at once: the bound is spent once
-        results = dict(zip(clients, pool.map(cut_after, clients.values())))
-    for server, (cut, answer) in results.items():
-        record("abuse", f"{server}: one connection stalled in the {part} cut", seconds=cut and round(cut, 2),
-               bound_seconds=SLOW_CUT_BOUND_S)
+        results = dict(zip(clients, pool.map(cut_after, clients.values()), strict=False))
+    for server, (cut, _answer) in results.items():
+        record(
+            "abuse",
+            f"{server}: one connection stalled in the {part} cut",
+            seconds=cut and round(cut, 2),
+            bound_seconds=SLOW_CUT_BOUND_S,
+        )
     assert all(cut is not None for cut, _ in results.values()), results
     for server, (_, answer) in results.items():
         if part == "body" or server == "web UI":  # aiohttp closes a half-sent head without a word
@@ -257,8 +324,10 @@ def test_a_slow_client_is_cut_within_a_bound(stack, part):
 def test_a_request_sent_in_pieces_is_served(stack):
     """The web UI reads a request whole before a thread takes it: pieces with pauses still make
     one request, and a client that waits for "100 Continue" (as curl does) gets it."""
-    head = (b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n" % len(DIGIT_BODY))
+    head = (
+        b"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n" % len(DIGIT_BODY)
+    )
     with socket.create_connection(("127.0.0.1", stack.web.port), timeout=SLOW_CUT_BOUND_S) as sock:
         for piece in (head[:20], head[20:], b"\r\n", DIGIT_BODY[:100], DIGIT_BODY[100:]):
             sock.sendall(piece)

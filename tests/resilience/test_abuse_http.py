@@ -17,8 +17,8 @@ import requests
 from PIL import Image, ImageDraw
 
 from tests.resilience.figures import record
-from tests.support.waiting import wait_for
 from tests.resilience.test_abuse import png_bomb
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +116,10 @@ class Trickler:
 
 TRICKLES = {
     "chunked": (predict_head(b"Transfer-Encoding: chunked\r\n\r\n"), b"1\r\n \r\n"),
-    "Expect: 100-continue, 1 MB declared": (predict_head(b"Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"),
-                                            b" "),
+    "Expect: 100-continue, 1 MB declared": (
+        predict_head(b"Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"),
+        b" ",
+    ),
 }
 
 
@@ -131,8 +133,12 @@ def test_normal_requests_succeed_while_slow_bodies_trickle(stack, kind):
         with requests.Session() as session:
             while time.monotonic() < deadline:
                 try:
-                    response = session.post(f"{stack.web.url}/api/v1/predict", data=DIGIT_BODY,
-                                            headers={"Content-Type": "application/json"}, timeout=2)
+                    response = session.post(
+                        f"{stack.web.url}/api/v1/predict",
+                        data=DIGIT_BODY,
+                        headers={"Content-Type": "application/json"},
+                        timeout=2,
+                    )
                     outcomes.append(response.status_code == 200)
                 except requests.RequestException:
                     outcomes.append(False)
@@ -144,9 +150,14 @@ def test_normal_requests_succeed_while_slow_bodies_trickle(stack, kind):
             trickler.stop.set()
             trickler.sock.close()
     cuts = [t.cut_after for t in tricklers]
-    record("abuse", f"web UI: normal predicts while {TRICKLERS} bodies trickle ({kind}), one byte a second",
-           requests=len(outcomes), succeeded=sum(outcomes), readyz_ok=all(ready),
-           slow_cut_after_seconds=max(c for c in cuts if c is not None) if any(cuts) else None)
+    record(
+        "abuse",
+        f"web UI: normal predicts while {TRICKLERS} bodies trickle ({kind}), one byte a second",
+        requests=len(outcomes),
+        succeeded=sum(outcomes),
+        readyz_ok=all(ready),
+        slow_cut_after_seconds=max(c for c in cuts if c is not None) if any(cuts) else None,
+    )
     assert outcomes and all(outcomes), f"{outcomes.count(False)} of {len(outcomes)} failed"
     assert all(ready)
     # The whole-request deadline, not a per-read one: each trickler was cut with a 408.
@@ -162,17 +173,24 @@ def test_normal_requests_succeed_while_slow_bodies_trickle(stack, kind):
 def test_a_chunked_body_over_the_limit_gets_413(stack):
     piece = b"0" * 65536
     chunks = b"".join(b"%x\r\n" % len(piece) + piece + b"\r\n" for _ in range(48)) + b"0\r\n\r\n"  # 3 MiB
-    status, headers, body, seconds = exchange(stack.web.port, predict_head(b"Transfer-Encoding: chunked\r\n\r\n")
-                                              + chunks)
+    status, headers, body, seconds = exchange(
+        stack.web.port, predict_head(b"Transfer-Encoding: chunked\r\n\r\n") + chunks
+    )
     record("abuse", "web UI: 3 MiB chunked body", status=status, seconds=round(seconds, 2))
     assert "1048576 bytes" in assert_refusal(status, headers, body, 413)
 
 
 def test_a_chunked_body_within_the_limit_is_served(stack):
-    chunks = b"".join(b"%x\r\n" % len(DIGIT_BODY[i:i + 500]) + DIGIT_BODY[i:i + 500] + b"\r\n"
-                      for i in range(0, len(DIGIT_BODY), 500)) + b"0\r\n\r\n"
-    status, _, body, _ = exchange(stack.web.port, predict_head(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-                                  + chunks)
+    chunks = (
+        b"".join(
+            b"%x\r\n" % len(DIGIT_BODY[i : i + 500]) + DIGIT_BODY[i : i + 500] + b"\r\n"
+            for i in range(0, len(DIGIT_BODY), 500)
+        )
+        + b"0\r\n\r\n"
+    )
+    status, _, body, _ = exchange(
+        stack.web.port, predict_head(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n") + chunks
+    )
     assert status == 200 and "prediction" in json.loads(body)
 
 
@@ -202,7 +220,9 @@ def test_an_over_long_request_target_gets_414(stack):
 
 
 def test_an_over_long_head_gets_431(stack):
-    status, headers, body, _ = exchange(stack.web.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n")
+    status, headers, body, _ = exchange(
+        stack.web.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n"
+    )
     assert_refusal(status, headers, body, 431)
 
 
@@ -252,8 +272,9 @@ def largest_accepted_picture() -> bytes:
 
     side = pp.MAX_SIDE
     picture = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    ImageDraw.Draw(picture).line([(side // 3, side // 5), (side // 2, 4 * side // 5)], fill=(0, 0, 0, 255),
-                                 width=side // 25)
+    ImageDraw.Draw(picture).line(
+        [(side // 3, side // 5), (side // 2, 4 * side // 5)], fill=(0, 0, 0, 255), width=side // 25
+    )
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -262,10 +283,19 @@ def largest_accepted_picture() -> bytes:
 def test_long_thin_picture_is_refused_without_decoding(stack):
     picture = png_bomb(16_777_216, 1)  # 16 M pixels: within the area cap, not the side
     pid = worker_pid(stack)
-    response, growth = peak_growth_bytes(pid, lambda: requests.post(
-        f"{stack.web.url}/api/v1/predict", json={"image": base64.b64encode(picture).decode()}, timeout=30))
-    record("abuse", "web UI: PNG of 16,777,216 x 1 pixels", status=response.status_code, png_kib=len(picture) // 1024,
-           peak_rss_growth_mib=round(growth / 2**20, 1))
+    response, growth = peak_growth_bytes(
+        pid,
+        lambda: requests.post(
+            f"{stack.web.url}/api/v1/predict", json={"image": base64.b64encode(picture).decode()}, timeout=30
+        ),
+    )
+    record(
+        "abuse",
+        "web UI: PNG of 16,777,216 x 1 pixels",
+        status=response.status_code,
+        png_kib=len(picture) // 1024,
+        peak_rss_growth_mib=round(growth / 2**20, 1),
+    )
     assert response.status_code == 413, response.text[:300]
     assert growth < 20 << 20
 
@@ -278,11 +308,20 @@ def test_peak_memory_of_the_largest_accepted_picture_is_bounded(stack):
     picture = largest_accepted_picture()
     pid = worker_pid(stack)
     requests.post(f"{stack.web.url}/api/v1/predict", json={"pixels": [0.0] * 784}, timeout=30)  # warm
-    response, growth = peak_growth_bytes(pid, lambda: requests.post(
-        f"{stack.web.url}/api/v1/predict", json={"image": base64.b64encode(picture).decode()}, timeout=60))
-    record("abuse", "web UI: peak memory of one 4096x4096 RGBA PNG request", status=response.status_code,
-           png_kib=len(picture) // 1024, peak_rss_growth_mib=round(growth / 2**20, 1),
-           bound_mib=IMAGE_REQUEST_PEAK_BOUND >> 20)
+    response, growth = peak_growth_bytes(
+        pid,
+        lambda: requests.post(
+            f"{stack.web.url}/api/v1/predict", json={"image": base64.b64encode(picture).decode()}, timeout=60
+        ),
+    )
+    record(
+        "abuse",
+        "web UI: peak memory of one 4096x4096 RGBA PNG request",
+        status=response.status_code,
+        png_kib=len(picture) // 1024,
+        peak_rss_growth_mib=round(growth / 2**20, 1),
+        bound_mib=IMAGE_REQUEST_PEAK_BOUND >> 20,
+    )
     assert response.status_code == 200, response.text[:300]
     assert growth < IMAGE_REQUEST_PEAK_BOUND
 
@@ -295,6 +334,9 @@ def test_the_web_ui_still_answers_after_all_this(stack):
 
 def test_an_upgrade_offer_is_answered_as_http_1_1(stack):
     # curl --http2 on plain HTTP offers h2c; the server does not take it up and answers normally.
-    status, _, body, _ = exchange(stack.web.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                                                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    status, _, body, _ = exchange(
+        stack.web.port,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    )
     assert status == 200 and json.loads(body) == {"status": "ok"}

@@ -15,8 +15,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.resilience.figures import record
 from tests.deploy import renders as deploy
+from tests.resilience.figures import record
 from tests.resilience.resilience_support import REPO_ROOT
 
 CONFIG = REPO_ROOT / "kustomize" / ".checkov.yaml"
@@ -60,8 +60,9 @@ def scan(tmp_path_factory):
     folder = tmp_path_factory.mktemp("checkov")
     targets = {}
     for target in deploy.TARGETS:
-        text = render.render(os.fspath(deploy.KUSTOMIZE / target), deploy.TEST_IMAGES, deploy.TEST_SETTINGS,
-                             os.fspath(deploy.KUBECTL))
+        text = render.render(
+            os.fspath(deploy.KUSTOMIZE / target), deploy.TEST_IMAGES, deploy.TEST_SETTINGS, os.fspath(deploy.KUBECTL)
+        )
         name = target.replace("/", "__") + ".yaml"
         (folder / name).write_text(text)
         targets[name] = target
@@ -69,7 +70,11 @@ def scan(tmp_path_factory):
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE"}  # no calls home: the scan works offline
     result = subprocess.run(
         [os.fspath(CHECKOV), "-d", os.fspath(folder), "--framework", "kubernetes", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=folder,
     )
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: some check failed
     reports = json.loads(result.stdout)
@@ -106,9 +111,14 @@ def test_rendered_manifests_have_no_finding_without_a_written_reason(scan):
         open_findings = [c for c in findings if c["check_id"] not in reasons]
         used.update(c["check_id"] for c in findings if c["check_id"] in reasons)
         unexplained += [f"{target}: {c['check_id']} {c['check_name']} ({c['resource']})" for c in open_findings]
-        record("scan", f"checkov kubernetes: {target}", checks_passed=len(checks["passed_checks"]),
-               findings=len(findings), findings_skipped_with_reason=len(findings) - len(open_findings),
-               findings_open=len(open_findings))
+        record(
+            "scan",
+            f"checkov kubernetes: {target}",
+            checks_passed=len(checks["passed_checks"]),
+            findings=len(findings),
+            findings_skipped_with_reason=len(findings) - len(open_findings),
+            findings_open=len(open_findings),
+        )
         assert checks["passed_checks"], f"checkov checked nothing in {target}"
     assert unexplained == [], "\n".join(unexplained)
     # A skip that no render needs any more is removed rather than kept as a blanket exception.

@@ -28,8 +28,12 @@ pytestmark = pytest.mark.slow
 
 EXPORT_TIMEOUT_S = 300
 # Files every published version holds; a version missing one is partial.
-REQUIRED_FILES = ("saved_model.pb", "variables/variables.index", "assets.extra/tf_serving_warmup_requests",
-                  "assets.extra/model_card.json")
+REQUIRED_FILES = (
+    "saved_model.pb",
+    "variables/variables.index",
+    "assets.extra/tf_serving_warmup_requests",
+    "assets.extra/model_card.json",
+)
 
 
 def _staging(base: pathlib.Path) -> list[pathlib.Path]:
@@ -47,8 +51,9 @@ KILL_POINTS = {
     "SavedModel written, warmup requests being written": _staged("saved_model.pb"),
     "warmup requests written, validation gate running": _staged("assets.extra/tf_serving_warmup_requests"),
     "model card written, version being published": _staged("assets.extra/model_card.json"),
-    "version published, retention removing the old one": lambda base: (base / "2").exists()
-    or any(name.startswith(".deleting-") for name in os.listdir(base)),
+    "version published, retention removing the old one": lambda base: (
+        (base / "2").exists() or any(name.startswith(".deleting-") for name in os.listdir(base))
+    ),
 }
 # The last two steps take milliseconds; the exporter may finish before the kill lands.
 MAY_FINISH_FIRST = {"model card written, version being published", "version published, retention removing the old one"}
@@ -145,9 +150,15 @@ def killed_exports(training_run, published_base, data_dir, tmp_path_factory, log
 def test_an_exporter_killed_at_this_step_never_shows_a_partial_version(killed_exports, kill_point):
     export = killed_exports[kill_point]
     versions = sorted(int(name) for name in os.listdir(export.base) if name.isdigit())
-    record("faults", f"exporter killed: {kill_point}", base_path_looks=export.looks,
-           partial_versions_seen=len(export.partial_seen), killed=export.killed,
-           seconds_to_kill=round(export.seconds_to_kill or 0, 2), versions_after=versions)
+    record(
+        "faults",
+        f"exporter killed: {kill_point}",
+        base_path_looks=export.looks,
+        partial_versions_seen=len(export.partial_seen),
+        killed=export.killed,
+        seconds_to_kill=round(export.seconds_to_kill or 0, 2),
+        versions_after=versions,
+    )
     assert export.partial_seen == [], export.partial_seen[:5]
     assert export.moments_without_version == 0, "a moment with no complete version to serve"
     if kill_point in MAY_FINISH_FIRST and not export.killed:

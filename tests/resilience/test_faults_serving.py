@@ -54,16 +54,26 @@ def test_a_version_published_under_load_answers_with_zero_failed_requests(stack,
         stack.publish(new)
         answered_at = wait_for(
             lambda: next((o.at for o in load.since(published_at) if o.version == new), None),
-            SWITCH_BUDGET_S, f"version {new} to answer through the web UI",
+            SWITCH_BUDGET_S,
+            f"version {new} to answer through the web UI",
         )
         # Keep the load going until the old version is unloaded, and a little after.
-        wait_for(lambda: old not in [v["version"] for v in model_status(stack)["versions"]
-                                     if v["state"] == "AVAILABLE"], SWITCH_BUDGET_S, f"version {old} to unload")
+        wait_for(
+            lambda: old not in [v["version"] for v in model_status(stack)["versions"] if v["state"] == "AVAILABLE"],
+            SWITCH_BUDGET_S,
+            f"version {old} to unload",
+        )
         time.sleep(1)
     outcomes = load.snapshot()
     failed = [o for o in outcomes if o.status != 200]
-    record("faults", "version published under web UI load", requests_sent=len(outcomes), requests_failed=len(failed),
-           switch_seconds=round(answered_at - published_at, 2), poll_seconds=POLL_SECONDS)
+    record(
+        "faults",
+        "version published under web UI load",
+        requests_sent=len(outcomes),
+        requests_failed=len(failed),
+        switch_seconds=round(answered_at - published_at, 2),
+        poll_seconds=POLL_SECONDS,
+    )
     assert failed == [], describe(failed)
     assert len(outcomes) > 20
     versions_seen = [o.version for o in outcomes]
@@ -87,9 +97,12 @@ def test_a_corrupt_version_keeps_the_previous_serving_and_the_status_api_shows_t
             wait_for(lambda: len(load.snapshot()) >= 10, 30, "traffic before the corrupt version")
             os.rename(staging, stack.base_path / str(broken))
             entry = wait_for(
-                lambda: next((v for v in model_status(stack)["versions"]
-                              if v["version"] == broken and v["error_code"] != "OK"), None),
-                SWITCH_BUDGET_S, f"the web UI's status API to show version {broken}'s error",
+                lambda: next(
+                    (v for v in model_status(stack)["versions"] if v["version"] == broken and v["error_code"] != "OK"),
+                    None,
+                ),
+                SWITCH_BUDGET_S,
+                f"the web UI's status API to show version {broken}'s error",
             )
             time.sleep(POLL_SECONDS * 2)  # later polls must not unload the version that serves
         status = model_status(stack)
@@ -99,8 +112,12 @@ def test_a_corrupt_version_keeps_the_previous_serving_and_the_status_api_shows_t
                 shutil.rmtree(leftover)
     outcomes = load.snapshot()
     failed = [o for o in outcomes if o.status != 200]
-    record("faults", "corrupt version beside a serving one (web UI load)", requests_sent=len(outcomes),
-           requests_failed=len(failed))
+    record(
+        "faults",
+        "corrupt version beside a serving one (web UI load)",
+        requests_sent=len(outcomes),
+        requests_failed=len(failed),
+    )
     assert failed == [], describe(failed)
     assert {o.version for o in outcomes} == {serving}
     assert entry["state"] == "END" and entry["error_message"]
@@ -128,8 +145,11 @@ def test_model_server_killed_and_restarted_under_load_web_ui_says_503_then_recov
         liveness = requests.get(f"{stack.web.url}/healthz", timeout=10)
         stack.standin.start()  # same ports; returns once the model is AVAILABLE again
         back_at = time.monotonic()
-        recovered_at = wait_for(lambda: next((o.at for o in load.since(back_at) if o.status == 200), None),
-                                RECOVERY_BUDGET_S, "the web UI to answer 200 again")
+        recovered_at = wait_for(
+            lambda: next((o.at for o in load.since(back_at) if o.status == 200), None),
+            RECOVERY_BUDGET_S,
+            "the web UI to answer 200 again",
+        )
         time.sleep(2)  # steady traffic after recovery
     outcomes = load.snapshot()
     before = [o for o in outcomes if o.at < killed_at]
@@ -139,10 +159,15 @@ def test_model_server_killed_and_restarted_under_load_web_ui_says_503_then_recov
     # Failed: anything but the normal answer, or (while it is down) a 503 with a reason.
     wrong = [o for o in outage if o.status not in (200, 503) or (o.status == 503 and not o.reason)]
     wrong += [o for o in before + after if o.status != 200]
-    record("faults", "model server killed and restarted under web UI load", requests_sent=len(outcomes),
-           requests_failed=len(wrong), answered_503_with_reason=len(refused),
-           outage_seconds=round(recovered_at - killed_at, 2),
-           recovery_after_restart_seconds=round(recovered_at - back_at, 2))
+    record(
+        "faults",
+        "model server killed and restarted under web UI load",
+        requests_sent=len(outcomes),
+        requests_failed=len(wrong),
+        answered_503_with_reason=len(refused),
+        outage_seconds=round(recovered_at - killed_at, 2),
+        recovery_after_restart_seconds=round(recovered_at - back_at, 2),
+    )
     assert before and all(o.status == 200 for o in before), describe(before)
     # While it is down: 503 with a reason, nothing else (no 500/502, no dropped connection).
     assert refused, "no request saw the outage"

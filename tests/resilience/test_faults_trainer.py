@@ -41,19 +41,23 @@ class LineReader:
         return "".join(self.lines)
 
 
-def test_trainer_killed_mid_epoch_resumes_with_the_same_command_and_is_as_good(training_run, data_dir, tmp_path,
-                                                                             logs_dir):
+def test_trainer_killed_mid_epoch_resumes_with_the_same_command_and_is_as_good(
+    training_run, data_dir, tmp_path, logs_dir
+):
     model_dir = tmp_path / "model"
     command = trainer_command(data_dir, model_dir)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=pipeline_env())
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=pipeline_env())
     output = LineReader(process)
     try:
         # The line comes once epoch 1 is checkpointed, as epoch 2 begins. Kill at once: an epoch
         # of this run takes about 0.3 s on a quiet machine, so a pause here (there was one of
         # 0.3 s) could let epoch 2 finish before the kill.
-        wait_for(lambda: any(line.startswith("epoch 1/2") for line in output.lines) or process.poll() is not None,
-                 300, "the first epoch to finish", interval=0.005)
+        wait_for(
+            lambda: any(line.startswith("epoch 1/2") for line in output.lines) or process.poll() is not None,
+            300,
+            "the first epoch to finish",
+            interval=0.005,
+        )
         process.kill()
     finally:
         if process.poll() is None:
@@ -73,10 +77,16 @@ def test_trainer_killed_mid_epoch_resumes_with_the_same_command_and_is_as_good(t
     assert "1 of 2 epochs already completed" in resumed.stdout
     assert [line for line in resumed.stdout.splitlines() if line.startswith("epoch ")][0].startswith("epoch 2/2")
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    record("faults", "trainer killed mid-epoch, resumed by the same command",
-           reference_validation_accuracy=round(training_run.validation_accuracy, 4),
-           resumed_validation_accuracy=round(metrics["validation_accuracy"], 4), resumed_from_epoch=metrics[
-               "resumed_from_epoch"], tolerance=ACCURACY_TOLERANCE)
+    record(
+        "faults",
+        "trainer killed mid-epoch, resumed by the same command",
+        reference_validation_accuracy=round(training_run.validation_accuracy, 4),
+        resumed_validation_accuracy=round(metrics["validation_accuracy"], 4),
+        resumed_from_epoch=metrics["resumed_from_epoch"],
+        tolerance=ACCURACY_TOLERANCE,
+    )
     assert metrics["resumed_from_epoch"] == 1 and metrics["epochs"] == 2
     assert metrics["validation_accuracy"] >= training_run.validation_accuracy - ACCURACY_TOLERANCE, (
-        metrics["validation_accuracy"], training_run.validation_accuracy)
+        metrics["validation_accuracy"],
+        training_run.validation_accuracy,
+    )

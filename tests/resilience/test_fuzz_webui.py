@@ -10,14 +10,21 @@ import psutil
 import pytest
 import requests
 import schemathesis
-from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import positive_data_acceptance
 
 from tests.resilience.figures import record
 from tests.resilience.fuzzing import (
-    EXAMPLES_PER_TARGET, FUZZ_SETTINGS, MemoryWatch, assert_json_refusal, b64, content_types, json_values, pictures,
+    EXAMPLES_PER_TARGET,
+    FUZZ_SETTINGS,
+    MemoryWatch,
+    assert_json_refusal,
+    b64,
+    content_types,
+    json_values,
+    pictures,
 )
 
 pytestmark = pytest.mark.slow
@@ -76,32 +83,47 @@ def test_predict_with_any_json_body(stack, memory):
     @given(body=predict_bodies)
     def fuzz(body):
         tried.append(body)
-        response = session.post(f"{stack.web.url}/api/v1/predict", data=json.dumps(body),
-                                headers={"Content-Type": "application/json"}, timeout=30)
+        response = session.post(
+            f"{stack.web.url}/api/v1/predict",
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         assert_json_refusal(response, ERROR_KEYS)
         if response.status_code == 200:
             assert 0 <= response.json()["prediction"] <= 9
 
     fuzz()
-    record("fuzz", "web UI POST /api/v1/predict, JSON bodies (hypothesis)", inputs_tried=len(tried),
-           max_examples=EXAMPLES_PER_TARGET)
+    record(
+        "fuzz",
+        "web UI POST /api/v1/predict, JSON bodies (hypothesis)",
+        inputs_tried=len(tried),
+        max_examples=EXAMPLES_PER_TARGET,
+    )
 
 
 def test_predict_with_any_bytes_and_content_type(stack, memory):
     session, tried = requests.Session(), []
 
     @FUZZ_SETTINGS
-    @given(body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),
-           content_type=content_types)
+    @given(
+        body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),
+        content_type=content_types,
+    )
     def fuzz(body, content_type):
         tried.append(body)
-        response = session.post(f"{stack.web.url}/api/v1/predict", data=body,
-                                headers={"Content-Type": content_type}, timeout=30)
+        response = session.post(
+            f"{stack.web.url}/api/v1/predict", data=body, headers={"Content-Type": content_type}, timeout=30
+        )
         assert_json_refusal(response, ERROR_KEYS)
 
     fuzz()
-    record("fuzz", "web UI POST /api/v1/predict, raw bytes x content types (hypothesis)", inputs_tried=len(tried),
-           max_examples=EXAMPLES_PER_TARGET)
+    record(
+        "fuzz",
+        "web UI POST /api/v1/predict, raw bytes x content types (hypothesis)",
+        inputs_tried=len(tried),
+        max_examples=EXAMPLES_PER_TARGET,
+    )
 
 
 def test_any_api_path_method_and_query(stack, memory):
@@ -109,22 +131,30 @@ def test_any_api_path_method_and_query(stack, memory):
     segments = st.text(st.characters(codec="utf-8", exclude_characters="/?#"), min_size=1, max_size=12)
 
     @FUZZ_SETTINGS
-    @given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]),
-           path=st.lists(st.one_of(segments, st.sampled_from(["predict", "sample", "model", "..", "%2e%2e"])),
-                         min_size=1, max_size=3).map("/".join),
-           query=st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3))
+    @given(
+        method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]),
+        path=st.lists(
+            st.one_of(segments, st.sampled_from(["predict", "sample", "model", "..", "%2e%2e"])), min_size=1, max_size=3
+        ).map("/".join),
+        query=st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3),
+    )
     def fuzz(method, path, query):
         tried.append((method, path))
-        response = session.request(method, f"{stack.web.url}/api/v1/{requests.utils.quote(path)}", params=query,
-                                   timeout=30)
+        response = session.request(
+            method, f"{stack.web.url}/api/v1/{requests.utils.quote(path)}", params=query, timeout=30
+        )
         if method == "HEAD":  # no body to read a reason from
             assert response.status_code < 500, response.status_code
         else:
             assert_json_refusal(response, ERROR_KEYS)
 
     fuzz()
-    record("fuzz", "web UI /api/v1/<any path>, any method and query (hypothesis)", inputs_tried=len(tried),
-           max_examples=EXAMPLES_PER_TARGET)
+    record(
+        "fuzz",
+        "web UI /api/v1/<any path>, any method and query (hypothesis)",
+        inputs_tried=len(tried),
+        max_examples=EXAMPLES_PER_TARGET,
+    )
 
 
 SCHEMATHESIS_TRIED: dict[str, int] = {}
@@ -147,12 +177,12 @@ def test_every_operation_of_the_openapi_document(stack, memory, mode):
         @settings(FUZZ_SETTINGS, max_examples=SCHEMATHESIS_EXAMPLES)
         @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case):
-            SCHEMATHESIS_TRIED[name] += 1
+            SCHEMATHESIS_TRIED[name] += 1  # noqa: B023 - fuzz() runs within this iteration
             response = case.call(session=session, timeout=30)
             # Schema-valid is not always meaningful: a base64 string that is no PNG, a picture
             # without ink. JSON Schema cannot say so, and refusing them is right.
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
-            assert_json_refusal(response, ERROR_KEYS if operation.path.startswith("/api/") else {"error"})
+            assert_json_refusal(response, ERROR_KEYS if operation.path.startswith("/api/") else {"error"})  # noqa: B023
 
         fuzz()
 
@@ -161,5 +191,10 @@ def test_the_web_ui_stayed_up_with_bounded_memory(memory):
     growth = memory.check()
     for operation, count in sorted(SCHEMATHESIS_TRIED.items()):
         record("fuzz", f"web UI {operation} (schemathesis, OpenAPI)", inputs_tried=count)
-    record("fuzz", "web UI gunicorn memory over all fuzzing", rss_growth_mib=round(growth / 2**20, 1),
-           bound_mib=64, same_processes=True)
+    record(
+        "fuzz",
+        "web UI gunicorn memory over all fuzzing",
+        rss_growth_mib=round(growth / 2**20, 1),
+        bound_mib=64,
+        same_processes=True,
+    )

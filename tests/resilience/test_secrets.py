@@ -12,8 +12,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.resilience.figures import record
 from tests.deploy import renders as deploy
+from tests.resilience.figures import record
 from tests.resilience.resilience_support import REPO_ROOT
 
 # Built from pieces so that this file does not match itself.
@@ -29,15 +29,19 @@ SECRET_PATTERNS = {
     "password in a URL": re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]{3,}@"),
     "secret assignment": re.compile(
         r"(?i)\b(?:password|passwd|secret|api_?key|access_?token|auth_?token|private_?key)\b[\"']?\s*[:=]\s*[\"']"
-        r"(?!\$\{|<|your|example|changeme|\s*[\"'])[^\"'\s]{8,}[\"']"),
+        r"(?!\$\{|<|your|example|changeme|\s*[\"'])[^\"'\s]{8,}[\"']"
+    ),
 }
 SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|private_?key|credential)")
 MAX_BYTES = 2 << 20
 
 
 def findings_in(text: str) -> list[str]:
-    return [f"{name}: {match.group(0)[:40]}..." for name, pattern in SECRET_PATTERNS.items()
-            for match in pattern.finditer(text)]
+    return [
+        f"{name}: {match.group(0)[:40]}..."
+        for name, pattern in SECRET_PATTERNS.items()
+        for match in pattern.finditer(text)
+    ]
 
 
 def scan_files(paths) -> tuple[int, list[str]]:
@@ -57,12 +61,18 @@ def scan_files(paths) -> tuple[int, list[str]]:
 def test_the_scanner_finds_planted_secrets(tmp_path):
     planted = tmp_path / "planted.env"
     key_header = _DASHES + "BEGIN RSA PRIVATE KEY" + _DASHES
-    planted.write_text(f"{key_header}\nMIIE\nAPI_TOKEN = 'ghp_{'a1' * 18}'\npassword: \"hunter2hunter2\"\n"
-                       "url=https://admin:" + "s3cr3tpw" + "@example.com/\n")
+    planted.write_text(
+        f"{key_header}\nMIIE\nAPI_TOKEN = 'ghp_{'a1' * 18}'\npassword: \"hunter2hunter2\"\n"
+        "url=https://admin:" + "s3cr3tpw" + "@example.com/\n"
+    )
     scanned, found = scan_files([planted])
     assert scanned == 1
-    assert {finding.split(": ")[1] for finding in found} >= {"private key", "GitHub token", "secret assignment",
-                                                              "password in a URL"}
+    assert {finding.split(": ")[1] for finding in found} >= {
+        "private key",
+        "GitHub token",
+        "secret assignment",
+        "password in a URL",
+    }
 
 
 def test_no_secrets_in_tracked_files():
@@ -78,8 +88,11 @@ def image_contexts() -> dict[str, list[pathlib.Path]]:
     """For each Dockerfile, the files its .dockerignore lets into the build context."""
     contexts = {}
     for dockerfile in sorted(REPO_ROOT.glob("services/*/Dockerfile")):
-        rules = [line.strip() for line in (dockerfile.parent / "Dockerfile.dockerignore").read_text().splitlines()
-                 if line.strip() and not line.startswith("#")]
+        rules = [
+            line.strip()
+            for line in (dockerfile.parent / "Dockerfile.dockerignore").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
         included = [rule[1:] for rule in rules if rule.startswith("!")]
         excluded = [rule for rule in rules if not rule.startswith("!") and rule != "*"]
         files = []
@@ -87,9 +100,11 @@ def image_contexts() -> dict[str, list[pathlib.Path]]:
             candidates = [REPO_ROOT / root] if (REPO_ROOT / root).is_file() else (REPO_ROOT / root).rglob("*")
             for path in candidates:
                 relative = path.relative_to(REPO_ROOT).as_posix()
-                if path.is_file() and not any(fnmatch.fnmatch(relative, pattern) or any(
-                        fnmatch.fnmatch(part, pattern.removeprefix("**/")) for part in relative.split("/"))
-                        for pattern in excluded):
+                if path.is_file() and not any(
+                    fnmatch.fnmatch(relative, pattern)
+                    or any(fnmatch.fnmatch(part, pattern.removeprefix("**/")) for part in relative.split("/"))
+                    for pattern in excluded
+                ):
                     files.append(path)
         contexts[dockerfile.parent.name] = files
     return contexts
@@ -102,10 +117,15 @@ def test_no_secrets_in_what_goes_into_an_image():
         scanned, found = scan_files(files)
         # Build arguments and environment baked into the image: none may carry a secret.
         dockerfile = (REPO_ROOT / "services" / service / "Dockerfile").read_text()
-        baked = [line for line in dockerfile.splitlines()
-                 if re.match(r"\s*(ARG|ENV)\b", line) and SECRET_NAME.search(line)]
-        record("security", f"secrets scan: {service} image build context", files_scanned=scanned,
-               findings=len(found) + len(baked))
+        baked = [
+            line for line in dockerfile.splitlines() if re.match(r"\s*(ARG|ENV)\b", line) and SECRET_NAME.search(line)
+        ]
+        record(
+            "security",
+            f"secrets scan: {service} image build context",
+            files_scanned=scanned,
+            findings=len(found) + len(baked),
+        )
         assert scanned > 0, f"{service}: nothing would be copied into the image?"
         assert found == [] and baked == [], found + baked
 
@@ -115,8 +135,9 @@ def test_no_secrets_in_the_rendered_manifests():
 
     objects_checked, found = 0, []
     for target in deploy.TARGETS:
-        text = render.render(os.fspath(deploy.KUSTOMIZE / target), deploy.TEST_IMAGES, deploy.TEST_SETTINGS,
-                             os.fspath(deploy.KUBECTL))
+        text = render.render(
+            os.fspath(deploy.KUSTOMIZE / target), deploy.TEST_IMAGES, deploy.TEST_SETTINGS, os.fspath(deploy.KUBECTL)
+        )
         found += [f"{target}: {finding}" for finding in findings_in(text)]
         for document in yaml.safe_load_all(text):
             if not document:
@@ -128,8 +149,13 @@ def test_no_secrets_in_the_rendered_manifests():
             for env in _env_entries(document):
                 if SECRET_NAME.search(env.get("name", "")) and "value" in env:
                     found.append(f"{target}: {kind}/{name} env {env['name']} has a literal value")
-    record("security", "secrets scan: rendered manifests", targets=len(deploy.TARGETS), objects=objects_checked,
-           findings=len(found))
+    record(
+        "security",
+        "secrets scan: rendered manifests",
+        targets=len(deploy.TARGETS),
+        objects=objects_checked,
+        findings=len(found),
+    )
     assert found == []
 
 

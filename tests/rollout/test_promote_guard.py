@@ -8,10 +8,10 @@ import threading
 
 import numpy as np
 import pytest
+from mnist_rollout import cli
 from werkzeug.serving import make_server
 
 from mnist_common import serving_client as sc
-from mnist_rollout import cli
 from mnist_common.rollout import state as rollout_state
 from mnist_webui import create_app
 from mnist_webui.config import Settings
@@ -56,8 +56,13 @@ def web_ui(tmp_path):
     state_file = tmp_path / "rollout.json"
     state_file.write_text(json.dumps({"schema": 1, "generation": 1, "stable": 1, "canary": 2, "canary_percent": 30}))
     settings = Settings(rollout_file=str(state_file))
-    app = create_app({"MNIST_SETTINGS": settings, "MNIST_CLIENT": CanaryFailsSometimes(),
-                      "MNIST_DIGITS": HeldOutDigits.load(str(tmp_path / "no-digits"))})
+    app = create_app(
+        {
+            "MNIST_SETTINGS": settings,
+            "MNIST_CLIENT": CanaryFailsSometimes(),
+            "MNIST_DIGITS": HeldOutDigits.load(str(tmp_path / "no-digits")),
+        }
+    )
     client = app.test_client()
     for _ in range(400):
         client.post("/api/v1/predict", json={"pixels": PIXELS})
@@ -74,9 +79,22 @@ def promote(tmp_path, state_file, metrics_url, *extra):
     for version in (1, 2):
         (base / str(version)).mkdir(parents=True, exist_ok=True)
         (base / str(version) / "saved_model.pb").write_bytes(b"")
-    return cli.main(["promote", "--state-file", str(state_file), "--model-config-file", str(tmp_path / "models.config"),
-                     "--model-base-path", str(base), "--metrics-url", metrics_url,
-                     "--rest-url", "http://127.0.0.1:9", *extra])
+    return cli.main(
+        [
+            "promote",
+            "--state-file",
+            str(state_file),
+            "--model-config-file",
+            str(tmp_path / "models.config"),
+            "--model-base-path",
+            str(base),
+            "--metrics-url",
+            metrics_url,
+            "--rest-url",
+            "http://127.0.0.1:9",
+            *extra,
+        ]
+    )
 
 
 def test_promote_refuses_a_canary_with_a_higher_error_rate(tmp_path, web_ui, capsys):

@@ -4,6 +4,7 @@ use them, and the exporter's retention keeping the versions a rollout serves."""
 from __future__ import annotations
 
 from mnist_rollout import cli
+
 from mnist_common.rollout import state as rollout_state
 from mnist_exporter import versions
 
@@ -14,9 +15,21 @@ def publish_folder(base, version):
 
 
 def run(tmp_path, *args):
-    return cli.main([*args, "--state-file", str(tmp_path / "rollout.json"), "--model-config-file",
-                     str(tmp_path / "models.config"), "--model-base-path", str(tmp_path / "models"),
-                     "--rest-url", "http://127.0.0.1:9", "--metrics-url", "http://127.0.0.1:9/metrics"])
+    return cli.main(
+        [
+            *args,
+            "--state-file",
+            str(tmp_path / "rollout.json"),
+            "--model-config-file",
+            str(tmp_path / "models.config"),
+            "--model-base-path",
+            str(tmp_path / "models"),
+            "--rest-url",
+            "http://127.0.0.1:9",
+            "--metrics-url",
+            "http://127.0.0.1:9/metrics",
+        ]
+    )
 
 
 def test_publishing_makes_the_first_version_stable_and_later_ones_canary(tmp_path, capsys):
@@ -60,8 +73,9 @@ def test_retention_keeps_the_versions_the_rollout_names(tmp_path, capsys):
     base = tmp_path / "models"
     for version in range(1, 6):
         publish_folder(base, version)
-    rollout_state.write(str(tmp_path / "rollout.json"),
-                        rollout_state.RolloutState(stable=1, canary=5, canary_percent=10), None)
+    rollout_state.write(
+        str(tmp_path / "rollout.json"), rollout_state.RolloutState(stable=1, canary=5, canary_percent=10), None
+    )
     assert run(tmp_path, "versions") == 0
     protect = tuple(int(v) for v in capsys.readouterr().out.split())
     assert protect == (1, 5)

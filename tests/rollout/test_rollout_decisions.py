@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import text_format
+from mnist_rollout import decisions, live_metrics, policy, steps
+from mnist_rollout.decisions import PromotePolicy, RolloutRefused, VersionFigures
 from tensorflow_serving.config import model_server_config_pb2
 
 from mnist_common.rollout import model_config
-
-from mnist_rollout import decisions, live_metrics, policy, steps
 from mnist_common.rollout import state as rollout_state
-from mnist_rollout.decisions import PromotePolicy, RolloutRefused, VersionFigures
 from mnist_common.rollout.state import RolloutState
 
 
@@ -78,7 +77,8 @@ def test_a_new_version_loads_before_a_label_names_it_and_a_retired_one_goes_last
     assert promote[2].versions == (1,) and promote[3].config.versions == (2,)
     # Only the share changes: no server step at all.
     assert [type(s).__name__ for s in steps.plan(new, RolloutState(stable=1, canary=2, canary_percent=50))] == [
-        "WriteState"]
+        "WriteState"
+    ]
 
 
 def test_the_rendered_config_is_a_model_server_config_with_both_versions_and_labels():

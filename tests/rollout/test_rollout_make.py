@@ -23,8 +23,15 @@ def test_canary_promote_rollback_and_status_through_make(repo_root, tmp_path):
     state_file.write_text(json.dumps({"schema": 1, "generation": 1, "stable": 1}))
 
     def make(*args):
-        command = ["make", "-s", *args, f"ARTIFACTS={tmp_path}", f"MODEL_BASE_PATH={base}",
-                   f"REST_PORT={free_port()}", f"UI_PORT={free_port()}"]
+        command = [
+            "make",
+            "-s",
+            *args,
+            f"ARTIFACTS={tmp_path}",
+            f"MODEL_BASE_PATH={base}",
+            f"REST_PORT={free_port()}",
+            f"UI_PORT={free_port()}",
+        ]
         return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=120)
 
     canary = make("canary", "PERCENT=20")  # the newest published version by default

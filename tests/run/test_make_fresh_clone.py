@@ -54,8 +54,14 @@ def make_logged(stub, *args):
     root, log = stub
     artifacts = root / "artifacts"
     env = {k: v for k, v in os.environ.items() if k not in ("TRAIN_DIR", "MODEL_BASE_PATH", "DATA_DIR", "MAKEFLAGS")}
-    result = subprocess.run(["make", "--no-print-directory", f"VENV={root / 'venv'}", f"ARTIFACTS={artifacts}", *args],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "--no-print-directory", f"VENV={root / 'venv'}", f"ARTIFACTS={artifacts}", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     calls = log.read_text().splitlines()
     log.write_text("")
     return result, calls
@@ -97,8 +103,9 @@ def test_tensorboard_on_a_fresh_clone_starts_and_says_to_train(stub_venv):
     assert pathlib.Path(root / "artifacts" / "training" / "logs").is_dir()
 
 
-@pytest.mark.parametrize("target, promise", [("serve", "trains and exports"), ("export", "trains first"),
-                                             ("tensorboard", "before training")])
+@pytest.mark.parametrize(
+    "target, promise", [("serve", "trains and exports"), ("export", "trains first"), ("tensorboard", "before training")]
+)
 def test_the_help_line_says_what_the_target_sets_up(target, promise):
     help_text = subprocess.run(["make", "help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60).stdout
     line = next(line for line in help_text.splitlines() if line.split()[:1] == [target])

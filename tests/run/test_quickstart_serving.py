@@ -23,13 +23,27 @@ pytestmark = pytest.mark.slow
 def quickstart(tmp_path_factory):
     root = tmp_path_factory.mktemp("quickstart")
     grpc_port, rest_port = free_ports(2)
-    env = {**os.environ, "VENV": VENV, "GRPC_PORT": str(grpc_port), "REST_PORT": str(rest_port),
-           "MODEL_BASE_PATH": str(root / "models" / "mnist"), "QUICK_TRAIN_DIR": str(root / "training-quick"),
-           "DATA_DIR": str(DATA_DIR), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "VENV": VENV,
+        "GRPC_PORT": str(grpc_port),
+        "REST_PORT": str(rest_port),
+        "MODEL_BASE_PATH": str(root / "models" / "mnist"),
+        "QUICK_TRAIN_DIR": str(root / "training-quick"),
+        "DATA_DIR": str(DATA_DIR),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     env.pop("MAKEFLAGS", None)
     started = time.monotonic()
-    done = subprocess.run(["bash", str(SCRIPT)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=300, start_new_session=True)
+    done = subprocess.run(
+        ["bash", str(SCRIPT)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
     return done, time.monotonic() - started, rest_port
 
 
@@ -64,7 +78,7 @@ def test_the_whole_quickstart_takes_under_two_minutes(quickstart):
 
 def test_the_readme_shows_the_quickstart_commands_verbatim():
     script = SCRIPT.read_text()
-    commands = script[script.index("# 1. "):].rstrip()
+    commands = script[script.index("# 1. ") :].rstrip()
     assert commands in (REPO_ROOT / "README.md").read_text()
 
 

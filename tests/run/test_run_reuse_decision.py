@@ -17,8 +17,12 @@ WANTED = TrainingInputs(DATA, PARAMS)
 
 
 def metrics(dataset=DATA, **overrides):
-    return {"dataset_sha256": dataset, **{k: v for k, v in PARAMS.items() if v is not None},
-            "accuracy": 0.98, **overrides}
+    return {
+        "dataset_sha256": dataset,
+        **{k: v for k, v in PARAMS.items() if v is not None},
+        "accuracy": 0.98,
+        **overrides,
+    }
 
 
 def card(dataset=DATA, **overrides):
@@ -86,10 +90,24 @@ def test_plan_cli_reads_manifest_card_and_metrics(tmp_path):
 
     def plan(*params):
         result = subprocess.run(
-            [sys.executable, "-m", "mnist_run.cli", "plan", "--data-dir", str(data_dir), "--train-dir",
-             str(train_dir), "--model-base-path", str(base), *params],
-            capture_output=True, text=True, timeout=60,
-            env={**os.environ, "EPOCHS": "", "BATCH_SIZE": "", "LEARNING_RATE": "", "SEED": "", "TRAIN_LIMIT": ""})
+            [
+                sys.executable,
+                "-m",
+                "mnist_run.cli",
+                "plan",
+                "--data-dir",
+                str(data_dir),
+                "--train-dir",
+                str(train_dir),
+                "--model-base-path",
+                str(base),
+                *params,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "EPOCHS": "", "BATCH_SIZE": "", "LEARNING_RATE": "", "SEED": "", "TRAIN_LIMIT": ""},
+        )
         return result.returncode, result.stdout.strip(), result.stderr
 
     args = ["--epochs", "3", "--batch-size", "128", "--learning-rate", "0.001", "--seed", "42"]

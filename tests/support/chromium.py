@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Mapping
+from collections.abc import Mapping
 
 DEFAULT = "/usr/bin/chromium"
 NAMES_ON_PATH = ("chromium", "chromium-browser")
-HOW_TO_GET_IT = ("install it (Debian: apt-get install chromium) or set CHROMIUM=/path/to/chromium; "
-                 "PYTEST_ARGS='-m \"not browser\"' runs every other test without it")
+HOW_TO_GET_IT = (
+    "install it (Debian: apt-get install chromium) or set CHROMIUM=/path/to/chromium; "
+    "PYTEST_ARGS='-m \"not browser\"' runs every other test without it"
+)
 
 
 class ChromiumMissing(RuntimeError):

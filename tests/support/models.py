@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 
 
-def fit_tiny_model(data_dir: str, digits: int | None = None, epochs: int = 1, seed: int | None = None,
-                   batch_size: int = 32):
+def fit_tiny_model(
+    data_dir: str, digits: int | None = None, epochs: int = 1, seed: int | None = None, batch_size: int = 32
+):
     """build_model() fitted on the first `digits` training digits (all if None)."""
     import keras
 

@@ -30,14 +30,22 @@ def standin_command(
         else [f"--model_name={model_name}", f"--model_base_path={os.fspath(base_path)}"]
     )
     command = [
-        sys.executable, "-m", "tfserving_standin.cli",
-        f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--host=127.0.0.1",
+        sys.executable,
+        "-m",
+        "tfserving_standin.cli",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        "--host=127.0.0.1",
         *model_flags,
         f"--file_system_poll_wait_seconds={poll_seconds:g}",
     ]
     if batching:
-        command += ["--enable_batching", f"--batching_parameters_file={SERVING_CONFIG_DIR / 'batching_parameters.txt'}",
-                    "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1"]
+        command += [
+            "--enable_batching",
+            f"--batching_parameters_file={SERVING_CONFIG_DIR / 'batching_parameters.txt'}",
+            "--tensorflow_intra_op_parallelism=1",
+            "--tensorflow_inter_op_parallelism=1",
+        ]
     if monitoring:
         command.append(f"--monitoring_config_file={SERVING_CONFIG_DIR / 'monitoring.config'}")
     return [*command, *extra_flags]

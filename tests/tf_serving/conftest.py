@@ -12,8 +12,8 @@ import pathlib
 
 import pytest
 
-from tests.tf_serving.external_server import external_server
 from tests.support.models import export_version, fit_tiny_model
+from tests.tf_serving.external_server import external_server
 from tests.tf_serving.serving_harness import MODEL_NAME, ServerUnderTest, publish, start_standin, wait_available
 
 
@@ -46,7 +46,7 @@ def server(request, tmp_path_factory):
     config_file.write_text(
         "model_config_list {\n  config {\n"
         f'    name: "{MODEL_NAME}"\n    base_path: "{base_path}"\n    model_platform: "tensorflow"\n'
-        '    model_version_policy { latest { num_versions: 1 } }\n'
+        "    model_version_policy { latest { num_versions: 1 } }\n"
         '    version_labels { key: "stable" value: 1 }\n'
         "  }\n}\n"
     )

@@ -6,7 +6,7 @@ The same names as the web UI's: SERVING_REST_URL (REST base URL) and SERVING_GRP
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from mnist_common.settings import read_setting
 

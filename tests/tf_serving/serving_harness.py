@@ -13,19 +13,24 @@ import grpc
 import pytest
 import requests
 
-from tests.support.paths import SERVING_CONFIG_DIR as CONFIG_DIR
 from tests.support.ports import free_port
 from tests.support.standin import MODEL_NAME, standin_command
 
 STARTUP_TIMEOUT_S = 120
 
 
-
 class ServerUnderTest:
     """Where a TF Serving (real or stand-in) listens, and how to reach it."""
 
-    def __init__(self, rest_url: str, grpc_target: str, base_path: pathlib.Path | None, standin: bool,
-                 process: subprocess.Popen | None = None, log_path: pathlib.Path | None = None):
+    def __init__(
+        self,
+        rest_url: str,
+        grpc_target: str,
+        base_path: pathlib.Path | None,
+        standin: bool,
+        process: subprocess.Popen | None = None,
+        log_path: pathlib.Path | None = None,
+    ):
         self.rest_url = rest_url.rstrip("/")
         self.grpc_target = grpc_target
         self.base_path = base_path  # None when the suite cannot write into the server's base path
@@ -77,16 +82,22 @@ def publish(base_path: pathlib.Path, version: int, source: pathlib.Path) -> None
     os.rename(staging, base_path / str(version))
 
 
-def start_standin(base_path: pathlib.Path, log_path: pathlib.Path, config_file: pathlib.Path | None = None,
-                  extra_flags: tuple[str, ...] = ()) -> ServerUnderTest:
+def start_standin(
+    base_path: pathlib.Path,
+    log_path: pathlib.Path,
+    config_file: pathlib.Path | None = None,
+    extra_flags: tuple[str, ...] = (),
+) -> ServerUnderTest:
     rest_port, grpc_port = free_port(), free_port()
-    command = standin_command(grpc_port=grpc_port, rest_port=rest_port, base_path=base_path, config_file=config_file,
-                              extra_flags=extra_flags)
+    command = standin_command(
+        grpc_port=grpc_port, rest_port=rest_port, base_path=base_path, config_file=config_file, extra_flags=extra_flags
+    )
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     log_file.close()
-    server = ServerUnderTest(f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}", base_path, True,
-                             process, log_path)
+    server = ServerUnderTest(
+        f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}", base_path, True, process, log_path
+    )
     wait_available(server)
     return server

@@ -37,12 +37,17 @@ class Answer:
 
 def tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """A TensorProto the way most clients build it (tensor_content for numbers)."""
-    dtype = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE,
-             np.dtype(np.int64): types_pb2.DT_INT64, np.dtype(object): types_pb2.DT_STRING}[array.dtype]
+    dtype = {
+        np.dtype(np.float32): types_pb2.DT_FLOAT,
+        np.dtype(np.float64): types_pb2.DT_DOUBLE,
+        np.dtype(np.int64): types_pb2.DT_INT64,
+        np.dtype(object): types_pb2.DT_STRING,
+    }[array.dtype]
     proto = tensor_pb2.TensorProto(
         dtype=dtype,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]),
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]
+        ),
     )
     if dtype == types_pb2.DT_STRING:
         proto.string_val.extend(array.ravel().tolist())
@@ -56,8 +61,11 @@ def from_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     dtype = _NUMPY[proto.dtype]
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
-    field = {types_pb2.DT_FLOAT: proto.float_val, types_pb2.DT_INT64: proto.int64_val,
-             types_pb2.DT_DOUBLE: proto.double_val}[proto.dtype]
+    field = {
+        types_pb2.DT_FLOAT: proto.float_val,
+        types_pb2.DT_INT64: proto.int64_val,
+        types_pb2.DT_DOUBLE: proto.double_val,
+    }[proto.dtype]
     return np.asarray(field, dtype=dtype).reshape(shape)
 
 
@@ -82,10 +90,11 @@ class RestApi:
         if columnar:
             body["inputs"] = {k: _jsonable(v) for k, v in inputs.items()}
         else:
-            (name, value), = inputs.items()
+            ((name, value),) = inputs.items()
             body["instances"] = _jsonable(value)
-        response = requests.post(self.server.model_url(rest_path(version, label) + ":predict", model), json=body,
-                                 timeout=TIMEOUT_S)
+        response = requests.post(
+            self.server.model_url(rest_path(version, label) + ":predict", model), json=body, timeout=TIMEOUT_S
+        )
         return self.answer(response, columnar)
 
     @staticmethod
@@ -93,8 +102,9 @@ class RestApi:
         document = response.json()
         if response.status_code != 200:
             assert set(document) == {"error"}, document
-            kind = {404: "NOT_FOUND", 400: "BAD_REQUEST", 503: "UNAVAILABLE"}.get(response.status_code,
-                                                                                 str(response.status_code))
+            kind = {404: "NOT_FOUND", 400: "BAD_REQUEST", 503: "UNAVAILABLE"}.get(
+                response.status_code, str(response.status_code)
+            )
             return Answer(False, error_kind=kind, message=document["error"], raw=response)
         if columnar:
             outputs = {k: np.asarray(v) for k, v in document["outputs"].items()}
@@ -130,13 +140,20 @@ class GrpcApi:
         try:
             response = self.prediction.Predict(request, timeout=TIMEOUT_S)
         except grpc.RpcError as error:
-            kind = {grpc.StatusCode.NOT_FOUND: "NOT_FOUND", grpc.StatusCode.INVALID_ARGUMENT: "BAD_REQUEST",
-                    grpc.StatusCode.FAILED_PRECONDITION: "BAD_REQUEST",
-                    grpc.StatusCode.UNAVAILABLE: "UNAVAILABLE"}.get(error.code(), error.code().name)
+            kind = {
+                grpc.StatusCode.NOT_FOUND: "NOT_FOUND",
+                grpc.StatusCode.INVALID_ARGUMENT: "BAD_REQUEST",
+                grpc.StatusCode.FAILED_PRECONDITION: "BAD_REQUEST",
+                grpc.StatusCode.UNAVAILABLE: "UNAVAILABLE",
+            }.get(error.code(), error.code().name)
             return Answer(False, error_kind=kind, message=error.details(), raw=error)
-        return Answer(True, outputs={k: from_proto(v) for k, v in response.outputs.items()},
-                      version=response.model_spec.version.value, signature_name=response.model_spec.signature_name,
-                      raw=response)
+        return Answer(
+            True,
+            outputs={k: from_proto(v) for k, v in response.outputs.items()},
+            version=response.model_spec.version.value,
+            signature_name=response.model_spec.signature_name,
+            raw=response,
+        )
 
     def status(self, model="mnist", version=None, label=None):
         request = get_model_status_pb2.GetModelStatusRequest()

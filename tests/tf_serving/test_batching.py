@@ -10,6 +10,7 @@ import time
 import grpc
 import numpy as np
 import pytest
+
 from tfserving_standin.core.batching import Batcher
 from tfserving_standin.core.config import BatchingParameters
 from tfserving_standin.core.errors import ServingError, invalid_argument
@@ -97,8 +98,9 @@ def test_a_bad_request_fails_alone(executor):
 
     async def scenario():
         batcher = Batcher(signature, params, executor)
-        results = await asyncio.gather(batcher.submit(rows(1), 1), batcher.submit(rows(-1), 1),
-                                       batcher.submit(rows(3), 1), return_exceptions=True)
+        results = await asyncio.gather(
+            batcher.submit(rows(1), 1), batcher.submit(rows(-1), 1), batcher.submit(rows(3), 1), return_exceptions=True
+        )
         await batcher.drain_and_close()
         return results
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.tf_serving.serving_harness import CONFIG_DIR
 from tfserving_standin import cli
 from tfserving_standin.core.config import (
@@ -58,8 +59,8 @@ def test_unset_batching_fields_take_tf_servings_defaults(tmp_path):
         ("b.txt", "max_batch_size: 3\n", load_batching_parameters, "BatchingParameters"),
         ("b.txt", "max_batch_sizes { value: 3 }\n", load_batching_parameters, "max_batch_sizes"),
         ("b.txt", "num_batch_threads { value: 0 }\n", load_batching_parameters, "num_batch_threads"),
-        ("m.config", "prometheus_config { enable: true path: \"metrics\" }\n", load_monitoring_config, "start with /"),
-        ("models.config", "model_config_list { config { name: \"x\" } }\n", load_model_config_file, "base_path"),
+        ("m.config", 'prometheus_config { enable: true path: "metrics" }\n', load_monitoring_config, "start with /"),
+        ("models.config", 'model_config_list { config { name: "x" } }\n', load_model_config_file, "base_path"),
     ],
 )
 def test_bad_config_files_name_the_file(tmp_path, file_name, text, loader, fragment):
@@ -92,8 +93,15 @@ def test_cli_rejects_bad_flags_with_exit_code_2(flags, fragment, capsys):
 
 def test_cli_accepts_tf_serving_flag_spellings():
     args = cli.build_parser().parse_args(
-        ["--port=9000", "--rest_api_port", "9001", "--model_name=mnist", "--model_base_path=/m",
-         "--enable_batching=false", "--file_system_poll_wait_seconds=5"]
+        [
+            "--port=9000",
+            "--rest_api_port",
+            "9001",
+            "--model_name=mnist",
+            "--model_base_path=/m",
+            "--enable_batching=false",
+            "--file_system_poll_wait_seconds=5",
+        ]
     )
     options = cli.options_from_args(args)
     assert (options.grpc_port, options.rest_port, options.poll_seconds, options.batching) == (9000, 9001, 5, None)
@@ -101,6 +109,7 @@ def test_cli_accepts_tf_serving_flag_spellings():
 
 
 def test_cli_help_runs():
-    result = subprocess.run([sys.executable, "-m", "tfserving_standin.cli", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tfserving_standin.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "--model_base_path" in result.stdout

@@ -8,12 +8,12 @@ import subprocess
 import sys
 import time
 
-import grpc
 import numpy as np
 import pytest
 import requests
-from tests.tf_serving.serving_harness import CONFIG_DIR, MODEL_NAME, free_port, publish, start_standin, wait_available
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from tests.tf_serving.serving_harness import CONFIG_DIR, MODEL_NAME, free_port, publish, start_standin, wait_available
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +60,12 @@ def reloading(tmp_path, exported_version):
     publish(base_path, 2, exported_version)
     config_file = tmp_path / "models.config"
     config_file.write_text(models_config(base_path, [1], {"stable": 1}))
-    server = start_standin(base_path, tmp_path / "standin.log", config_file,
-                           extra_flags=(f"--model_config_file_poll_wait_seconds={CONFIG_POLL_S}",))
+    server = start_standin(
+        base_path,
+        tmp_path / "standin.log",
+        config_file,
+        extra_flags=(f"--model_config_file_poll_wait_seconds={CONFIG_POLL_S}",),
+    )
     server.config_file = config_file
     yield server
     server.stop()
@@ -100,8 +104,14 @@ def test_a_valid_change_is_applied_and_labels_route_requests(reloading):
     # Dropping a version from the policy unloads it.
     rewrite(reloading, models_config(base, [2], {"stable": 2, "canary": 2}))
     wait_for(lambda: label_version(reloading, "stable") == 2, "label stable -> 2", reloading)
-    wait_for(lambda: requests.get(reloading.model_url("/versions/1"), timeout=5).json()
-             ["model_version_status"][0]["state"] == "END", "version 1 unloaded", reloading)
+    wait_for(
+        lambda: (
+            requests.get(reloading.model_url("/versions/1"), timeout=5).json()["model_version_status"][0]["state"]
+            == "END"
+        ),
+        "version 1 unloaded",
+        reloading,
+    )
 
 
 def test_an_invalid_file_is_refused_and_the_old_config_keeps_serving(reloading):
@@ -132,9 +142,16 @@ def test_start_up_fails_when_a_label_names_a_version_that_does_not_load(tmp_path
     publish(base_path, 1, exported_version)
     config_file = tmp_path / "models.config"
     config_file.write_text(models_config(base_path, [1], {"stable": 1, "canary": 5}))
-    command = [sys.executable, "-m", "tfserving_standin.cli", f"--port={free_port()}",
-               f"--rest_api_port={free_port()}", "--host=127.0.0.1", f"--model_config_file={config_file}",
-               f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "tfserving_standin.cli",
+        f"--port={free_port()}",
+        f"--rest_api_port={free_port()}",
+        "--host=127.0.0.1",
+        f"--model_config_file={config_file}",
+        f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "Failed to start server" in result.stderr

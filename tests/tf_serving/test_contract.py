@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
-from tests.tf_serving.serving_wire import GrpcApi, RestApi
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
+
+from tests.tf_serving.serving_wire import GrpcApi, RestApi
 
 pytestmark = pytest.mark.slow
 
@@ -140,17 +141,23 @@ def test_rest_row_format_has_one_object_per_instance(server, digits):
 
 def test_rest_named_instances_and_columnar_format(server, digits):
     images, labels, _ = digits
-    named = requests.post(server.model_url(":predict"),
-                          json={"instances": [{"images": image.tolist()} for image in images[:3]]}, timeout=30)
-    columnar = requests.post(server.model_url(":predict"),
-                             json={"signature_name": "serving_default", "inputs": {"images": images[:3].tolist()}},
-                             timeout=30)
+    named = requests.post(
+        server.model_url(":predict"),
+        json={"instances": [{"images": image.tolist()} for image in images[:3]]},
+        timeout=30,
+    )
+    columnar = requests.post(
+        server.model_url(":predict"),
+        json={"signature_name": "serving_default", "inputs": {"images": images[:3].tolist()}},
+        timeout=30,
+    )
     assert named.status_code == columnar.status_code == 200
     outputs = columnar.json()["outputs"]
     assert set(outputs) == {"probabilities", "classes"}
     assert outputs["classes"] == [p["classes"] for p in named.json()["predictions"]]
-    np.testing.assert_allclose(outputs["probabilities"], [p["probabilities"] for p in named.json()["predictions"]],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        outputs["probabilities"], [p["probabilities"] for p in named.json()["predictions"]], rtol=1e-5
+    )
 
 
 def test_predict_image_bytes_signature(api, digits):
@@ -171,8 +178,9 @@ def test_predict_by_version_and_label_paths(api, server, digits, latest_version)
     if api.name == "grpc":
         assert answer.version == latest_version
     version_1 = requests.get(server.model_url("/versions/1"), timeout=10)
-    version_1_serves = version_1.status_code == 200 and \
-        version_1.json()["model_version_status"][0]["state"] == "AVAILABLE"
+    version_1_serves = (
+        version_1.status_code == 200 and version_1.json()["model_version_status"][0]["state"] == "AVAILABLE"
+    )
     if server.standin and version_1_serves:  # the fixture's models.config labels version 1 "stable"
         answer = api.predict({"images": images[:2]}, label="stable")
         assert answer.ok, answer.message

@@ -18,6 +18,7 @@ import requests
 from PIL import Image
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
 from tests.resilience import figures
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,6 @@ OVER_SIDE = 600  # 64 of these are 23 million: over it
 ATTACK_SIDE = 2048  # 64 of these are 268 million pixels, each image well under the signature's own cap
 DIGIT_BOUND_S = 1.0
 LOAD_SECONDS = 6.0
-
 
 
 def _png(side: int, seed: int) -> bytes:
@@ -40,8 +40,10 @@ def _png(side: int, seed: int) -> bytes:
 
 
 def _image_body(side: int) -> dict:
-    return {"signature_name": "predict_image_bytes",
-            "instances": [{"b64": base64.b64encode(_png(side, seed)).decode()} for seed in range(64)]}
+    return {
+        "signature_name": "predict_image_bytes",
+        "instances": [{"b64": base64.b64encode(_png(side, seed)).decode()} for seed in range(64)],
+    }
 
 
 def test_a_request_over_the_pixel_budget_is_refused_at_once(server):
@@ -55,9 +57,13 @@ def test_a_request_over_the_pixel_budget_is_refused_at_once(server):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "mnist"
     request.model_spec.signature_name = "predict_image_bytes"
-    request.inputs["image_bytes"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING, string_val=[_png(OVER_SIDE, seed) for seed in range(64)],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=64)])))
+    request.inputs["image_bytes"].CopyFrom(
+        tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING,
+            string_val=[_png(OVER_SIDE, seed) for seed in range(64)],
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=64)]),
+        )
+    )
     with pytest.raises(grpc.RpcError) as raised:
         prediction_service_pb2_grpc.PredictionServiceStub(server.channel).Predict(request, timeout=60)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -95,9 +101,15 @@ def test_digit_predicts_keep_answering_while_one_client_sends_64_large_pngs_twic
             for future in heavy:
                 future.result(timeout=180)
     worst, p99 = max(latencies), float(np.percentile(latencies, 99))
-    figures.record("abuse", f"model server: digit predicts while one client sends 2 x 64 PNGs of {ATTACK_SIDE}x{ATTACK_SIDE}",
-                      digit_requests=len(latencies), worst_seconds=round(worst, 3), p99_seconds=round(p99, 3),
-                      heavy_requests=len(heavy_statuses), heavy_statuses=sorted(set(heavy_statuses)))
+    figures.record(
+        "abuse",
+        f"model server: digit predicts while one client sends 2 x 64 PNGs of {ATTACK_SIDE}x{ATTACK_SIDE}",
+        digit_requests=len(latencies),
+        worst_seconds=round(worst, 3),
+        p99_seconds=round(p99, 3),
+        heavy_requests=len(heavy_statuses),
+        heavy_statuses=sorted(set(heavy_statuses)),
+    )
     assert worst < DIGIT_BOUND_S, f"a digit predict took {worst:.2f} s while heavy image requests ran"
     assert set(heavy_statuses) == {400}, (worst, heavy_statuses)
 
@@ -109,7 +121,11 @@ def test_a_second_heavy_request_while_one_decodes_is_resource_exhausted(server):
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         clients = [pool.submit(_run_heavy_client, server, body, stop, statuses) for _ in range(2)]
         deadline = time.monotonic() + 60
-        while not (200 in statuses and 429 in statuses) and time.monotonic() < deadline and not any(c.done() for c in clients):
+        while (
+            not (200 in statuses and 429 in statuses)
+            and time.monotonic() < deadline
+            and not any(c.done() for c in clients)
+        ):
             time.sleep(0.05)
         stop.set()
         for client in clients:

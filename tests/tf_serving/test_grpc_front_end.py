@@ -20,10 +20,10 @@ import grpc
 import psutil
 import pytest
 import requests
-from tests.support.standin import standin_command
-from tests.tf_serving.serving_harness import MODEL_NAME, publish, start_standin
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
+from tests.support.standin import standin_command
+from tests.tf_serving.serving_harness import MODEL_NAME, publish, start_standin
 from tfserving_standin.grpc_api.bridge import HEADER, METHODS, FrameReader, frame
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,11 @@ def test_a_grpc_port_in_use_is_an_error_that_names_it(tmp_path, exported_version
         port = taken.getsockname()[1]
         result = subprocess.run(
             standin_command(grpc_port=port, rest_port=0, base_path=base_path, batching=False, monitoring=False),
-            capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
     assert result.returncode == 1
     assert f"tfserving-standin: error: cannot bind gRPC to 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

@@ -17,10 +17,10 @@ import time
 import numpy as np
 import pytest
 import requests
-from tests.tf_serving.serving_harness import CONFIG_DIR, MODEL_NAME, ServerUnderTest, free_port, publish, wait_available
 
 from mnist_common.serving_client import create_client
 from tests.resilience import figures
+from tests.tf_serving.serving_harness import CONFIG_DIR, MODEL_NAME, ServerUnderTest, free_port, publish, wait_available
 
 pytestmark = pytest.mark.slow
 
@@ -46,24 +46,34 @@ def _port_free_on_every_host() -> int:
 def _start(host: str, grpc_port: int, base_path, log_path) -> ServerUnderTest:
     rest_port = free_port()
     command = [
-        sys.executable, "-m", "tfserving_standin.cli", f"--host={host}",
-        f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-        f"--model_name={MODEL_NAME}", f"--model_base_path={base_path}",
-        "--enable_batching", f"--batching_parameters_file={CONFIG_DIR / 'batching_parameters.txt'}",
+        sys.executable,
+        "-m",
+        "tfserving_standin.cli",
+        f"--host={host}",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_name={MODEL_NAME}",
+        f"--model_base_path={base_path}",
+        "--enable_batching",
+        f"--batching_parameters_file={CONFIG_DIR / 'batching_parameters.txt'}",
         f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
-        "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1",
+        "--tensorflow_intra_op_parallelism=1",
+        "--tensorflow_inter_op_parallelism=1",
     ]
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        )
     return ServerUnderTest(f"http://{host}:{rest_port}", f"{host}:{grpc_port}", base_path, True, process, log_path)
 
 
 def _grpc_predicts(server: ServerUnderTest) -> float:
     text = requests.get(f"{server.rest_url}/monitoring/prometheus/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("tfserving_requests_total{")
-               and 'api="predict"' in line and 'entrypoint="GRPC"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("tfserving_requests_total{") and 'api="predict"' in line and 'entrypoint="GRPC"' in line
+    )
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +147,12 @@ def test_a_replica_stopped_under_load_loses_no_predicts(tmp_path, exported_versi
         for server in servers:
             server.stop()
     failed = [outcome for outcome in outcomes if outcome != "ok"]
-    figures.record("rollout", "model server: one of two replicas stopped (SIGTERM) under gRPC load",
-                      requests=len(outcomes), failed=len(failed))
+    figures.record(
+        "rollout",
+        "model server: one of two replicas stopped (SIGTERM) under gRPC load",
+        requests=len(outcomes),
+        failed=len(failed),
+    )
     assert servers[0].process.returncode == 0
     assert not failed, failed[:5]
 
@@ -149,4 +163,3 @@ def _wait(condition, what: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
-

@@ -17,11 +17,16 @@ pytestmark = pytest.mark.slow
 def _request(shape, content: bytes = b"", float_val=()) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "mnist"
-    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in shape]),
-        tensor_content=content, float_val=list(float_val),
-    ))
+    request.inputs["images"].CopyFrom(
+        tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT,
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in shape]
+            ),
+            tensor_content=content,
+            float_val=list(float_val),
+        )
+    )
     return request
 
 
@@ -55,10 +60,13 @@ def test_server_still_answers_after_malformed_tensors(server):
     assert list(response.outputs["probabilities"].tensor_shape.dim[1:2])[0].size == 10
 
 
-@pytest.mark.parametrize("body", [
-    {"inputs": {"images": [[[0.0] * 28] * 28, [[0.0] * 27] * 28]}},  # ragged: no shape at all
-    {"instances": [[[0.0] * 28] * 28], "inputs": []},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": {"images": [[[0.0] * 28] * 28, [[0.0] * 27] * 28]}},  # ragged: no shape at all
+        {"instances": [[[0.0] * 28] * 28], "inputs": []},
+    ],
+)
 def test_rest_malformed_tensors_are_400_json(server, body):
     answer = requests.post(server.model_url(":predict"), json=body, timeout=10)
     assert answer.status_code == 400

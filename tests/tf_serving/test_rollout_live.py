@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import requests
+
 from tests.tf_serving.serving_harness import MODEL_NAME, free_port, publish, start_standin
 
 pytestmark = pytest.mark.slow
@@ -63,10 +64,26 @@ def stack(request, tmp_path, exported_version, data_dir):
     state_file, config_file = tmp_path / "rollout.json", tmp_path / "models.config"
 
     def rollout(*args) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "mnist_rollout", *args, "--state-file", str(state_file),
-                   "--model-config-file", str(config_file), "--model-base-path", str(base),
-                   "--rest-url", stack.rest_url, "--metrics-url", f"{stack.ui_url}/metrics",
-                   "--quiet-seconds", "1", "--timeout", "60"]
+        command = [
+            sys.executable,
+            "-m",
+            "mnist_rollout",
+            *args,
+            "--state-file",
+            str(state_file),
+            "--model-config-file",
+            str(config_file),
+            "--model-base-path",
+            str(base),
+            "--rest-url",
+            stack.rest_url,
+            "--metrics-url",
+            f"{stack.ui_url}/metrics",
+            "--quiet-seconds",
+            "1",
+            "--timeout",
+            "60",
+        ]
         return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
     class Stack:
@@ -77,18 +94,32 @@ def stack(request, tmp_path, exported_version, data_dir):
     stack.rollout = rollout
     assert rollout("init").returncode == 0  # v1, the only version, becomes stable
     publish(base, 2, exported_version)  # then a retrained one is published
-    standin = start_standin(base, tmp_path / "standin.log", config_file,
-                            extra_flags=(f"--model_config_file_poll_wait_seconds={POLL_S}",))
+    standin = start_standin(
+        base, tmp_path / "standin.log", config_file, extra_flags=(f"--model_config_file_poll_wait_seconds={POLL_S}",)
+    )
     stack.rest_url = standin.rest_url
     port = free_port()
-    env = dict(os.environ, UI_PORT=str(port), SERVING_GRPC_ADDRESS=standin.grpc_target, SERVING_REST_URL=standin.rest_url,
-               SERVING_PROTOCOL=request.param,
-               DATA_DIR=data_dir, WEB_WORKERS="1", WEB_THREADS="4", ROLLOUT_FILE=str(state_file),
-               ROLLOUT_POLL_SECONDS=str(POLL_S))
+    env = dict(
+        os.environ,
+        UI_PORT=str(port),
+        SERVING_GRPC_ADDRESS=standin.grpc_target,
+        SERVING_REST_URL=standin.rest_url,
+        SERVING_PROTOCOL=request.param,
+        DATA_DIR=data_dir,
+        WEB_WORKERS="1",
+        WEB_THREADS="4",
+        ROLLOUT_FILE=str(state_file),
+        ROLLOUT_POLL_SECONDS=str(POLL_S),
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp_path / "webui.log", "wb")  # noqa: SIM115 - closed with the process
-    web = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", "python:mnist_webui.gunicorn_conf", "mnist_webui:create_app()"],
-                           stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    web = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "-c", "python:mnist_webui.gunicorn_conf", "mnist_webui:create_app()"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     stack.ui_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -117,8 +148,9 @@ def test_canary_promote_rollback_under_load(stack):
         assert result.returncode == 0, result.stdout + result.stderr
         assert "canary v2 at 30 %" in result.stdout
         done = time.monotonic()
-        load.wait_for(lambda: any(a[2] == "canary" and a[3] == 2 for a in load.since(done)), "canary v2 answers",
-                      VISIBLE_S)
+        load.wait_for(
+            lambda: any(a[2] == "canary" and a[3] == 2 for a in load.since(done)), "canary v2 answers", VISIBLE_S
+        )
         load.wait_for(lambda: sum(a[2] == "canary" for a in load.answers) >= 25, "enough canary answers", 60)
         status = stack.rollout("status")
         assert "canary v2 at 30 %" in status.stdout and "v2  canary" in status.stdout
@@ -126,9 +158,13 @@ def test_canary_promote_rollback_under_load(stack):
         result = stack.rollout("promote")  # the guard lets a healthy canary through
         assert result.returncode == 0, result.stdout + result.stderr
         done = time.monotonic()
-        load.wait_for(lambda: load.since(done + POLL_S) and all(a[2] == "stable" and a[3] == 2
-                                                                for a in load.since(done + POLL_S)),
-                      "only stable v2 answers", VISIBLE_S + POLL_S)
+        load.wait_for(
+            lambda: (
+                load.since(done + POLL_S) and all(a[2] == "stable" and a[3] == 2 for a in load.since(done + POLL_S))
+            ),
+            "only stable v2 answers",
+            VISIBLE_S + POLL_S,
+        )
         states = requests.get(f"{stack.rest_url}/v1/models/{MODEL_NAME}", timeout=5).json()["model_version_status"]
         assert {int(s["version"]): s["state"] for s in states}.get(1) == "END"  # the old stable was unloaded
 

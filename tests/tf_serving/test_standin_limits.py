@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import requests
+
 from tests.tf_serving.serving_wire import GrpcApi
 
 pytestmark = pytest.mark.slow
@@ -68,8 +69,10 @@ def test_prometheus_metrics_count_requests_errors_and_latency(standin_only, digi
     after = response.text
     for entrypoint in ("REST", "GRPC"):
         labels = {"model_name": "mnist", "api": "predict", "entrypoint": entrypoint, "status": "OK"}
-        assert metric(after, "tfserving_requests_total", **labels) == metric(before, "tfserving_requests_total",
-                                                                             **labels) + 1
+        assert (
+            metric(after, "tfserving_requests_total", **labels)
+            == metric(before, "tfserving_requests_total", **labels) + 1
+        )
     errors = {"model_name": "mnist", "api": "predict", "entrypoint": "REST", "status": "INVALID_ARGUMENT"}
     assert metric(after, "tfserving_request_errors_total", **errors) >= 1
     assert metric(after, "tfserving_request_latency_seconds_count", model_name="mnist", api="predict") >= 2
@@ -86,9 +89,12 @@ def test_concurrent_requests_are_batched(standin_only, digit):
     rows_before, calls_before = batch_stats()
     body = {"instances": digit.tolist()}
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        codes = list(pool.map(
-            lambda _: requests.post(standin_only.model_url(":predict"), json=body, timeout=60).status_code,
-            range(64)))
+        codes = list(
+            pool.map(
+                lambda _: requests.post(standin_only.model_url(":predict"), json=body, timeout=60).status_code,
+                range(64),
+            )
+        )
     assert codes == [200] * 64
     rows_after, calls_after = batch_stats()
     assert rows_after - rows_before == 64

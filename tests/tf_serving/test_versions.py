@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
 from tests.support.waiting import wait_for
 from tests.tf_serving.serving_harness import wait_available
 from tests.tf_serving.serving_wire import GrpcApi, tensor_proto
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 pytestmark = pytest.mark.slow
 
@@ -117,11 +118,15 @@ def test_publishing_a_version_switches_with_zero_failed_requests(lifecycle, digi
         published_at = time.monotonic()
         os.rename(staging, lifecycle.base_path / str(new))
         switched_at = wait_for(
-            lambda: next((t for t, v in list(traffic.grpc_versions) if v == new), None), SWITCH_BUDGET_S,
+            lambda: next((t for t, v in list(traffic.grpc_versions) if v == new), None),
+            SWITCH_BUDGET_S,
             f"version {new} to answer",
         )
-        wait_for(lambda: states(lifecycle).get(old, {}).get("state") == "END", SWITCH_BUDGET_S,
-                 f"version {old} to be unloaded")
+        wait_for(
+            lambda: states(lifecycle).get(old, {}).get("state") == "END",
+            SWITCH_BUDGET_S,
+            f"version {old} to be unloaded",
+        )
         time.sleep(0.5)  # keep the traffic going across the unload
     assert traffic.failures == [], traffic.failures[:5]
     assert traffic.count > 20
@@ -143,7 +148,8 @@ def test_a_version_that_fails_to_load_shows_its_error_and_the_previous_keeps_ser
     os.rename(staging, lifecycle.base_path / str(broken))
     entry = wait_for(
         lambda: (e := states(lifecycle).get(broken)) and e["status"]["error_code"] != "OK" and e,
-        SWITCH_BUDGET_S, f"version {broken} to report its load error",
+        SWITCH_BUDGET_S,
+        f"version {broken} to report its load error",
     )
     assert entry["state"] == "END"
     assert entry["status"]["error_message"]
@@ -176,8 +182,11 @@ def test_warmup_requests_are_replayed_before_available(lifecycle, digit, exporte
     shutil.copytree(exported_version, staging)
     warmup_file(staging, "not_an_input", digit)
     os.rename(staging, lifecycle.base_path / str(bad))
-    entry = wait_for(lambda: (e := states(lifecycle).get(bad)) and e["state"] == "END" and e, SWITCH_BUDGET_S,
-                     f"version {bad} to fail its warmup")
+    entry = wait_for(
+        lambda: (e := states(lifecycle).get(bad)) and e["state"] == "END" and e,
+        SWITCH_BUDGET_S,
+        f"version {bad} to fail its warmup",
+    )
     assert "Warmup" in entry["status"]["error_message"]
     staging = lifecycle.base_path / f".staging-{good}"
     shutil.copytree(exported_version, staging)

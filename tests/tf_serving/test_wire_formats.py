@@ -8,10 +8,11 @@ import numpy as np
 import orjson
 import pytest
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
 from tfserving_standin.core import tensors
-from tfserving_standin.rest_api import json_codec as rest_json
 from tfserving_standin.core.errors import ServingError
 from tfserving_standin.core.servable import TensorSpec
+from tfserving_standin.rest_api import json_codec as rest_json
 
 IMAGES = {"images": TensorSpec("images", types_pb2.DT_FLOAT, (None, 28, 28))}
 BYTES = {"image_bytes": TensorSpec("image_bytes", types_pb2.DT_STRING, (None,))}

@@ -49,8 +49,9 @@ def test_garbage_labels_file_is_named(data_copy, tmp_path):
 
 
 def test_fewer_digits_than_one_batch(data_dir, tmp_path):
-    result = run_trainer("--data-dir", data_dir, "--model-dir", str(tmp_path / "model"), "--limit", "50",
-                         "--batch-size", "64")
+    result = run_trainer(
+        "--data-dir", data_dir, "--model-dir", str(tmp_path / "model"), "--limit", "50", "--batch-size", "64"
+    )
     assert_refused(result, "fewer than one batch", "--batch-size 64")
     assert not (tmp_path / "model").exists()
 

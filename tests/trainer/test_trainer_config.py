@@ -17,8 +17,13 @@ def test_defaults_without_flags_or_environment():
 
 def test_environment_variables_set_every_option():
     environ = {
-        "DATA_DIR": "d", "TRAIN_DIR": "gs://bucket/run", "EPOCHS": "3", "BATCH_SIZE": "32",
-        "LEARNING_RATE": "0.01", "SEED": "7", "TRAIN_LIMIT": "500",
+        "DATA_DIR": "d",
+        "TRAIN_DIR": "gs://bucket/run",
+        "EPOCHS": "3",
+        "BATCH_SIZE": "32",
+        "LEARNING_RATE": "0.01",
+        "SEED": "7",
+        "TRAIN_LIMIT": "500",
     }
     config = parse_config([], environ=environ)
     assert (config.data_dir, config.model_dir, config.epochs, config.batch_size) == ("d", "gs://bucket/run", 3, 32)

@@ -17,8 +17,9 @@ def test_chief_and_worker_train_together_and_only_the_chief_writes(data_dir, tmp
     chief_port, worker_port = free_ports(2)
     cluster = {"chief": [f"127.0.0.1:{chief_port}"], "worker": [f"127.0.0.1:{worker_port}"]}
     model_dir = tmp_path / "model"
-    command = trainer_command("--data-dir", data_dir, "--model-dir", str(model_dir),
-                              "--limit", "256", "--batch-size", "64", "--epochs", "2")
+    command = trainer_command(
+        "--data-dir", data_dir, "--model-dir", str(model_dir), "--limit", "256", "--batch-size", "64", "--epochs", "2"
+    )
     processes, scratch_dirs = {}, {}
     for task_type in ("chief", "worker"):
         scratch_dirs[task_type] = tmp_path / f"tmp-{task_type}"
@@ -50,8 +51,12 @@ def test_chief_and_worker_train_together_and_only_the_chief_writes(data_dir, tmp
     assert metrics["num_workers"] == 2 and metrics["epochs"] == 2
     assert (model_dir / "model.keras").exists()
     assert sorted(path.name for path in (model_dir / "checkpoints").iterdir()) == [
-        "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
-        "ckpt-2.data-00000-of-00001", "ckpt-2.index", "run.json",
+        "checkpoint",
+        "ckpt-1.data-00000-of-00001",
+        "ckpt-1.index",
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-2.index",
+        "run.json",
     ]
     # The worker's own checkpoint and model copies went to its temporary dir and were deleted.
     assert list(scratch_dirs["worker"].iterdir()) == []

@@ -9,15 +9,22 @@ import time
 
 import pytest
 
-from tests.trainer.trainer_helpers import epoch_lines, latest_checkpoint_number, run_trainer, trainer_command, trainer_env
+from tests.trainer.trainer_helpers import (
+    epoch_lines,
+    latest_checkpoint_number,
+    run_trainer,
+    trainer_command,
+    trainer_env,
+)
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 4
 
 
-def start_and_kill(command: list[str], kill_signal: int, stderr_path, on_line: str = "epoch ",
-                   delay: float = 0.0) -> tuple[int, list[str], str]:
+def start_and_kill(
+    command: list[str], kill_signal: int, stderr_path, on_line: str = "epoch ", delay: float = 0.0
+) -> tuple[int, list[str], str]:
     """Start the trainer; `delay` seconds after its first stdout line starting with `on_line`
     (by default an epoch report, printed after that epoch's checkpoint is saved) send
     kill_signal. Returns the exit status, every stdout line, and stderr."""
@@ -37,8 +44,18 @@ def start_and_kill(command: list[str], kill_signal: int, stderr_path, on_line: s
 
 def test_killed_twice_then_finishes_with_the_epoch_counter_continuing(data_dir, tmp_path):
     model_dir = tmp_path / "model"
-    args = ("--data-dir", data_dir, "--model-dir", str(model_dir), "--limit", "640", "--batch-size", "64",
-            "--epochs", str(EPOCHS))
+    args = (
+        "--data-dir",
+        data_dir,
+        "--model-dir",
+        str(model_dir),
+        "--limit",
+        "640",
+        "--batch-size",
+        "64",
+        "--epochs",
+        str(EPOCHS),
+    )
     command = trainer_command(*args)
 
     # 1. SIGTERM (a preempted node, a deleted pod): a clean stop with status 143 and a hint.
@@ -54,7 +71,9 @@ def test_killed_twice_then_finishes_with_the_epoch_counter_continuing(data_dir, 
     # 2. SIGKILL (no chance to clean up) during the resumed run.
     status, second_lines, _ = start_and_kill(command, signal.SIGKILL, tmp_path / "second.err")
     assert status == -signal.SIGKILL
-    assert f"resuming from {model_dir / 'checkpoints'}: {after_first} of {EPOCHS} epochs already completed" in second_lines
+    assert (
+        f"resuming from {model_dir / 'checkpoints'}: {after_first} of {EPOCHS} epochs already completed" in second_lines
+    )
     assert epoch_lines("\n".join(second_lines))[0].startswith(f"epoch {after_first + 1}/{EPOCHS}:")
     after_second = latest_checkpoint_number(model_dir)
     assert after_first < after_second <= EPOCHS
@@ -76,8 +95,9 @@ def test_sigterm_while_the_first_step_is_traced_still_stops_the_run(data_dir, tm
     AutoGraph (a "could not transform" warning), and the run trained to the end and exited 0:
     measured, 5 of 10 such signals at 0.1-0.8 s. Wherever it lands, the run must stop with 143."""
     model_dir = tmp_path / "model"
-    command = trainer_command("--data-dir", data_dir, "--model-dir", str(model_dir), "--limit", "640",
-                              "--batch-size", "64", "--epochs", "3")
+    command = trainer_command(
+        "--data-dir", data_dir, "--model-dir", str(model_dir), "--limit", "640", "--batch-size", "64", "--epochs", "3"
+    )
     status, lines, stderr = start_and_kill(command, signal.SIGTERM, tmp_path / "err", "training on ", delay)
     assert status == 143, stderr
     assert "terminated by SIGTERM; rerun the same command to resume from the last completed epoch" in stderr

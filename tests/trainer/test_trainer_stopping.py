@@ -41,9 +41,7 @@ def test_train_epoch_stops_before_the_step_after_the_request(keras):
     images = np.zeros((8 * 5, 28, 28), np.float32)
     labels = np.zeros(8 * 5, np.int64)
     taken = []
-    batches = loop.distribute(
-        tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
-    )
+    batches = loop.distribute(tf.data.Dataset.from_tensor_slices((images, labels)).batch(8))
 
     def counting(iterator):
         for batch in iterator:

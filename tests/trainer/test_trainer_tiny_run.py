@@ -14,9 +14,21 @@ pytestmark = pytest.mark.slow
 
 TINY = ("--limit", "256", "--epochs", "1", "--batch-size", "64", "--seed", "3")
 METRIC_KEYS = {
-    "validation_accuracy", "validation_loss", "epochs", "wall_seconds", "training_seconds", "dataset_sha256",
-    "seed", "batch_size", "learning_rate", "train_examples", "limit", "architecture", "inputs",
-    "resumed_from_epoch", "num_workers",
+    "validation_accuracy",
+    "validation_loss",
+    "epochs",
+    "wall_seconds",
+    "training_seconds",
+    "dataset_sha256",
+    "seed",
+    "batch_size",
+    "learning_rate",
+    "train_examples",
+    "limit",
+    "architecture",
+    "inputs",
+    "resumed_from_epoch",
+    "num_workers",
 }
 
 

@@ -11,7 +11,17 @@ import subprocess
 import sys
 
 # Variables the trainer reads; tests set what they need explicitly.
-TRAINER_VARIABLES = ("TF_CONFIG", "DATA_DIR", "MODEL_DIR", "TRAIN_DIR", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED", "TRAIN_LIMIT")
+TRAINER_VARIABLES = (
+    "TF_CONFIG",
+    "DATA_DIR",
+    "MODEL_DIR",
+    "TRAIN_DIR",
+    "EPOCHS",
+    "BATCH_SIZE",
+    "LEARNING_RATE",
+    "SEED",
+    "TRAIN_LIMIT",
+)
 
 
 def trainer_env(**extra: str) -> dict:

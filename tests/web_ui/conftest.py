@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-from tests.support.models import export_version, fit_tiny_model
-from tests.web_ui.drawing import draw_seven, encode
-from tests.web_ui.webui_fakes import FakeServingClient
 
 from mnist_webui import create_app
 from mnist_webui.config import Settings
 from mnist_webui.samples import HeldOutDigits
+from tests.support.models import export_version, fit_tiny_model
+from tests.web_ui.drawing import draw_seven, encode
+from tests.web_ui.webui_fakes import FakeServingClient
 
 
 @pytest.fixture

@@ -45,9 +45,24 @@ def test_missing_everywhere_says_where_it_looked_and_how_to_skip(tmp_path):
 
 def _collect(*args):
     env = {**os.environ, "CHROMIUM": "/nonexistent/chromium"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                           "tests/web_ui/test_webui_browser.py", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "tests/web_ui/test_webui_browser.py",
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_selected_browser_tests_without_chromium_refuse_naming_the_setting():

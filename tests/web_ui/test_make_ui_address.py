@@ -34,11 +34,19 @@ def stub_venv(tmp_path):
 
 def make_ui(venv, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVING_") and k != "MAKEFLAGS"}
-    done = subprocess.run(["make", "--no-print-directory", f"VENV={venv}", "ui", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"VENV={venv}", "ui", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     announced = next(line for line in done.stdout.splitlines() if line.startswith("ui: "))
-    child_env = dict(line[len("env: "):].split("=", 1) for line in done.stdout.splitlines() if line.startswith("env: "))
+    child_env = dict(
+        line[len("env: ") :].split("=", 1) for line in done.stdout.splitlines() if line.startswith("env: ")
+    )
     return announced, settings_from_env(child_env)
 
 

@@ -7,10 +7,10 @@ import json
 import os
 
 import pytest
-from tests.web_ui.drawing import draw_seven, encode
 from PIL import Image
 
 from mnist_common import serving_client as sc
+from tests.web_ui.drawing import draw_seven, encode
 
 VALID_PIXELS = [[0.0] * 28 for _ in range(28)]
 
@@ -192,7 +192,10 @@ def test_model_endpoint_reports_status_and_signatures(client):
     body = client.get("/api/v1/model").get_json()
     assert body["status"]["available"] is True
     assert body["status"]["versions"][0] == {
-        "version": 3, "state": "AVAILABLE", "error_code": "OK", "error_message": ""
+        "version": 3,
+        "state": "AVAILABLE",
+        "error_code": "OK",
+        "error_message": "",
     }
     signature = body["metadata"]["signatures"]["serving_default"]
     assert signature["inputs"]["images"] == {"dtype": "DT_FLOAT", "shape": [-1, 28, 28]}
@@ -299,13 +302,22 @@ def test_openapi_schemas_match_real_answers(client, fake_client, monkeypatch):
 
 
 def test_a_failed_version_is_described_in_our_words_not_the_servers(client, fake_client, monkeypatch):
-    internal = ("Failed to load servable: /models/mnist/4/variables/variables.index; "
-                "node StatefulPartitionedCall/sequential_1/conv2d/Conv2D: Invalid argument")
-    monkeypatch.setattr(fake_client, "model_status", lambda: sc.ModelStatus("mnist", (
-        sc.VersionStatus(3, "AVAILABLE"), sc.VersionStatus(4, "END", "INVALID_ARGUMENT", internal))))
+    internal = (
+        "Failed to load servable: /models/mnist/4/variables/variables.index; "
+        "node StatefulPartitionedCall/sequential_1/conv2d/Conv2D: Invalid argument"
+    )
+    monkeypatch.setattr(
+        fake_client,
+        "model_status",
+        lambda: sc.ModelStatus(
+            "mnist", (sc.VersionStatus(3, "AVAILABLE"), sc.VersionStatus(4, "END", "INVALID_ARGUMENT", internal))
+        ),
+    )
     body = client.get("/api/v1/model").get_json()
     failed = body["status"]["versions"][1]
     assert failed["error_code"] == "INVALID_ARGUMENT"
-    assert failed["error_message"] == "version 4 could not be loaded (INVALID_ARGUMENT); the model server's log says why"
+    assert (
+        failed["error_message"] == "version 4 could not be loaded (INVALID_ARGUMENT); the model server's log says why"
+    )
     assert "/models/" not in str(body) and "StatefulPartitionedCall" not in str(body)
     assert body["status"]["versions"][0]["error_message"] == ""

@@ -7,18 +7,16 @@ server, which the last test stops to see the banner, then starts again to see th
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
-from tests.web_ui.drawing import draw_seven, encode
 from playwright.sync_api import expect
 
 from tests.support.chromium import ChromiumMissing, find_chromium
+from tests.web_ui.drawing import draw_seven, encode
 from tests.web_ui.webui_servers import StandIn, WebUiServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +82,7 @@ def watched(browser, servers):
 
 
 def bar_widths(page) -> list[float]:
-    return page.eval_on_selector_all(
-        "#bars .bar", "bars => bars.map(b => b.getBoundingClientRect().width)"
-    )
+    return page.eval_on_selector_all("#bars .bar", "bars => bars.map(b => b.getBoundingClientRect().width)")
 
 
 def test_start_page_shows_a_digit_its_prediction_and_ten_bars(watched):
@@ -164,7 +160,9 @@ def test_uploading_an_image_gets_a_prediction(watched):
     page.get_by_role("tab", name="Upload an image").click()
     picture = encode(draw_seven(width=16), "JPEG")
     with page.expect_response("**/api/v1/predict") as answer:
-        page.set_input_files("#upload-input", files=[{"name": "seven.jpg", "mimeType": "image/jpeg", "buffer": picture}])
+        page.set_input_files(
+            "#upload-input", files=[{"name": "seven.jpg", "mimeType": "image/jpeg", "buffer": picture}]
+        )
     assert answer.value.status == 200
     assert page.locator("#upload-preview").is_visible()
     # The page renders the answer after the response event Playwright reports: wait for it.

@@ -25,8 +25,13 @@ def test_ports_and_explicit_addresses():
     assert settings.serving_rest_url == "http://localhost:9001"
     assert settings.serving_protocol == "rest"
     explicit = settings_from_env(
-        {"SERVING_GRPC_ADDRESS": "serving:8500", "SERVING_REST_URL": "http://serving:8501",
-         "SERVING_TIMEOUT_SECONDS": "0.5", "MODEL_NAME": "digits", "DATA_DIR": "gs://bucket/mnist"}
+        {
+            "SERVING_GRPC_ADDRESS": "serving:8500",
+            "SERVING_REST_URL": "http://serving:8501",
+            "SERVING_TIMEOUT_SECONDS": "0.5",
+            "MODEL_NAME": "digits",
+            "DATA_DIR": "gs://bucket/mnist",
+        }
     )
     assert explicit.serving_grpc_address == "serving:8500"
     assert explicit.serving_timeout_seconds == 0.5
@@ -57,7 +62,10 @@ def test_a_bad_client_timeout_names_the_variable(monkeypatch, raw):
 def test_gunicorn_refuses_a_bad_client_timeout_with_exit_code_2():
     result = subprocess.run(
         [sys.executable, "-c", "import mnist_webui.gunicorn_conf"],
-        env={**os.environ, "WEB_CLIENT_TIMEOUT": "soon"}, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "WEB_CLIENT_TIMEOUT": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "WEB_CLIENT_TIMEOUT='soon'" in result.stderr and "Traceback" not in result.stderr

@@ -18,6 +18,7 @@ PIXELS = {"pixels": [0.0] * 784}
 def png_of_zeros(width: int, height: int, rows: int | None = None) -> bytes:
     """A grey PNG of `width` x `height` zeros, compressed: tiny on the wire, large once decoded.
     With `rows`, only that many rows of data follow a header that still claims `height`."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -56,8 +57,19 @@ def test_redirects_do_not_reflect_the_host_header(client):
     assert client.get(location).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/", "/api/v1/sample", "/api/v1/model", "/readyz", "/healthz", "/metrics",
-                                  "/no-such-page", "/api/v1/no-such-endpoint"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/v1/sample",
+        "/api/v1/model",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+        "/no-such-page",
+        "/api/v1/no-such-endpoint",
+    ],
+)
 def test_dynamic_answers_are_not_stored_by_caches(client, path):
     assert client.get(path).headers.get("Cache-Control") == "no-store"
 
@@ -75,8 +87,9 @@ def test_static_files_are_revalidated(client):
 INTERNALS = ("recursion", "Expecting", "decompression bomb", "DOS attack", "PIL", "Traceback", "line 1 column")
 
 
-@pytest.mark.parametrize("body", [b"[" * 100000 + b"]" * 100000, b'{"pixels": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-                                  b'{"pixels": [1, }'])
+@pytest.mark.parametrize(
+    "body", [b"[" * 100000 + b"]" * 100000, b'{"pixels": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"pixels": [1, }']
+)
 def test_json_errors_are_in_the_apis_own_words(client, body):
     response = client.post("/api/v1/predict", data=body, content_type="application/json")
     assert response.status_code == 400

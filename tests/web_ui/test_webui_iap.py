@@ -25,10 +25,14 @@ PIXELS = {"pixels": [0.0] * 784}
 def es256_key() -> tuple[str, str]:
     """(private PEM, public PEM) of a fresh P-256 key."""
     key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -51,8 +55,15 @@ def signing_key():
 
 def assertion(private_pem: str, key_id: str = KEY_ID, **claims) -> str:
     now = int(time.time())
-    payload = {"iss": IAP_ISSUER, "aud": AUDIENCE, "sub": "accounts.google.com:1", "email": "a@example.com",
-               "iat": now, "exp": now + 600, **claims}
+    payload = {
+        "iss": IAP_ISSUER,
+        "aud": AUDIENCE,
+        "sub": "accounts.google.com:1",
+        "email": "a@example.com",
+        "iat": now,
+        "exp": now + 600,
+        **claims,
+    }
     signer = crypt.ES256Signer.from_string(private_pem, key_id)
     return jwt.encode(signer, payload).decode()
 
@@ -60,8 +71,15 @@ def assertion(private_pem: str, key_id: str = KEY_ID, **claims) -> str:
 @pytest.fixture
 def iap_client(fake_client, held_out, signing_key):
     keys = LocalKeys({KEY_ID: signing_key[1]})
-    app = create_app({"MNIST_SETTINGS": Settings(iap_audience=AUDIENCE), "MNIST_CLIENT": fake_client,
-                      "MNIST_DIGITS": held_out, "MNIST_IAP_KEYS": keys, "TESTING": True})
+    app = create_app(
+        {
+            "MNIST_SETTINGS": Settings(iap_audience=AUDIENCE),
+            "MNIST_CLIENT": fake_client,
+            "MNIST_DIGITS": held_out,
+            "MNIST_IAP_KEYS": keys,
+            "TESTING": True,
+        }
+    )
     return app.test_client()
 
 
@@ -88,8 +106,9 @@ def test_no_assertion_on_predict_is_401(iap_client, fake_client):
     assert fake_client.predicted == []  # nothing reached the model
 
 
-@pytest.mark.parametrize("case", ["expired", "other audience", "other key", "not IAP's issuer", "not yet valid",
-                                  "garbage", "unsigned"])
+@pytest.mark.parametrize(
+    "case", ["expired", "other audience", "other key", "not IAP's issuer", "not yet valid", "garbage", "unsigned"]
+)
 def test_an_invalid_assertion_is_403(iap_client, signing_key, case):
     now = int(time.time())
     other_private, _ = es256_key()
@@ -119,11 +138,19 @@ def test_iap_is_off_without_an_audience(client):
 
 
 def test_required_iap_without_an_audience_refuses_all_but_health_checks(fake_client, held_out):
-    app = create_app({"MNIST_SETTINGS": Settings(iap_required=True), "MNIST_CLIENT": fake_client,
-                      "MNIST_DIGITS": held_out, "TESTING": True})
+    app = create_app(
+        {
+            "MNIST_SETTINGS": Settings(iap_required=True),
+            "MNIST_CLIENT": fake_client,
+            "MNIST_DIGITS": held_out,
+            "TESTING": True,
+        }
+    )
     client = app.test_client()
     assert "IAP audience is not configured" in refused(client.get("/"), 503)
-    assert "IAP audience is not configured" in refused(client.post("/api/v1/predict", json={"pixels": [[0.0] * 28] * 28}), 503)
+    assert "IAP audience is not configured" in refused(
+        client.post("/api/v1/predict", json={"pixels": [[0.0] * 28] * 28}), 503
+    )
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
 
 

@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 import requests
-from tests.web_ui.drawing import draw_seven, encode
 
 from mnist_common import serving_client as sc
 from mnist_common.dataset import load_split
 from mnist_webui import create_app
 from mnist_webui.config import Settings
+from tests.web_ui.drawing import draw_seven, encode
 from tests.web_ui.webui_servers import CuttableLink, StandIn, WebUiServer
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,7 @@ PROTOCOLS = ["grpc", "rest"]
 
 
 def make_client(protocol: str, server: StandIn, **options) -> sc.ServingClient:
-    return sc.create_client(
-        protocol, "mnist", grpc_address=server.grpc_address, rest_url=server.rest_url, **options
-    )
+    return sc.create_client(protocol, "mnist", grpc_address=server.grpc_address, rest_url=server.rest_url, **options)
 
 
 def settings_for(protocol: str, server: StandIn, data_dir: str) -> Settings:

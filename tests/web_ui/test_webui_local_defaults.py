@@ -37,8 +37,13 @@ def test_gunicorn_binds_loopback_unless_host_says_otherwise(monkeypatch):
 
 
 def make_dry_run(target: str, **variables: str) -> str:
-    result = subprocess.run(["make", "--no-print-directory", "-n", target, *(f"{k}={v}" for k, v in variables.items())],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", target, *(f"{k}={v}" for k, v in variables.items())],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -57,15 +62,27 @@ def listening_addresses(pid: int) -> set[str]:
 @pytest.mark.parametrize("host, expected, warned", [(None, "127.0.0.1", False), ("0.0.0.0", "0.0.0.0", True)])
 def test_make_ui_listens_where_host_says_and_warns_when_open(tmp_path, data_dir, host, expected, warned):
     port = free_port()
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "UI_PORT": str(port), "DATA_DIR": data_dir,
-           "WEB_WORKERS": "1", "SERVING_GRPC_ADDRESS": f"127.0.0.1:{free_port()}"}
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        "UI_PORT": str(port),
+        "DATA_DIR": data_dir,
+        "WEB_WORKERS": "1",
+        "SERVING_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
     env.pop("HOST", None)
     if host is not None:
         env["HOST"] = host
     stderr_path = tmp_path / "stderr.log"
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(["make", "-s", "ui"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=stderr, start_new_session=True)
+        process = subprocess.Popen(
+            ["make", "-s", "ui"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import io
-import zlib
 import struct
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.web_ui.drawing import draw_seven, encode
 from mnist_common import preprocessing as pp
 from mnist_common.dataset import load_split
+from tests.web_ui.drawing import draw_seven, encode
 
 FIELD_CENTRE = 13.5  # centre of a 28-pixel axis, pixel centres at 0..27
 

@@ -8,13 +8,13 @@ import json
 
 import numpy as np
 import pytest
-from tests.web_ui.webui_fakes import FakeServingClient
+from mnist_rollout import live_metrics
 
 from mnist_common import serving_client as sc
-from mnist_rollout import live_metrics
 from mnist_common.rollout import state as rollout_state
 from mnist_webui import create_app
 from mnist_webui.config import ConfigError, Settings, settings_from_env
+from tests.web_ui.webui_fakes import FakeServingClient
 
 PIXELS = np.full((28, 28), 0.5).tolist()
 

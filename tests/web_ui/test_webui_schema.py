@@ -10,11 +10,11 @@ import numpy as np
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from tests.web_ui.webui_fakes import FakeServingClient
 
 from mnist_webui import create_app
 from mnist_webui.config import Settings
 from mnist_webui.samples import HeldOutDigits
+from tests.web_ui.webui_fakes import FakeServingClient
 
 # Built at import: schemathesis's fixture-based loader does not work with this pytest version
 # (it reads a private attribute pytest 9 removed). A fake model server and a few digits suffice.

@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from mnist_common import serving_client as sc
-
 from tests.support.ports import free_port
 
 IMAGES = np.zeros((2, 28, 28), dtype=np.float32)
@@ -91,15 +90,26 @@ def test_rest_predict_names_the_version_it_sends_to():
 
 def test_rest_version_is_cached_then_re_read_when_the_server_dropped_it():
     client, session = rest_client(
-        [status((2, "AVAILABLE")), outputs(), outputs(), (404, {"error": "Servable not found"}),
-         status((3, "AVAILABLE")), outputs()],
+        [
+            status((2, "AVAILABLE")),
+            outputs(),
+            outputs(),
+            (404, {"error": "Servable not found"}),
+            status((3, "AVAILABLE")),
+            outputs(),
+        ],
         version_cache_seconds=60,
     )
     assert client.predict(IMAGES).model_version == 2
     assert client.predict(IMAGES).model_version == 2  # no second status call
     assert client.predict(IMAGES).model_version == 3
     assert [url.rsplit("/", 2)[-1] for _, url, _ in session.calls] == [
-        "mnist", "2:predict", "2:predict", "2:predict", "mnist", "3:predict"
+        "mnist",
+        "2:predict",
+        "2:predict",
+        "2:predict",
+        "mnist",
+        "3:predict",
     ]
 
 
@@ -144,7 +154,13 @@ def test_rest_errors_are_typed(status_code, payload, error):
 
 def test_rest_metadata_is_parsed_from_tf_servings_layout():
     signature = {
-        "inputs": {"images": {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": "28"}, {"size": "28"}], "unknown_rank": False}, "name": "x:0"}},
+        "inputs": {
+            "images": {
+                "dtype": "DT_FLOAT",
+                "tensor_shape": {"dim": [{"size": "-1"}, {"size": "28"}, {"size": "28"}], "unknown_rank": False},
+                "name": "x:0",
+            }
+        },
         "outputs": {"classes": {"dtype": "DT_INT64", "tensor_shape": {"dim": [{"size": "-1"}]}}},
         "method_name": "tensorflow/serving/predict",
     }
@@ -167,7 +183,9 @@ def test_rest_refuses_a_malformed_answer():
 
 
 def test_rest_against_a_closed_port_is_unavailable():
-    client = sc.RestServingClient(f"http://127.0.0.1:{closed_port()}", "mnist", timeout_seconds=2, backoff_seconds=0.001)
+    client = sc.RestServingClient(
+        f"http://127.0.0.1:{closed_port()}", "mnist", timeout_seconds=2, backoff_seconds=0.001
+    )
     with pytest.raises(sc.ModelServerUnavailable):
         client.predict(IMAGES)
 
@@ -196,7 +214,9 @@ def test_create_client_checks_its_arguments():
 
 
 def test_model_status_knows_what_is_available():
-    status_ = sc.ModelStatus("mnist", (sc.VersionStatus(1, "END"), sc.VersionStatus(3, "AVAILABLE"), sc.VersionStatus(2, "AVAILABLE")))
+    status_ = sc.ModelStatus(
+        "mnist", (sc.VersionStatus(1, "END"), sc.VersionStatus(3, "AVAILABLE"), sc.VersionStatus(2, "AVAILABLE"))
+    )
     assert status_.available_versions == [2, 3] and status_.is_available
     assert not sc.ModelStatus("mnist", (sc.VersionStatus(1, "LOADING"),)).is_available
 
@@ -234,7 +254,9 @@ def test_tensor_to_numpy_reads_tensor_content_and_value_fields(tensor_pb2):
 
 
 def test_grpc_against_a_closed_port_is_unavailable_after_bounded_retries(tensor_pb2, monkeypatch):
-    client = sc.GrpcServingClient(f"127.0.0.1:{closed_port()}", "mnist", timeout_seconds=2, retries=2, backoff_seconds=0.001)
+    client = sc.GrpcServingClient(
+        f"127.0.0.1:{closed_port()}", "mnist", timeout_seconds=2, retries=2, backoff_seconds=0.001
+    )
     attempts = []
     original = client._translate
     monkeypatch.setattr(client, "_translate", lambda error: attempts.append(1) or original(error))

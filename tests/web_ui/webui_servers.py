@@ -21,7 +21,6 @@ from tests.support.waiting import wait_for
 VENV_BIN = os.path.dirname(sys.executable)
 
 
-
 class ManagedProcess:
     """A subprocess whose output goes to a log file that failures quote."""
 
@@ -47,8 +46,15 @@ class ManagedProcess:
             return ""
 
     def wait_until(self, check, timeout: float, what: str) -> None:
-        wait_for(check, timeout, f"{self.name}: {what}", interval=0.2, process=self.process, log_tail=self.log_tail,
-                 ignore=(requests.RequestException,))
+        wait_for(
+            check,
+            timeout,
+            f"{self.name}: {what}",
+            interval=0.2,
+            process=self.process,
+            log_tail=self.log_tail,
+            ignore=(requests.RequestException,),
+        )
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -84,10 +90,17 @@ class StandIn(ManagedProcess):
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    def start(self, timeout: float = 120) -> "StandIn":
+    def start(self, timeout: float = 120) -> StandIn:
         self._spawn(
-            standin_command(grpc_port=self.grpc_port, rest_port=self.rest_port, base_path=self.model_base_path,
-                            model_name=self.model_name, poll_seconds=1, batching=False, monitoring=False)
+            standin_command(
+                grpc_port=self.grpc_port,
+                rest_port=self.rest_port,
+                base_path=self.model_base_path,
+                model_name=self.model_name,
+                poll_seconds=1,
+                batching=False,
+                monitoring=False,
+            )
         )
         self.wait_until(self._available, timeout, "model AVAILABLE")
         return self
@@ -122,7 +135,7 @@ class WebUiServer(ManagedProcess):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90) -> "WebUiServer":
+    def start(self, timeout: float = 90) -> WebUiServer:
         self._spawn(
             [os.path.join(VENV_BIN, "gunicorn"), "-c", "python:mnist_webui.gunicorn_conf", "mnist_webui:create_app()"],
             env=self.env,
@@ -146,7 +159,7 @@ class CuttableLink:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
 
-    def up(self) -> "CuttableLink":
+    def up(self) -> CuttableLink:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))

@@ -8,8 +8,8 @@ Exit codes: 0 every objective met; 1 an objective missed; 2 bad input (the messa
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import sys
+from importlib import metadata
 
 EXIT_INPUT_ERROR = 2
 

@@ -12,8 +12,8 @@ none of the endpoints fails, since it proved nothing.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import yaml
 
@@ -76,7 +76,9 @@ def parse_objectives(document: object, source: str = "objectives") -> list[Objec
             raise SloFileError(f"{where}: needs a 'name' (locust's request name)")
         unknown = set(entry) - {"name", "type", *OBJECTIVE_KEYS}
         if unknown:
-            raise SloFileError(f"{where} ({entry['name']}): unknown keys {sorted(unknown)}; allowed: type, {', '.join(OBJECTIVE_KEYS)}")
+            raise SloFileError(
+                f"{where} ({entry['name']}): unknown keys {sorted(unknown)}; allowed: type, {', '.join(OBJECTIVE_KEYS)}"
+            )
         values = {}
         for key in OBJECTIVE_KEYS:
             if key in entry:
@@ -85,7 +87,9 @@ def parse_objectives(document: object, source: str = "objectives") -> list[Objec
                     raise SloFileError(f"{where} ({entry['name']}): {key} must be a number >= 0, got {value!r}")
                 values[key] = float(value)
         if not values:
-            raise SloFileError(f"{where} ({entry['name']}): no objective; give at least one of {', '.join(OBJECTIVE_KEYS)}")
+            raise SloFileError(
+                f"{where} ({entry['name']}): no objective; give at least one of {', '.join(OBJECTIVE_KEYS)}"
+            )
         objectives.append(Objective(name=entry["name"], request_type=entry.get("type"), **values))
     if not objectives:
         raise SloFileError(f"{source}: 'endpoints' is empty")
@@ -176,9 +180,7 @@ def report(passed: bool, verdicts: list[Verdict]) -> str:
             lines.extend(f"  FAIL  {label}: {miss}" for miss in verdict.misses)
         else:
             s = verdict.stats
-            lines.append(
-                f"  ok    {label}: p95 {s.p95_ms:g} ms, errors {s.error_rate:.2%}, {s.rps:.1f} req/s"
-            )
+            lines.append(f"  ok    {label}: p95 {s.p95_ms:g} ms, errors {s.error_rate:.2%}, {s.rps:.1f} req/s")
     if not any(v.exercised for v in verdicts):
         lines.append("  FAIL  no endpoint with an objective was exercised: nothing was measured")
     lines.append("objectives met" if passed else "objectives MISSED")

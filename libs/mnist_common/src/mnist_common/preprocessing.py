@@ -42,8 +42,25 @@ MAX_DECODED_BYTES = 64 << 20
 # The float steps (flattening, inversion, cropping) run on pictures no larger than this a side:
 # 20x20 is all a digit ends up as, and a 1024-pixel working copy keeps every stroke.
 WORKING_SIDE = 1024
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 4, "PA": 4, "RGB": 4, "RGBA": 4, "RGBX": 4, "CMYK": 4,
-                    "YCbCr": 4, "LAB": 4, "HSV": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_BYTES_PER_PIXEL = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 4,
+    "PA": 4,
+    "RGB": 4,
+    "RGBA": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+    "YCbCr": 4,
+    "LAB": 4,
+    "HSV": 4,
+    "I": 4,
+    "F": 4,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+}
 # Grey levels below this (after inversion to bright ink) count as background when cropping:
 # JPEG noise and paper texture stay out of the bounding box.
 INK_THRESHOLD = 0.2

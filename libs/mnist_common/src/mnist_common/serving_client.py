@@ -34,8 +34,9 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -343,9 +344,7 @@ class GrpcServingClient(ServingClient):
         if code == codes.UNAVAILABLE:
             return ModelServerUnavailable(f"{where} is unavailable: {details}")
         if code == codes.DEADLINE_EXCEEDED:
-            return ModelServerUnavailable(
-                f"{where} did not answer within {self.timeout_seconds:g} s", retryable=False
-            )
+            return ModelServerUnavailable(f"{where} did not answer within {self.timeout_seconds:g} s", retryable=False)
         if code == codes.NOT_FOUND:
             return NotFound(f"{where}: {details}")
         if code in (codes.INVALID_ARGUMENT, codes.FAILED_PRECONDITION, codes.OUT_OF_RANGE):
@@ -411,9 +410,7 @@ class GrpcServingClient(ServingClient):
             response.metadata["signature_def"].Unpack(signature_map)
         as_json = json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
         version = response.model_spec.version.value if response.model_spec.HasField("version") else None
-        return ModelMetadata(
-            self.model_name, version, signatures_from_json(as_json.get("signature_def", {}))
-        )
+        return ModelMetadata(self.model_name, version, signatures_from_json(as_json.get("signature_def", {})))
 
 
 def tensor_to_numpy(tensor) -> np.ndarray:
@@ -487,9 +484,7 @@ class RestServingClient(ServingClient):
                     retryable=False,
                 ) from None
             except self._requests.ConnectionError as error:
-                raise ModelServerUnavailable(
-                    f"model server {self.base_url} is unavailable: {_short(error)}"
-                ) from None
+                raise ModelServerUnavailable(f"model server {self.base_url} is unavailable: {_short(error)}") from None
             return self._decode(response, url)
 
         return self._with_retries(attempt)

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, TextIO
+from collections.abc import Mapping
+from typing import TextIO
 
 
 def deprecation_message(old: str, new: str) -> str:
     return f"warning: {old} is deprecated and will stop working in the next release: use {new}"
 
 
-def read_setting(name: str, *old_names: str, default: str | None = None,
-                 environ: Mapping[str, str] | None = None, warnings: TextIO | None = None) -> str | None:
+def read_setting(
+    name: str,
+    *old_names: str,
+    default: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    warnings: TextIO | None = None,
+) -> str | None:
     """The value of `name`, else of the first old name set (warning that it is deprecated), else
     `default`. An empty value counts as not set, as make passes unset variables as empty."""
     environ = os.environ if environ is None else environ

@@ -9,15 +9,14 @@ Exit codes: 0 published (or this training run is already the newest version);
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import logging
 import os
 import signal
 import sys
+from importlib import metadata
 
 from mnist_common import logs
 from mnist_common.settings import deprecation_message
-
 from mnist_exporter.errors import (
     EXIT_GATE_FAILURE,
     EXIT_INPUT_ERROR,
@@ -25,6 +24,7 @@ from mnist_exporter.errors import (
     InputError,
     PublishConflict,
 )
+
 
 def _fraction(text: str) -> float:
     try:
@@ -70,33 +70,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
     add = parser.add_argument
-    add("--train-dir", default=env("TRAIN_DIR", "artifacts/training"),
-        help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)")
-    add("--data-dir", default=env("DATA_DIR", "artifacts/data/mnist"),
-        help="prepared MNIST data; its validation split feeds the gate "
-        "(env DATA_DIR; default %(default)s)")
-    add("--model-base-path", default=env("MODEL_BASE_PATH", "artifacts/models/mnist"),
-        help="TF Serving model base path, local or gs:// (env MODEL_BASE_PATH; "
-        "default %(default)s)")
-    add("--model-name", default=env("MODEL_NAME", "mnist"),
-        help="model name written into the warmup requests (env MODEL_NAME; default %(default)s)")
-    add("--min-accuracy", type=_fraction, default=env("MIN_ACCURACY", "0.97"),
-        help="refuse a model below this validation accuracy (env MIN_ACCURACY; "
-        "default %(default)s)")
-    add("--max-regression", type=_fraction, default=env("MAX_REGRESSION", "0.005"),
+    add(
+        "--train-dir",
+        default=env("TRAIN_DIR", "artifacts/training"),
+        help="trainer output: model.keras + metrics.json (env TRAIN_DIR; default %(default)s)",
+    )
+    add(
+        "--data-dir",
+        default=env("DATA_DIR", "artifacts/data/mnist"),
+        help="prepared MNIST data; its validation split feeds the gate (env DATA_DIR; default %(default)s)",
+    )
+    add(
+        "--model-base-path",
+        default=env("MODEL_BASE_PATH", "artifacts/models/mnist"),
+        help="TF Serving model base path, local or gs:// (env MODEL_BASE_PATH; default %(default)s)",
+    )
+    add(
+        "--model-name",
+        default=env("MODEL_NAME", "mnist"),
+        help="model name written into the warmup requests (env MODEL_NAME; default %(default)s)",
+    )
+    add(
+        "--min-accuracy",
+        type=_fraction,
+        default=env("MIN_ACCURACY", "0.97"),
+        help="refuse a model below this validation accuracy (env MIN_ACCURACY; default %(default)s)",
+    )
+    add(
+        "--max-regression",
+        type=_fraction,
+        default=env("MAX_REGRESSION", "0.005"),
         help="refuse a model whose accuracy is lower than the newest published version's by "
-        "more than this (env MAX_REGRESSION; default %(default)s)")
-    add("--force", action="store_true",
-        help="publish even if worse than the newest version (the other checks still apply)")
-    add("--keep-versions", dest="keep", type=_positive_int, default=env("KEEP_VERSIONS", "3"),
-        help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; "
-        "default %(default)s)")
-    add("--protect", type=_positive_int, action="append", default=[], metavar="VERSION",
-        help="a version retention never deletes, e.g. the rollout's stable and canary (repeatable)")
-    add("--keep", dest="keep", type=_positive_int, action=_OldFlagName, new_flag="--keep-versions",
-        help=argparse.SUPPRESS)
-    add("--republish", action="store_true",
-        help="publish even if the newest version already holds this very training run")
+        "more than this (env MAX_REGRESSION; default %(default)s)",
+    )
+    add(
+        "--force",
+        action="store_true",
+        help="publish even if worse than the newest version (the other checks still apply)",
+    )
+    add(
+        "--keep-versions",
+        dest="keep",
+        type=_positive_int,
+        default=env("KEEP_VERSIONS", "3"),
+        help="keep the newest N versions, delete older ones (env KEEP_VERSIONS; default %(default)s)",
+    )
+    add(
+        "--protect",
+        type=_positive_int,
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="a version retention never deletes, e.g. the rollout's stable and canary (repeatable)",
+    )
+    add(
+        "--keep",
+        dest="keep",
+        type=_positive_int,
+        action=_OldFlagName,
+        new_flag="--keep-versions",
+        help=argparse.SUPPRESS,
+    )
+    add(
+        "--republish",
+        action="store_true",
+        help="publish even if the newest version already holds this very training run",
+    )
     add("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
     return parser
 
@@ -167,8 +206,10 @@ def _run(args) -> int:
     for note in result.report.notes if result.report else []:
         print(f"note: {note}")
     if result.removed_versions:
-        print(f"retention (--keep-versions {options.keep}): deleted version(s) "
-              + ", ".join(str(v) for v in result.removed_versions))
+        print(
+            f"retention (--keep-versions {options.keep}): deleted version(s) "
+            + ", ".join(str(v) for v in result.removed_versions)
+        )
     return 0
 
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from mnist_common import pipeline, storage
 from mnist_common.dataset import DatasetError, dataset_sha256, load_split
 from mnist_common.idx import IdxFormatError
-
 from mnist_exporter import model_card, versions
 from mnist_exporter.errors import GateFailure, InputError
 from mnist_exporter.trainer_output import TrainerOutput, read_trainer_output
@@ -95,8 +94,7 @@ def _baseline(base: str, dataset_digest: str, split, force: bool) -> tuple[int, 
     accuracy = (card.get("validation") or {}).get("accuracy")
     if isinstance(accuracy, (int, float)) and card.get("dataset_sha256") == dataset_digest:
         return newest, float(accuracy)
-    log.info("version %d has no comparable model card; measuring it on the validation digits",
-             newest)
+    log.info("version %d has no comparable model card; measuring it on the validation digits", newest)
     import tensorflow as tf
 
     from mnist_exporter.validation import evaluate
@@ -126,7 +124,9 @@ def _already_published(base: str, trained: TrainerOutput, dataset_digest: str) -
     same_model = (card.get("source") or {}).get("model_keras_sha256") == trained.model_sha256
     wanted = pipeline.inputs_of(trained.metrics)
     same_inputs = pipeline.same_training_inputs(
-        pipeline.TrainingInputs(dataset_digest, wanted.parameters), card.get("dataset_sha256"), card.get("training") or {}
+        pipeline.TrainingInputs(dataset_digest, wanted.parameters),
+        card.get("dataset_sha256"),
+        card.get("training") or {},
     )
     return published[-1] if same_model and same_inputs else None
 
@@ -157,9 +157,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     split, dataset_digest = _load_validation(options.data_dir)
     trained_on = trained.metrics.get("dataset_sha256")
     if trained_on and trained_on != dataset_digest:
-        log.warning(
-            "the model was trained on data set %s but is validated on %s", trained_on, dataset_digest
-        )
+        log.warning("the model was trained on data set %s but is validated on %s", trained_on, dataset_digest)
 
     if not options.republish:
         existing = _already_published(base, trained, dataset_digest)
@@ -186,9 +184,7 @@ def run_export(options: ExportOptions) -> ExportResult:
     try:
         log.info("exporting %s into staging %s", trained.model_path, staging)
         export_saved_model(model, staging)
-        warmup_path = warmup.write_warmup_file(
-            staging, warmup.build_warmup_logs(split.images, options.model_name)
-        )
+        warmup_path = warmup.write_warmup_file(staging, warmup.build_warmup_logs(split.images, options.model_name))
         report = run_gate(
             staging,
             split.images,

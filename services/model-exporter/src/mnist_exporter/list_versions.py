@@ -33,8 +33,10 @@ def describe(base: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnist_exporter.list_versions",
-                                     description="List the published versions in a model base path, newest first.")
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_exporter.list_versions",
+        description="List the published versions in a model base path, newest first.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
     parser.add_argument("model_base_path", metavar="MODEL_BASE_PATH", help="folder (or gs:// URI) of numbered versions")
     base = parser.parse_args(argv).model_base_path  # exits 2 with usage on a wrong argument count

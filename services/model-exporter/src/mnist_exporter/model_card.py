@@ -55,7 +55,7 @@ def build_card(
     return {
         "schema": CARD_SCHEMA,
         "model_name": model_name,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "dataset_sha256": dataset_sha256,
         "source": {"model_keras_sha256": model_sha256},

@@ -39,6 +39,7 @@ EXPECTED_SIGNATURES = {
 
 def _declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
     """Width x height as the PNG or JPEG header states it, read without decoding the image."""
+
     def jpeg():
         shape = tf.image.extract_jpeg_shape(encoded, output_type=tf.int64)
         return shape[0] * shape[1]
@@ -54,15 +55,17 @@ def _declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
 
     signature = tf.strings.substr(tf.strings.join([encoded, tf.constant(b"\0" * 8)]), 0, 8)
     is_jpeg = tf.io.is_jpeg(encoded)
-    known = tf.debugging.Assert(tf.logical_or(is_jpeg, tf.equal(signature, _PNG_SIGNATURE)),
-                                ["image_bytes must be a PNG or JPEG image"])
+    known = tf.debugging.Assert(
+        tf.logical_or(is_jpeg, tf.equal(signature, _PNG_SIGNATURE)), ["image_bytes must be a PNG or JPEG image"]
+    )
     with tf.control_dependencies([known]):
         return tf.cond(is_jpeg, jpeg, png)
 
 
 def _decode_one(encoded: tf.Tensor) -> tf.Tensor:
     small_enough = tf.debugging.assert_less_equal(
-        _declared_pixels(encoded), tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+        _declared_pixels(encoded),
+        tf.constant(MAX_IMAGE_PIXELS, tf.int64),
         message=f"image_bytes: the image has more than {MAX_IMAGE_PIXELS} pixels",
     )
     with tf.control_dependencies([small_enough]):
@@ -87,9 +90,7 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def predict_image_bytes(self, image_bytes):
-        images = tf.map_fn(
-            _decode_one, image_bytes, fn_output_signature=tf.TensorSpec([28, 28], tf.float32)
-        )
+        images = tf.map_fn(_decode_one, image_bytes, fn_output_signature=tf.TensorSpec([28, 28], tf.float32))
         return self.predict_images(images)
 
 

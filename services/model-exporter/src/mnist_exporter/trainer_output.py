@@ -16,7 +16,6 @@ from mnist_common import storage
 from mnist_common.dataset import sha256_bytes
 from mnist_common.pipeline import TRAINED_MODEL_FILE as MODEL_FILE
 from mnist_common.pipeline import TRAINING_METRICS_FILE as METRICS_FILE
-
 from mnist_exporter.errors import InputError
 
 

@@ -80,17 +80,14 @@ def signature_problems(loaded) -> list[str]:
             ("output", expected_outputs, actual_outputs),
         ):
             if set(actual) != set(expected):
-                problems.append(
-                    f"{name}: {kind}s are {sorted(actual)}, expected {sorted(expected)}"
-                )
+                problems.append(f"{name}: {kind}s are {sorted(actual)}, expected {sorted(expected)}")
                 continue
             for tensor_name, (dtype, shape) in expected.items():
                 want = (tf.as_dtype(dtype).name, shape)
                 got = _describe(actual[tensor_name])
                 if got != want:
                     problems.append(
-                        f"{name}: {kind} {tensor_name!r} is {got[0]} {got[1]}, "
-                        f"expected {want[0]} {want[1]}"
+                        f"{name}: {kind} {tensor_name!r} is {got[0]} {got[1]}, expected {want[0]} {want[1]}"
                     )
     return problems
 
@@ -113,9 +110,7 @@ def evaluate(loaded, images_uint8: np.ndarray, labels: np.ndarray) -> Evaluation
     picked = probabilities[np.arange(len(labels)), labels]
     loss = float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0))))
     per_class = {
-        str(digit): round(float(np.mean(correct[labels == digit])), 4)
-        for digit in range(10)
-        if np.any(labels == digit)
+        str(digit): round(float(np.mean(correct[labels == digit])), 4) for digit in range(10) if np.any(labels == digit)
     }
     return Evaluation(
         accuracy=float(np.mean(correct)),
@@ -154,8 +149,7 @@ def warmup_problems(loaded, warmup_path: str) -> list[str]:
         shape = outputs[PROBABILITIES_OUTPUT].shape
         if shape != (batch, 10):
             problems.append(
-                f"warmup request {number} ({signature}): probabilities shape {shape}, "
-                f"expected ({batch}, 10)"
+                f"warmup request {number} ({signature}): probabilities shape {shape}, expected ({batch}, 10)"
             )
     return problems
 

@@ -39,6 +39,7 @@ import tempfile
 import uuid
 
 from mnist_common import storage
+
 # What a version is, and which are published, is the pipeline's contract (readers use it too).
 from mnist_common.pipeline import (
     SAVED_MODEL_FILE,
@@ -48,14 +49,28 @@ from mnist_common.pipeline import (
     published_versions,
     version_path,
 )
-
 from mnist_exporter.errors import PublishConflict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SAVED_MODEL_FILE", "all_version_numbers", "is_complete", "is_version_name", "published_versions",
-           "version_path", "next_version", "clean_stale", "new_staging_dir", "discard_staging_dir", "publish",
-           "publish_by_rename", "publish_by_copy", "upload_order", "retire", "apply_retention"]
+__all__ = [
+    "SAVED_MODEL_FILE",
+    "all_version_numbers",
+    "is_complete",
+    "is_version_name",
+    "published_versions",
+    "version_path",
+    "next_version",
+    "clean_stale",
+    "new_staging_dir",
+    "discard_staging_dir",
+    "publish",
+    "publish_by_rename",
+    "publish_by_copy",
+    "upload_order",
+    "retire",
+    "apply_retention",
+]
 
 STAGING_PREFIX = ".staging-"
 DELETING_PREFIX = ".deleting-"
@@ -140,8 +155,7 @@ def publish_by_rename(staging: str, base: str, version: int) -> str:
             raise PublishConflict(f"cannot publish {target}: {error}") from None
         # Some mounts cannot rename folders (e.g. Cloud Storage FUSE on a bucket without
         # hierarchical namespace): fall back to the object-store scheme, saved_model.pb last.
-        log.warning("cannot rename %s to %s (%s); copying with saved_model.pb last instead",
-                    staging, target, error)
+        log.warning("cannot rename %s to %s (%s); copying with saved_model.pb last instead", staging, target, error)
         publish_by_copy(staging, base, version)
         storage.remove_tree(staging)
         return target

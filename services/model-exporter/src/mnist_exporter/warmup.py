@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from mnist_common.pipeline import ASSETS_EXTRA_DIR as WARMUP_DIR
-from mnist_common.pipeline import WARMUP_FILE
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from mnist_common.pipeline import ASSETS_EXTRA_DIR as WARMUP_DIR
+from mnist_common.pipeline import WARMUP_FILE
 from mnist_exporter.saved_model import (
     DEFAULT_SIGNATURE,
     IMAGE_BYTES_INPUT,
@@ -31,19 +31,13 @@ def encode_png(image: np.ndarray) -> bytes:
     return tf.io.encode_png(image.reshape(28, 28, 1)).numpy()
 
 
-def _request(
-    model_name: str, signature: str, input_name: str, tensor
-) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
-    )
+def _request(model_name: str, signature: str, input_name: str, tensor) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
     request.inputs[input_name].CopyFrom(tensor)
     return request
 
 
-def build_warmup_logs(
-    digits: np.ndarray, model_name: str
-) -> list[prediction_log_pb2.PredictionLog]:
+def build_warmup_logs(digits: np.ndarray, model_name: str) -> list[prediction_log_pb2.PredictionLog]:
     """PredictionLog records for both signatures; digits: uint8 [N, 28, 28], N >= 16."""
     if len(digits) < max(WARMUP_BATCH_SIZES):
         raise ValueError(f"need at least {max(WARMUP_BATCH_SIZES)} digits, got {len(digits)}")
@@ -51,9 +45,7 @@ def build_warmup_logs(
     for batch_size in WARMUP_BATCH_SIZES:
         batch = digits[:batch_size]
         images = tf.make_tensor_proto(batch.astype(np.float32) / 255.0, dtype=tf.float32)
-        encoded = tf.make_tensor_proto(
-            [encode_png(image) for image in batch], dtype=tf.string, shape=[batch_size]
-        )
+        encoded = tf.make_tensor_proto([encode_png(image) for image in batch], dtype=tf.string, shape=[batch_size])
         for signature, input_name, tensor in (
             (DEFAULT_SIGNATURE, IMAGES_INPUT, images),
             (IMAGE_BYTES_SIGNATURE, IMAGE_BYTES_INPUT, encoded),

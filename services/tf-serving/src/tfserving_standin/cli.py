@@ -12,12 +12,11 @@ cannot be used is reported with its name and exit code 2.
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import os
 import sys
+from importlib import metadata
 
 from mnist_common import logs
-
 from tfserving_standin.core import event_loop
 from tfserving_standin.core.config import (
     ConfigError,
@@ -59,32 +58,75 @@ def build_parser() -> argparse.ArgumentParser:
     tf_flags = parser.add_argument_group("flags of tensorflow_model_server")
     tf_flags.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
     tf_flags.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default 8501; 0 turns REST off)")
-    tf_flags.add_argument("--model_name", default="mnist",
-                          help="model name when --model_base_path is used (default mnist, the name the web UI asks for)")
+    tf_flags.add_argument(
+        "--model_name",
+        default="mnist",
+        help="model name when --model_base_path is used (default mnist, the name the web UI asks for)",
+    )
     tf_flags.add_argument("--model_base_path", help="folder (or gs:// URI) holding numbered SavedModel versions")
     tf_flags.add_argument("--model_config_file", help="ModelServerConfig text proto (model_config_list)")
-    tf_flags.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                          help="seconds between polls of the base paths for new versions (default 1; 0 polls once)")
-    tf_flags.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
-                          help="seconds between re-reads of --model_config_file while serving (default 0: read once)")
-    tf_flags.add_argument("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True,
-                          default=False, help="a new version label may name a version that is not loaded yet")
-    tf_flags.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
-                          help="merge concurrent requests into one signature call (default false)")
+    tf_flags.add_argument(
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=1.0,
+        help="seconds between polls of the base paths for new versions (default 1; 0 polls once)",
+    )
+    tf_flags.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=0.0,
+        help="seconds between re-reads of --model_config_file while serving (default 0: read once)",
+    )
+    tf_flags.add_argument(
+        "--allow_version_labels_for_unavailable_models",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="a new version label may name a version that is not loaded yet",
+    )
+    tf_flags.add_argument(
+        "--enable_batching",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="merge concurrent requests into one signature call (default false)",
+    )
     tf_flags.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
     tf_flags.add_argument("--monitoring_config_file", help="MonitoringConfig text proto (Prometheus endpoint)")
-    tf_flags.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
-                          help="threads per TensorFlow op (0: TensorFlow's choice)")
-    tf_flags.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
-                          help="TensorFlow ops run in parallel (0: TensorFlow's choice)")
+    tf_flags.add_argument(
+        "--tensorflow_intra_op_parallelism",
+        type=int,
+        default=0,
+        help="threads per TensorFlow op (0: TensorFlow's choice)",
+    )
+    tf_flags.add_argument(
+        "--tensorflow_inter_op_parallelism",
+        type=int,
+        default=0,
+        help="TensorFlow ops run in parallel (0: TensorFlow's choice)",
+    )
     own = parser.add_argument_group("stand-in only")
     own.add_argument("--host", default="0.0.0.0", help="address both ports bind to (default 0.0.0.0, as TF Serving)")
-    own.add_argument("--max_request_bytes", type=int, default=4 << 20,
-                     help="largest REST body / gRPC message accepted (default 4 MiB, gRPC's default)")
-    own.add_argument("--client_timeout_seconds", type=float, default=5.0,
-                     help="seconds a REST client has to send a whole request, headers and body, and the longest "
-                          "an idle kept-alive connection stays open (default 5)")
-    own.add_argument("--log_level", default=os.environ.get("LOG_LEVEL", "INFO"), help="logging level (env LOG_LEVEL; default %(default)s)")
+    own.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=4 << 20,
+        help="largest REST body / gRPC message accepted (default 4 MiB, gRPC's default)",
+    )
+    own.add_argument(
+        "--client_timeout_seconds",
+        type=float,
+        default=5.0,
+        help="seconds a REST client has to send a whole request, headers and body, and the longest "
+        "an idle kept-alive connection stays open (default 5)",
+    )
+    own.add_argument(
+        "--log_level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="logging level (env LOG_LEVEL; default %(default)s)",
+    )
     return parser
 
 

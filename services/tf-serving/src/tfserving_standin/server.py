@@ -19,9 +19,9 @@ from aiohttp import web
 from tfserving_standin.core.api import ServingApi
 from tfserving_standin.core.config import BatchingParameters, ModelConfig, MonitoringConfig
 from tfserving_standin.core.config_reload import ConfigReloader
-from tfserving_standin.grpc_api.dispatch import GrpcFrontEnd
 from tfserving_standin.core.manager import ModelManager
 from tfserving_standin.core.metrics import Metrics
+from tfserving_standin.grpc_api.dispatch import GrpcFrontEnd
 from tfserving_standin.rest_api.server import RestFrontEnd
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,19 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     problems = manager.label_problems(options.models, options.allow_unavailable_labels, at_startup=True)
     if problems:
         raise StartupError("; ".join(problems))
-    reloader = ConfigReloader(manager, options.config_file, options.allow_unavailable_labels) \
-        if options.config_file and options.config_poll_seconds > 0 else None
+    reloader = (
+        ConfigReloader(manager, options.config_file, options.allow_unavailable_labels)
+        if options.config_file and options.config_poll_seconds > 0
+        else None
+    )
 
-    grpc_front_end = GrpcFrontEnd(api, metrics, f"{options.host}:{options.grpc_port}", options.max_request_bytes,
-                                  logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+    grpc_front_end = GrpcFrontEnd(
+        api,
+        metrics,
+        f"{options.host}:{options.grpc_port}",
+        options.max_request_bytes,
+        logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    )
     await grpc_front_end.start()
     log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
     runner = None
@@ -90,14 +98,24 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
         # After an answer given before the whole body arrived (413, 408), aiohttp reads and drops
         # what the client still sends for lingering_time, so the client sees the answer and not a
         # reset: 1 s rather than aiohttp's 10, so a slow client is cut within the timeout + 1 s.
-        runner = web.AppRunner(rest.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0,
-                               keepalive_timeout=options.client_timeout_seconds, lingering_time=1.0)
+        runner = web.AppRunner(
+            rest.make_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=options.client_timeout_seconds,
+            lingering_time=1.0,
+        )
         await runner.setup()
         await web.TCPSite(runner, options.host, options.rest_port, backlog=1024).start()
         log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
         if options.monitoring.prometheus_enabled:
-            log.info("Prometheus metrics at http://%s:%d%s", options.host, options.rest_port,
-                     options.monitoring.prometheus_path)
+            log.info(
+                "Prometheus metrics at http://%s:%d%s",
+                options.host,
+                options.rest_port,
+                options.monitoring.prometheus_path,
+            )
 
     polling = asyncio.create_task(manager.poll_forever(options.poll_seconds)) if options.poll_seconds > 0 else None
     watching = asyncio.create_task(reloader.watch_forever(options.config_poll_seconds)) if reloader else None

@@ -14,13 +14,22 @@ import os
 import tempfile
 
 from mnist_common import storage
+
 # The names are the pipeline's contract with the exporter and make run.
 from mnist_common.pipeline import CHECKPOINTS_DIR, LOGS_DIR, TRAINED_MODEL_FILE, TRAINING_METRICS_FILE
 
 MODEL_FILE = TRAINED_MODEL_FILE
 METRICS_FILE = TRAINING_METRICS_FILE
-__all__ = ["CHECKPOINTS_DIR", "LOGS_DIR", "MODEL_FILE", "METRICS_FILE", "save_model", "save_model_discarded",
-           "write_metrics", "read_metrics"]
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "LOGS_DIR",
+    "MODEL_FILE",
+    "METRICS_FILE",
+    "save_model",
+    "save_model_discarded",
+    "write_metrics",
+    "read_metrics",
+]
 
 
 def save_model(model, model_dir: str) -> str:

@@ -39,9 +39,7 @@ class RunCheckpoint:
             model=model, optimizer=model.optimizer, completed_epochs=self.completed_epochs
         )
         self._write_dir = checkpoint_dir if is_chief else tempfile.mkdtemp(prefix="mnist-train-worker-")
-        self._manager = tf.train.CheckpointManager(
-            self._checkpoint, self._write_dir, max_to_keep=KEEP_CHECKPOINTS
-        )
+        self._manager = tf.train.CheckpointManager(self._checkpoint, self._write_dir, max_to_keep=KEEP_CHECKPOINTS)
 
     def _recorded_inputs(self) -> dict | None:
         try:

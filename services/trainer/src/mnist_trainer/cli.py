@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from mnist_common import logs, storage
 from mnist_common.dataset import DatasetError
 from mnist_common.idx import IdxFormatError
-
 from mnist_trainer.config import PROG, parse_config
 from mnist_trainer.stopping import StopOnSignal, Terminated
 from mnist_trainer.tf_config import TfConfigError, parse_tf_config
@@ -55,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         return _fail(f"{error.filename or error}: no such file; run 'make data' first?", EXIT_BAD_INPUT)
     except Terminated:
-        return _fail("terminated by SIGTERM; rerun the same command to resume from the last completed epoch",
-                     EXIT_TERMINATED)
+        return _fail(
+            "terminated by SIGTERM; rerun the same command to resume from the last completed epoch", EXIT_TERMINATED
+        )
     return 0
 
 

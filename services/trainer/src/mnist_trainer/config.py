@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping, Sequence
+from importlib import metadata
 
 from mnist_common.settings import read_setting
 
@@ -68,20 +68,41 @@ def _path(text: str) -> str:
 # The defaults reach 99% on held-out digits from the default 8,000-digit data set in about a
 # minute and a half on 2 CPU cores (see README.md and `make bench-train`).
 OPTIONS = (
-    _Option("--data-dir", "DATA_DIR", "artifacts/data/mnist", _path,
-            "prepared MNIST IDX files + manifest.json (local path or gs://)"),
-    _Option("--model-dir", "TRAIN_DIR", "artifacts/training", _path,
-            "where checkpoints/, logs/, model.keras and metrics.json go (local path or gs://; "
-            "TRAIN_DIR as in make and mnist-export, MODEL_DIR before)", old_envs=("MODEL_DIR",)),
+    _Option(
+        "--data-dir",
+        "DATA_DIR",
+        "artifacts/data/mnist",
+        _path,
+        "prepared MNIST IDX files + manifest.json (local path or gs://)",
+    ),
+    _Option(
+        "--model-dir",
+        "TRAIN_DIR",
+        "artifacts/training",
+        _path,
+        "where checkpoints/, logs/, model.keras and metrics.json go (local path or gs://; "
+        "TRAIN_DIR as in make and mnist-export, MODEL_DIR before)",
+        old_envs=("MODEL_DIR",),
+    ),
     _Option("--epochs", "EPOCHS", 12, _positive_int, "passes over the training digits"),
-    _Option("--batch-size", "BATCH_SIZE", 128, _positive_int,
-            "global batch size, split across workers when distributed"),
-    _Option("--learning-rate", "LEARNING_RATE", 3e-3, _positive_float,
-            "peak learning rate of the warm-up + cosine-decay schedule (Adam)"),
-    _Option("--seed", "SEED", 0, _non_negative_int,
-            "seed of weight initialisation, shuffling and augmentation"),
-    _Option("--limit", "TRAIN_LIMIT", None, _positive_int,
-            "train on only the first N training digits (quick runs and tests)"),
+    _Option(
+        "--batch-size", "BATCH_SIZE", 128, _positive_int, "global batch size, split across workers when distributed"
+    ),
+    _Option(
+        "--learning-rate",
+        "LEARNING_RATE",
+        3e-3,
+        _positive_float,
+        "peak learning rate of the warm-up + cosine-decay schedule (Adam)",
+    ),
+    _Option("--seed", "SEED", 0, _non_negative_int, "seed of weight initialisation, shuffling and augmentation"),
+    _Option(
+        "--limit",
+        "TRAIN_LIMIT",
+        None,
+        _positive_int,
+        "train on only the first N training digits (quick runs and tests)",
+    ),
 )
 
 

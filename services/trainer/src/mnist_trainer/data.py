@@ -60,8 +60,11 @@ def training_dataset(data: TrainingData, batch_size: int, seed: int, first_epoch
     def epoch_batches(epoch):
         epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
         order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=epoch_seed)
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True).enumerate().map(
-            lambda batch_index, indices: (epoch, batch_index, indices)
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(batch_size, drop_remainder=True)
+            .enumerate()
+            .map(lambda batch_index, indices: (epoch, batch_index, indices))
         )
 
     def gather_and_distort(epoch, batch_index, indices):

@@ -9,8 +9,8 @@ strategy the same code runs on TensorFlow's default strategy, in one process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -39,7 +39,7 @@ class TrainingLoop:
             # all-reduced (summed) gradient is the gradient of the mean loss over the batch.
             loss = tf.reduce_sum(per_example) / self.global_batch_size
         gradients = tape.gradient(loss, self.model.trainable_variables)
-        self.model.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        self.model.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=False))
         predicted = tf.argmax(probabilities, axis=1, output_type=labels.dtype)
         correct = tf.reduce_sum(tf.cast(predicted == labels, tf.float32))
         return tf.reduce_sum(per_example), correct
@@ -71,8 +71,8 @@ class TrainingLoop:
         weights, so all agree without exchanging anything."""
         loss_total, correct_total = 0.0, 0
         for start in range(0, len(labels), batch_size):
-            probabilities = self._predict(tf.constant(images[start:start + batch_size])).numpy()
-            batch_labels = labels[start:start + batch_size]
+            probabilities = self._predict(tf.constant(images[start : start + batch_size])).numpy()
+            batch_labels = labels[start : start + batch_size]
             picked = probabilities[np.arange(len(batch_labels)), batch_labels]
             loss_total += float(-np.log(np.clip(picked, 1e-7, 1.0)).sum())
             correct_total += int((probabilities.argmax(axis=1) == batch_labels).sum())

@@ -51,7 +51,7 @@ def _conv_pool_bn_relu(x, filters: int, kernel_size: int):
     return _bn_relu(x)
 
 
-def build_model(learning_rate: "float | keras.optimizers.schedules.LearningRateSchedule" = 1e-3) -> "keras.Model":
+def build_model(learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3) -> keras.Model:
     """The CNN, compiled with Adam for sparse integer labels."""
     import keras  # imported here so that reading ARCHITECTURE does not load TensorFlow
     from keras import layers

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mnist_common import pipeline, storage
 from mnist_common.dataset import DatasetError
-
 from mnist_trainer import artifacts
 from mnist_trainer.config import TrainConfig
 from mnist_trainer.data import load_training_data, steps_per_epoch, training_dataset
@@ -106,7 +105,11 @@ def train(
     augment_params = AugmentParams()
     batches = loop.distribute(
         training_dataset(
-            data, config.batch_size, config.seed, completed, config.epochs,
+            data,
+            config.batch_size,
+            config.seed,
+            completed,
+            config.epochs,
             augment=lambda images, seed: augment_batch(images, augment_params, seed),
         )
     )
@@ -163,7 +166,9 @@ def _finished_run(model_dir: str, inputs: dict) -> dict | None:
         metrics = artifacts.read_metrics(model_dir)
     except (FileNotFoundError, ValueError):
         return None
-    if not pipeline.same_training_inputs(pipeline.inputs_of({"inputs": inputs}), metrics.get("dataset_sha256"), metrics):
+    if not pipeline.same_training_inputs(
+        pipeline.inputs_of({"inputs": inputs}), metrics.get("dataset_sha256"), metrics
+    ):
         return None
     if not storage.exists(storage.join(model_dir, artifacts.MODEL_FILE)):
         return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from importlib import resources
 
 from flask import Blueprint, Response, jsonify, request
@@ -76,10 +75,17 @@ def status_json(status) -> dict:
     body = status.to_dict()
     for version in body["versions"]:
         if version["error_code"] not in ("", "OK"):
-            log.warning("model %s version %s: %s: %s", status.model_name, version["version"],
-                        version["error_code"], version["error_message"])
-            version["error_message"] = (f"version {version['version']} could not be loaded "
-                                        f"({version['error_code']}); the model server's log says why")
+            log.warning(
+                "model %s version %s: %s: %s",
+                status.model_name,
+                version["version"],
+                version["error_code"],
+                version["error_message"],
+            )
+            version["error_message"] = (
+                f"version {version['version']} could not be loaded "
+                f"({version['error_code']}); the model server's log says why"
+            )
     return body
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask
 
 from mnist_common.serving_client import create_client
-
 from mnist_webui import api, health, iap, pages, security
 from mnist_webui.config import Settings, settings_from_env
 from mnist_webui.errors import register_error_handlers

@@ -18,8 +18,8 @@ import sys
 import tempfile
 
 from gunicorn.glogging import Logger as GunicornLogger
-from mnist_common import logs
 
+from mnist_common import logs
 from mnist_webui.config import ConfigError, settings_from_env
 from mnist_webui.worker import client_timeout_from_env
 

@@ -100,8 +100,9 @@ class Metrics:
             self._versions_seen.add(value)
         return value
 
-    def observe_prediction(self, version: int | None, label: str | None, ok: bool, seconds: float,
-                           confidence: float | None) -> None:
+    def observe_prediction(
+        self, version: int | None, label: str | None, ok: bool, seconds: float, confidence: float | None
+    ) -> None:
         version_value, label_value = self.version_value(version), label or "none"
         self.predictions.labels(version_value, label_value, "ok" if ok else "error").inc()
         self.prediction_latency.labels(version_value, label_value).observe(seconds)

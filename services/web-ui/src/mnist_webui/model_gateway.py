@@ -9,7 +9,6 @@ import time
 import numpy as np
 
 from mnist_common import serving_client as sc
-
 from mnist_webui.errors import ApiError
 from mnist_webui.metrics import Metrics
 from mnist_webui.rollout import RolloutView, choose

@@ -34,7 +34,7 @@ class HeldOutDigits:
         self._random = random.Random()
 
     @classmethod
-    def load(cls, data_dir: str) -> "HeldOutDigits":
+    def load(cls, data_dir: str) -> HeldOutDigits:
         try:
             split = dataset.load_split(data_dir, "test")
         except (dataset.DatasetError, idx.IdxFormatError, OSError) as error:

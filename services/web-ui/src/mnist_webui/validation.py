@@ -18,7 +18,6 @@ import numpy as np
 import orjson
 
 from mnist_common import preprocessing
-
 from mnist_webui.errors import ApiError
 
 PIXELS = 28 * 28

@@ -50,8 +50,10 @@ class BufferedRequestWorker(UvicornWorker):
     def __init__(self, *args, **kwargs):
         timeout = client_timeout_from_env()
         # One protocol class per worker with this worker's deadline (uvicorn builds the protocol).
-        self.CONFIG_KWARGS = {**self.CONFIG_KWARGS,
-                              "http": type("ConfiguredHttpProtocol", (DeadlineHttpProtocol,), {"client_timeout": timeout})}
+        self.CONFIG_KWARGS = {
+            **self.CONFIG_KWARGS,
+            "http": type("ConfiguredHttpProtocol", (DeadlineHttpProtocol,), {"client_timeout": timeout}),
+        }
         super().__init__(*args, **kwargs)
         self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
 
@@ -59,5 +61,6 @@ class BufferedRequestWorker(UvicornWorker):
         super().load_wsgi()
         # The Flask app in a bounded thread pool, behind the body buffer.
         threads = max(1, self.cfg.threads)
-        self.wsgi = BufferedBody(WSGIMiddleware(self.wsgi, workers=threads, send_queue_size=threads),
-                                 settings_from_env().max_request_bytes)
+        self.wsgi = BufferedBody(
+            WSGIMiddleware(self.wsgi, workers=threads, send_queue_size=threads), settings_from_env().max_request_bytes
+        )

@@ -18,7 +18,9 @@ from importlib import metadata
 def _webui(argv: list[str]) -> int:
     from mnist_bench.webui import BenchOptions, run_bench
 
-    parser = argparse.ArgumentParser(prog="mnist-bench webui", description="measure the web UI's predict path under locust")
+    parser = argparse.ArgumentParser(
+        prog="mnist-bench webui", description="measure the web UI's predict path under locust"
+    )
     parser.add_argument("--procfile", default="Procfile")
     parser.add_argument("--locustfile", default="loadtest/locustfile.py")
     parser.add_argument("--model-base-path", default="artifacts/models/mnist")
@@ -28,8 +30,12 @@ def _webui(argv: list[str]) -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--spawn-rate", type=float, default=25)
     parser.add_argument("--duration", default="40s", help="locust --run-time (default %(default)s)")
-    parser.add_argument("--target-rps", type=float, default=330,
-                        help="offered load (Poisson arrivals spread over the users); 0: no pacing (default %(default)s)")
+    parser.add_argument(
+        "--target-rps",
+        type=float,
+        default=330,
+        help="offered load (Poisson arrivals spread over the users); 0: no pacing (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     return run_bench(
         BenchOptions(
@@ -69,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args or args[0] not in BENCHMARKS:
         given = repr(args[0]) if args else "nothing"
-        print(f"usage: mnist-bench {{{'|'.join(BENCHMARKS)}}} [options]  (got {given}; "
-              "'mnist-bench NAME --help' for a benchmark's options)", file=sys.stderr)
+        print(
+            f"usage: mnist-bench {{{'|'.join(BENCHMARKS)}}} [options]  (got {given}; "
+            "'mnist-bench NAME --help' for a benchmark's options)",
+            file=sys.stderr,
+        )
         return 2
     return BENCHMARKS[args[0]](args[1:])
 

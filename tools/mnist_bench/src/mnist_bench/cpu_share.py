@@ -15,8 +15,11 @@ import psutil
 
 # A process belongs to the first service whose marker its command line contains. The stand-in
 # is two processes: the model server and its gRPC front end.
-SERVICE_MARKERS = (("model_server", "tfserving-standin"), ("model_server", "tfserving_standin.grpc_api.frontend"),
-                   ("web_ui", "gunicorn"))
+SERVICE_MARKERS = (
+    ("model_server", "tfserving-standin"),
+    ("model_server", "tfserving_standin.grpc_api.frontend"),
+    ("web_ui", "gunicorn"),
+)
 
 
 def service_of(cmdline: Iterable[str]) -> str | None:

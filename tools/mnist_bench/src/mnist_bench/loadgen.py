@@ -97,7 +97,8 @@ def _grpc_request(model: str, body: dict):
     tensor = tensor_pb2.TensorProto(
         dtype=types_pb2.DT_FLOAT,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in images.shape]),
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in images.shape]
+        ),
         tensor_content=images.tobytes(),
     )
     request.inputs["images"].CopyFrom(tensor)
@@ -127,8 +128,9 @@ async def run(args) -> dict:
         # A few channels (HTTP/2 connections), as several client processes would open.
         channels = [grpc.aio.insecure_channel(args.target) for _ in range(min(4, args.concurrency))]
         stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
-        await asyncio.gather(*(_grpc_worker(stubs[i % len(stubs)], request, stats, stop_at)
-                               for i in range(args.concurrency)))
+        await asyncio.gather(
+            *(_grpc_worker(stubs[i % len(stubs)], request, stats, stop_at) for i in range(args.concurrency))
+        )
         for channel in channels:
             await channel.close()
     latencies = np.asarray(stats.latencies) * 1000

@@ -26,8 +26,11 @@ def create_app(model) -> Flask:
 
     @app.get("/v1/models/mnist")
     def status():
-        return jsonify(model_version_status=[{"version": "1", "state": "AVAILABLE",
-                                              "status": {"error_code": "OK", "error_message": ""}}])
+        return jsonify(
+            model_version_status=[
+                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        )
 
     return app
 
@@ -35,8 +38,10 @@ def create_app(model) -> Flask:
 def main() -> None:
     parser = argparse.ArgumentParser(description="naive Flask + keras model.predict reference")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--keras-model", help="a saved .keras model; default: an untrained build_model() "
-                        "(the same computation per request)")
+    parser.add_argument(
+        "--keras-model",
+        help="a saved .keras model; default: an untrained build_model() (the same computation per request)",
+    )
     args = parser.parse_args()
     if args.keras_model:
         import keras

@@ -91,12 +91,27 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def loadgen(protocol: str, target: str, concurrency: int, args, body_file: pathlib.Path, commands: list) -> dict:
-    command = [sys.executable, "-m", "mnist_bench.loadgen", "--protocol", protocol, "--target", target,
-               "--concurrency", str(concurrency), "--duration", str(args.seconds), "--warmup", str(args.warmup),
-               "--body-file", str(body_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_bench.loadgen",
+        "--protocol",
+        protocol,
+        "--target",
+        target,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(args.seconds),
+        "--warmup",
+        str(args.warmup),
+        "--body-file",
+        str(body_file),
+    ]
     commands.append(shlex.join(command))
-    result = subprocess.run(command, capture_output=True, text=True, check=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -111,10 +126,15 @@ def grpc_body(body_file: pathlib.Path, target: pathlib.Path) -> None:
     images = np.asarray(json.loads(body_file.read_text())["instances"], dtype=np.float32)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "mnist"
-    request.inputs["images"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT, tensor_content=images.tobytes(),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in images.shape])))
+    request.inputs["images"].CopyFrom(
+        tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT,
+            tensor_content=images.tobytes(),
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in images.shape]
+            ),
+        )
+    )
     payload = request.SerializeToString()
     target.write_bytes(b"\x00" + struct.pack(">I", len(payload)) + payload)
 
@@ -122,8 +142,11 @@ def grpc_body(body_file: pathlib.Path, target: pathlib.Path) -> None:
 def _counter_total(rest_port: int, prefix: str, entrypoint: str | None = None) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics", timeout=10) as page:
         text = page.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(prefix + "{") and (entrypoint is None or f'entrypoint="{entrypoint}"' in line))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix + "{") and (entrypoint is None or f'entrypoint="{entrypoint}"' in line)
+    )
 
 
 def grpc_errors(rest_port: int) -> float:
@@ -153,8 +176,15 @@ class ServerCpu:
         return round(1000 * (cpu - self._start[0]) / requests, 3) if requests > 0 else None
 
 
-def h2load(protocol: str, port: int, concurrency: int, args, body: pathlib.Path, commands: list,
-           metrics_port: int | None = None) -> dict:
+def h2load(
+    protocol: str,
+    port: int,
+    concurrency: int,
+    args,
+    body: pathlib.Path,
+    commands: list,
+    metrics_port: int | None = None,
+) -> dict:
     """Load from h2load (nghttp2's C load generator): far cheaper per request than a Python
     client, so the figures measure the server rather than the client. REST: HTTP/1.1, one
     connection per concurrent request, as wrk or ab would; gRPC: HTTP/2, up to 4 connections with
@@ -167,11 +197,30 @@ def h2load(protocol: str, port: int, concurrency: int, args, body: pathlib.Path,
         url = f"http://127.0.0.1:{port}/v1/models/mnist:predict"
     else:
         connections = min(4, concurrency)
-        shape = ["-c", str(connections), "-m", str(-(-concurrency // connections)),
-                 "-H", "content-type: application/grpc", "-H", "te: trailers"]
+        shape = [
+            "-c",
+            str(connections),
+            "-m",
+            str(-(-concurrency // connections)),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+        ]
         url = f"http://127.0.0.1:{port}/tensorflow.serving.PredictionService/Predict"
-    command = ["h2load", *shape, "-D", str(seconds), "--warm-up-time", str(max(1, round(args.warmup))),
-               "-d", str(body), "--log-file", str(log_file), url]
+    command = [
+        "h2load",
+        *shape,
+        "-D",
+        str(seconds),
+        "--warm-up-time",
+        str(max(1, round(args.warmup))),
+        "-d",
+        str(body),
+        "--log-file",
+        str(log_file),
+        url,
+    ]
     commands.append(shlex.join(command))
     # gRPC failures travel in trailers with HTTP 200, which h2load counts as success: take the
     # server's own error counter (on its REST port, metrics_port) for them.
@@ -187,16 +236,28 @@ def h2load(protocol: str, port: int, concurrency: int, args, body: pathlib.Path,
     def percentile(q):
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else None
 
-    return {"protocol": protocol, "concurrency": concurrency, "requests": answered, "errors": failed,
-            "first_error": "", "seconds": seconds, "rps": round(answered / seconds, 1),
-            "p50_ms": percentile(0.50), "p99_ms": percentile(0.99), "client": "h2load"}
+    return {
+        "protocol": protocol,
+        "concurrency": concurrency,
+        "requests": answered,
+        "errors": failed,
+        "first_error": "",
+        "seconds": seconds,
+        "rps": round(answered / seconds, 1),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "client": "h2load",
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-base-path", default="artifacts/models/mnist")
-    parser.add_argument("--config-dir", default="services/tf-serving/config",
-                        help="the model server's batching_parameters.txt and monitoring.config")
+    parser.add_argument(
+        "--config-dir",
+        default="services/tf-serving/config",
+        help="the model server's batching_parameters.txt and monitoring.config",
+    )
     parser.add_argument("--data-dir", default="artifacts/data/mnist")
     parser.add_argument("--keras-model", help="model.keras for the naive app (default: untrained build_model())")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per cell")
@@ -228,8 +289,10 @@ def main(argv=None) -> int:
         body_file = workdir / "request.json"
         body_file.write_text(json.dumps({"instances": digit.tolist()}))
 
-        print(f"bench-serving: model = {model_note}; {os.cpu_count()} cores; load average {load_before[0]:.2f}",
-              flush=True)
+        print(
+            f"bench-serving: model = {model_note}; {os.cpu_count()} cores; load average {load_before[0]:.2f}",
+            flush=True,
+        )
         print("in-process signature calls ...", flush=True)
         in_process = in_process_rates(version_dir, seconds=3.0, batch=64)
 
@@ -237,15 +300,28 @@ def main(argv=None) -> int:
         rows = []
         grpc_port, rest_port = free_port(), free_port()
         server_command = [
-            sys.executable, "-m", "tfserving_standin.cli", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-            "--host=127.0.0.1", "--model_name=mnist", f"--model_base_path={base_path}",
-            "--enable_batching", f"--batching_parameters_file={pathlib.Path(args.config_dir) / 'batching_parameters.txt'}",
-            f"--monitoring_config_file={pathlib.Path(args.config_dir) / 'monitoring.config'}", "--log_level=WARNING",
-            "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1",
+            sys.executable,
+            "-m",
+            "tfserving_standin.cli",
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}",
+            "--host=127.0.0.1",
+            "--model_name=mnist",
+            f"--model_base_path={base_path}",
+            "--enable_batching",
+            f"--batching_parameters_file={pathlib.Path(args.config_dir) / 'batching_parameters.txt'}",
+            f"--monitoring_config_file={pathlib.Path(args.config_dir) / 'monitoring.config'}",
+            "--log_level=WARNING",
+            "--tensorflow_intra_op_parallelism=1",
+            "--tensorflow_inter_op_parallelism=1",
         ]
         commands.append(shlex.join(server_command))
-        server = subprocess.Popen(server_command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            server_command,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_ready(f"http://127.0.0.1:{rest_port}/v1/models/mnist", server)
             use_h2load = shutil.which("h2load") is not None
@@ -253,16 +329,19 @@ def main(argv=None) -> int:
             if use_h2load:  # loadgen.py builds its gRPC request itself, from the JSON body
                 grpc_body(body_file, bodies["grpc"])
             else:
-                print("note: h2load (Debian package nghttp2-client) is not installed; the load comes from "
-                      "loadgen.py, a Python client that takes about as much CPU as the server it measures",
-                      flush=True)
+                print(
+                    "note: h2load (Debian package nghttp2-client) is not installed; the load comes from "
+                    "loadgen.py, a Python client that takes about as much CPU as the server it measures",
+                    flush=True,
+                )
             for protocol, port in (("rest", rest_port), ("grpc", grpc_port)):
                 for concurrency in levels:
                     print(f"stand-in {protocol} concurrency {concurrency} ...", flush=True)
                     cpu = ServerCpu(server.pid, rest_port)
                     if use_h2load:
-                        result = h2load(protocol, port, concurrency, args, bodies[protocol], commands,
-                                        metrics_port=rest_port)
+                        result = h2load(
+                            protocol, port, concurrency, args, bodies[protocol], commands, metrics_port=rest_port
+                        )
                     else:
                         result = loadgen(protocol, f"127.0.0.1:{port}", concurrency, args, body_file, commands)
                     rows.append({"server": "stand-in", **result, "server_cpu_ms_per_request": cpu.ms_per_request()})
@@ -274,8 +353,12 @@ def main(argv=None) -> int:
         if args.keras_model:
             naive_command += ["--keras-model", args.keras_model]
         commands.append(shlex.join(naive_command))
-        naive = subprocess.Popen(naive_command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        naive = subprocess.Popen(
+            naive_command,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_ready(f"http://127.0.0.1:{naive_port}/v1/models/mnist", naive)
             for concurrency in [int(c) for c in args.naive_concurrency.split(",")]:
@@ -291,17 +374,25 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     naive_best = max((r["rps"] for r in rows if r["server"] == "naive-flask"), default=0) or None
     print()
-    print(f"{'server':<12} {'protocol':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-          f"{'server CPU ms/req':>18}")
+    print(
+        f"{'server':<12} {'protocol':<8} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'server CPU ms/req':>18}"
+    )
     for row in rows:
         cpu = row.get("server_cpu_ms_per_request")
-        print(f"{row['server']:<12} {row['protocol']:<8} {row['concurrency']:>5} {row['rps']:>9.1f} "
-              f"{row['p50_ms'] or 0:>8.2f} {row['p99_ms'] or 0:>8.2f} {row['errors']:>7} "
-              f"{'' if cpu is None else f'{cpu:.3f}':>18}")
-    print(f"in-process serving_default, one thread: batch 1 {in_process['1']['calls_per_s']} calls/s; "
-          f"batch 64 {in_process['64']['images_per_s']} images/s")
-    rest_64 = next((r for r in rows if r["server"] == "stand-in" and r["protocol"] == "rest"
-                    and r["concurrency"] == max(levels)), None)
+        print(
+            f"{row['server']:<12} {row['protocol']:<8} {row['concurrency']:>5} {row['rps']:>9.1f} "
+            f"{row['p50_ms'] or 0:>8.2f} {row['p99_ms'] or 0:>8.2f} {row['errors']:>7} "
+            f"{'' if cpu is None else f'{cpu:.3f}':>18}"
+        )
+    print(
+        f"in-process serving_default, one thread: batch 1 {in_process['1']['calls_per_s']} calls/s; "
+        f"batch 64 {in_process['64']['images_per_s']} images/s"
+    )
+    rest_64 = next(
+        (r for r in rows if r["server"] == "stand-in" and r["protocol"] == "rest" and r["concurrency"] == max(levels)),
+        None,
+    )
     if rest_64 and naive_best:
         print(f"stand-in REST at concurrency {max(levels)} / naive Flask best: {rest_64['rps'] / naive_best:.1f}x")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (shared cores inflate latency)")
@@ -312,9 +403,14 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "model": model_note, "cores": os.cpu_count(), "load_average_before": load_before,
-        "load_average_after": load_after, "seconds_per_cell": args.seconds, "rows": rows,
-        "in_process": in_process, "commands": commands,
+        "model": model_note,
+        "cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "seconds_per_cell": args.seconds,
+        "rows": rows,
+        "in_process": in_process,
+        "commands": commands,
         "rest_vs_naive": round(rest_64["rps"] / naive_best, 1) if rest_64 and naive_best else None,
     }
     partial = out.with_suffix(".json.tmp")

@@ -12,7 +12,6 @@ import argparse
 import os
 import shlex
 import sys
-import time
 
 from mnist_common import dataset, pipeline, storage
 
@@ -41,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu_after = os.times()
     metrics = pipeline.read_training_metrics(args.model_dir)
     if metrics["resumed_from_epoch"] != 0:
-        print(f"mnist-train-bench: error: {args.model_dir} held an earlier run; benchmark a fresh model dir",
-              file=sys.stderr)
+        print(
+            f"mnist-train-bench: error: {args.model_dir} held an earlier run; benchmark a fresh model dir",
+            file=sys.stderr,
+        )
         return 2
 
     import keras
@@ -56,12 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
 
     print(f"test accuracy     {accuracy:.5f} ({correct}/{len(test)} held-out digits; need >= {args.min_accuracy})")
-    print(f"training seconds  {seconds:.1f} (need <= {args.max_seconds}); whole run {metrics['wall_seconds']:.1f} s wall, "
-          f"{cpu_seconds:.1f} s CPU")
-    print(f"settings          epochs {metrics['epochs']}, batch size {metrics['batch_size']}, "
-          f"learning rate {metrics['learning_rate']}, seed {metrics['seed']}, {metrics['train_examples']} training digits")
-    print(f"machine           {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after (other work on the machine slows the run)")
+    print(
+        f"training seconds  {seconds:.1f} (need <= {args.max_seconds}); whole run {metrics['wall_seconds']:.1f} s wall, "
+        f"{cpu_seconds:.1f} s CPU"
+    )
+    print(
+        f"settings          epochs {metrics['epochs']}, batch size {metrics['batch_size']}, "
+        f"learning rate {metrics['learning_rate']}, seed {metrics['seed']}, {metrics['train_examples']} training digits"
+    )
+    print(
+        f"machine           {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after (other work on the machine slows the run)"
+    )
     failures = []
     if accuracy < args.min_accuracy:
         failures.append(f"accuracy {accuracy:.5f} < {args.min_accuracy}")

@@ -19,10 +19,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from mnist_bench.cpu_share import CpuShare
 from mnist_common import storage
 from mnist_common.pipeline import published_versions
-
-from mnist_bench.cpu_share import CpuShare
 from mnist_run.ports import free_port
 from mnist_run.procfile import ProcfileStack, StackError, stack_environment, venv_environment
 
@@ -50,19 +49,29 @@ class BenchOptions:
 
 def locust_command(options: BenchOptions, host: str, prefix: str) -> list[str]:
     return [
-        sys.executable, "-m", "locust",
-        "-f", options.locustfile,
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        options.locustfile,
         "--headless",
-        "--users", str(options.users),
-        "--spawn-rate", str(options.spawn_rate),
-        "--run-time", options.duration,
-        "--host", host,
-        "--csv", prefix,
-        "--html", prefix + ".html",
+        "--users",
+        str(options.users),
+        "--spawn-rate",
+        str(options.spawn_rate),
+        "--run-time",
+        options.duration,
+        "--host",
+        host,
+        "--csv",
+        prefix,
+        "--html",
+        prefix + ".html",
         "--only-summary",
         # Count from when every user runs: the ramp-up offers less than the target load.
         "--reset-stats",
-        "--exit-code-on-error", "0",
+        "--exit-code-on-error",
+        "0",
         LOCUST_CLASS,
     ]
 
@@ -95,15 +104,18 @@ def served_requests(ui_url: str) -> float | None:
         text = requests.get(ui_url + "/metrics", timeout=10).text
     except requests.RequestException:
         return None
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("webui_http_requests_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("webui_http_requests_total{")
+    )
 
 
 def cpu_figures(cpu_seconds: dict[str, float], requests_served: float | None) -> dict:
     """CPU seconds each part used during the locust run, and per request the web UI answered in
     that time (ramp-up included on both sides)."""
-    per_request = {part: round(1000 * seconds / requests_served, 2) if requests_served else None
-                   for part, seconds in cpu_seconds.items()}
+    per_request = {
+        part: round(1000 * seconds / requests_served, 2) if requests_served else None
+        for part, seconds in cpu_seconds.items()
+    }
     return {"cpu_seconds": cpu_seconds, "cpu_ms_per_request": per_request}
 
 
@@ -127,7 +139,7 @@ def figures_from(row: dict[str, str], options: BenchOptions, load_before, load_a
         "target": {"requests_per_second_min": TARGET_RPS, "p95_ms_max": TARGET_P95_MS},
         "command": command_text,
         "report": report,
-        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     figures["meets_target"] = (
         figures["requests_per_second"] >= TARGET_RPS and figures["p95_ms"] <= TARGET_P95_MS and failures == 0
@@ -142,10 +154,15 @@ def summary(figures: dict) -> str:
     offered = figures["offered_requests_per_second"]
     cpu = ""
     if figures.get("cpu_ms_per_request"):
-        cpu = "  CPU per request: " + ", ".join(
-            f"{_PART_NAMES.get(part, part)} {ms:g} ms" for part, ms in figures["cpu_ms_per_request"].items()
-            if ms is not None
-        ) + "\n"
+        cpu = (
+            "  CPU per request: "
+            + ", ".join(
+                f"{_PART_NAMES.get(part, part)} {ms:g} ms"
+                for part, ms in figures["cpu_ms_per_request"].items()
+                if ms is not None
+            )
+            + "\n"
+        )
     return (
         f"bench: web UI predict, {figures['users']} users, "
         f"{f'{offered:g} requests/s offered (Poisson arrivals)' if offered else 'no pacing'}, {figures['duration']} "
@@ -162,16 +179,23 @@ def summary(figures: dict) -> str:
 
 def run_bench(options: BenchOptions) -> int:
     if not published_versions(options.model_base_path):
-        print(f"error: no model is published in {options.model_base_path}: run `make export` (or `make run`) first",
-              file=sys.stderr)
+        print(
+            f"error: no model is published in {options.model_base_path}: run `make export` (or `make run`) first",
+            file=sys.stderr,
+        )
         return 2
     run_dir = os.path.join(options.out_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     os.makedirs(run_dir, exist_ok=True)
     grpc_port, rest_port, ui_port = free_port(), free_port(), free_port()
     ui_url = f"http://127.0.0.1:{ui_port}"
-    env = stack_environment(grpc_port=grpc_port, rest_port=rest_port, ui_port=ui_port,
-                            model_base_path=options.model_base_path, data_dir=options.data_dir,
-                            model_name=options.model_name)
+    env = stack_environment(
+        grpc_port=grpc_port,
+        rest_port=rest_port,
+        ui_port=ui_port,
+        model_base_path=options.model_base_path,
+        data_dir=options.data_dir,
+        model_name=options.model_name,
+    )
     stack = ProcfileStack(options.procfile, env, os.path.join(run_dir, "servers.log"), ["serving", "webui"])
     prefix = os.path.join(run_dir, "webui")
     command = locust_command(options, ui_url, prefix)
@@ -199,8 +223,9 @@ def run_bench(options: BenchOptions) -> int:
     if result.returncode != 0:
         print(f"error: locust exited with {result.returncode}", file=sys.stderr)
         return 1
-    figures = figures_from(read_predict_row(prefix + "_stats.csv"), options, load_before, load_after,
-                           command_text, prefix + ".html")
+    figures = figures_from(
+        read_predict_row(prefix + "_stats.csv"), options, load_before, load_after, command_text, prefix + ".html"
+    )
     figures.update(cpu_figures(cpu.seconds, served))
     out_file = os.path.join(options.out_dir, "webui.json")
     storage.write_bytes_atomic(out_file, (json.dumps(figures, indent=2) + "\n").encode())

@@ -49,8 +49,14 @@ def run_once_decision(existing: dict | None, desired: dict, upstream_reran: bool
     return RERUN
 
 
-def apply_stage(cluster: Cluster, objects: list[dict], poller: Poller, upstream_reran: bool = False,
-                delete_timeout: float = 300.0, rerun_jobs: bool = False) -> bool:
+def apply_stage(
+    cluster: Cluster,
+    objects: list[dict],
+    poller: Poller,
+    upstream_reran: bool = False,
+    delete_timeout: float = 300.0,
+    rerun_jobs: bool = False,
+) -> bool:
     """Apply one stage's objects in order; True if a run-once workload was (re)started."""
     started = False
     for obj in objects:

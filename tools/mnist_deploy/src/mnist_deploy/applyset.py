@@ -44,15 +44,20 @@ def render_namespace(objects: list[dict]) -> str:
     """The one namespace the render's namespaced objects live in (the parent goes there)."""
     namespaces = {obj["metadata"]["namespace"] for obj in objects if obj["metadata"].get("namespace")}
     if len(namespaces) != 1:
-        raise DeployError(f"the render must put its objects in exactly one namespace, found {sorted(namespaces) or 'none'}")
+        raise DeployError(
+            f"the render must put its objects in exactly one namespace, found {sorted(namespaces) or 'none'}"
+        )
     return namespaces.pop()
 
 
 def parent(namespace: str, group_kinds: set[str]) -> dict:
     return {
-        "apiVersion": "v1", "kind": PARENT_KIND, "type": "Opaque",
+        "apiVersion": "v1",
+        "kind": PARENT_KIND,
+        "type": "Opaque",
         "metadata": {
-            "name": PARENT_NAME, "namespace": namespace,
+            "name": PARENT_NAME,
+            "namespace": namespace,
             "labels": {ID_LABEL: applyset_id(PARENT_NAME, namespace)},
             "annotations": {TOOLING_ANNOTATION: TOOLING, GROUP_KINDS_ANNOTATION: ",".join(sorted(group_kinds))},
         },

@@ -14,8 +14,8 @@ Exit codes: 0 done, 1 a workload failed or timed out (its pod's last log lines a
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import sys
+from importlib import metadata
 
 from mnist_deploy import deploy as deploying
 from mnist_deploy import policy
@@ -66,40 +66,83 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="kustomize an overlay into one manifest file")
     render.add_argument("--overlay", required=True, help="overlay directory, e.g. kustomize/overlays/gke")
     render.add_argument("--out", required=True, help="where to write the manifests")
-    render.add_argument("--image", action="append", default=[], metavar="NAME=REF",
-                        help="set image NAME (as written in the manifests) to REF (registry/name:tag)")
-    render.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a value for ${NAME} in the manifests; empty means unset")
+    render.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=REF",
+        help="set image NAME (as written in the manifests) to REF (registry/name:tag)",
+    )
+    render.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for ${NAME} in the manifests; empty means unset",
+    )
     render.add_argument("--kubectl", default="kubectl", help="kubectl binary (its kustomize builds)")
 
-    for name, text in (("deploy", "apply a render in stages and wait for each"),
-                       ("status", "show every object of a render and its state"),
-                       ("undeploy", "delete a render's objects (storage kept by default)")):
+    for name, text in (
+        ("deploy", "apply a render in stages and wait for each"),
+        ("status", "show every object of a render and its state"),
+        ("undeploy", "delete a render's objects (storage kept by default)"),
+    ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--manifests", required=name != "undeploy", help="the file `render` wrote")
         command.add_argument("--context", default=None, help="kubeconfig context (default: current)")
         if name == "deploy":
             command.add_argument("--poll-seconds", type=_seconds, default=5.0)
-            command.add_argument("--timeout", action="append", default=[], metavar="STAGE=SECONDS",
-                                 help="how long a stage may take (defaults: " + ", ".join(
-                                     f"{stage}={seconds}" for stage, seconds in deploying.STAGE_TIMEOUTS.items()) + ")")
-            command.add_argument("--delete-timeout", type=_seconds, default=deploying.DELETE_TIMEOUT, metavar="SECONDS",
-                                 help="how long a re-run's old Job/TFJob, then its pods, may take to go (default %(default)s)")
-            command.add_argument("--give-up-after", type=_seconds, default=GIVE_UP_AFTER, metavar="SECONDS",
-                                 help="fail once a pod is stuck on ImagePullBackOff, CreateContainerConfigError, "
-                                      "CrashLoopBackOff... this long (default %(default)s)")
-            command.add_argument("--slow-start", type=_seconds, default=SLOW_START, metavar="SECONDS",
-                                 help="report a pod still ContainerCreating after this long (default %(default)s)")
-            command.add_argument("--rerun-jobs", action="store_true",
-                                 help="run the data, training and export workloads again even where the same "
-                                      "spec already ran (make deploy TRAIN=force)")
-            command.add_argument("--lease-seconds", type=int, default=LEASE_SECONDS, metavar="SECONDS",
-                                 help="the deploy lock's lease duration; renewed every third of it (default %(default)s)")
+            command.add_argument(
+                "--timeout",
+                action="append",
+                default=[],
+                metavar="STAGE=SECONDS",
+                help="how long a stage may take (defaults: "
+                + ", ".join(f"{stage}={seconds}" for stage, seconds in deploying.STAGE_TIMEOUTS.items())
+                + ")",
+            )
+            command.add_argument(
+                "--delete-timeout",
+                type=_seconds,
+                default=deploying.DELETE_TIMEOUT,
+                metavar="SECONDS",
+                help="how long a re-run's old Job/TFJob, then its pods, may take to go (default %(default)s)",
+            )
+            command.add_argument(
+                "--give-up-after",
+                type=_seconds,
+                default=GIVE_UP_AFTER,
+                metavar="SECONDS",
+                help="fail once a pod is stuck on ImagePullBackOff, CreateContainerConfigError, "
+                "CrashLoopBackOff... this long (default %(default)s)",
+            )
+            command.add_argument(
+                "--slow-start",
+                type=_seconds,
+                default=SLOW_START,
+                metavar="SECONDS",
+                help="report a pod still ContainerCreating after this long (default %(default)s)",
+            )
+            command.add_argument(
+                "--rerun-jobs",
+                action="store_true",
+                help="run the data, training and export workloads again even where the same "
+                "spec already ran (make deploy TRAIN=force)",
+            )
+            command.add_argument(
+                "--lease-seconds",
+                type=int,
+                default=LEASE_SECONDS,
+                metavar="SECONDS",
+                help="the deploy lock's lease duration; renewed every third of it (default %(default)s)",
+            )
         if name == "undeploy":
-            command.add_argument("--namespace", default=None,
-                                 help="undeploy from this namespace's inventory, without a render")
-            command.add_argument("--delete-storage", action="store_true",
-                                 help="also delete the PersistentVolumeClaim and the namespace")
+            command.add_argument(
+                "--namespace", default=None, help="undeploy from this namespace's inventory, without a render"
+            )
+            command.add_argument(
+                "--delete-storage", action="store_true", help="also delete the PersistentVolumeClaim and the namespace"
+            )
     return parser
 
 
@@ -109,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
         objects = rendering.parse(text)
         problems = policy.violations(objects)
         if problems:
-            raise DeployError(f"{args.overlay} breaks the manifest rules (mnist_deploy.policy):\n  "
-                              + "\n  ".join(problems))
+            raise DeployError(
+                f"{args.overlay} breaks the manifest rules (mnist_deploy.policy):\n  " + "\n  ".join(problems)
+            )
         rendering.write_atomically(args.out, text)
         print(f"wrote {args.out} ({len(objects)} objects)")
         return 0
@@ -121,8 +165,15 @@ def run(args: argparse.Namespace) -> int:
     cluster = connect(args.context)
     if args.command == "deploy":
         poller = Poller(interval=args.poll_seconds, give_up_after=args.give_up_after, slow_start=args.slow_start)
-        deploying.deploy(cluster, objects, poller, timeouts, args.delete_timeout, lease_seconds=args.lease_seconds,
-                         rerun_jobs=args.rerun_jobs)
+        deploying.deploy(
+            cluster,
+            objects,
+            poller,
+            timeouts,
+            args.delete_timeout,
+            lease_seconds=args.lease_seconds,
+            rerun_jobs=args.rerun_jobs,
+        )
     elif args.command == "status":
         for name, stage, state in deploying.status(cluster, objects):
             print(f"{stage:<9} {name:<45} {state}")

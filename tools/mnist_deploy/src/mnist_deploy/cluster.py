@@ -74,12 +74,18 @@ class KubeCluster:
         options = {"dry_run": "All"} if dry_run else {}
         try:
             result = self._dynamic.server_side_apply(
-                resource, body=obj, namespace=obj["metadata"].get("namespace"),
-                field_manager=FIELD_MANAGER, force_conflicts=True, **options,
+                resource,
+                body=obj,
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+                **options,
             )
         except DynamicApiError as error:
-            raise DeployError(f"the API server refused {obj['kind']}/{obj['metadata']['name']}: "
-                              f"{error.status} {error.reason}: {refusal_message(error)}") from None
+            raise DeployError(
+                f"the API server refused {obj['kind']}/{obj['metadata']['name']}: "
+                f"{error.status} {error.reason}: {refusal_message(error)}"
+            ) from None
         return result.to_dict()
 
     def _write(self, verb: str, obj: dict) -> dict:
@@ -93,8 +99,10 @@ class KubeCluster:
         except ConflictError as error:
             raise Conflict(f"{obj['kind']}/{obj['metadata']['name']}: {refusal_message(error)}") from None
         except DynamicApiError as error:
-            raise DeployError(f"the API server refused to {verb} {obj['kind']}/{obj['metadata']['name']}: "
-                              f"{error.status} {error.reason}: {refusal_message(error)}") from None
+            raise DeployError(
+                f"the API server refused to {verb} {obj['kind']}/{obj['metadata']['name']}: "
+                f"{error.status} {error.reason}: {refusal_message(error)}"
+            ) from None
         return result.to_dict()
 
     def create(self, obj: dict) -> dict:
@@ -109,13 +117,17 @@ class KubeCluster:
         (or cluster-wide for cluster-scoped kinds), with apiVersion and kind filled in (a list
         response leaves them out of its items)."""
         kind, _, group = group_kind.partition(".")
-        found = [resource for resource in self._dynamic.resources.search(group=group, kind=kind)
-                 if resource.group == group and resource.kind == kind]
+        found = [
+            resource
+            for resource in self._dynamic.resources.search(group=group, kind=kind)
+            if resource.group == group and resource.kind == kind
+        ]
         if not found:
             return []  # the kind is gone from the cluster (a CRD removed): nothing of it to find
         resource = sorted(found, key=lambda resource: not resource.preferred)[0]
-        listed = self._dynamic.get(resource, namespace=namespace if resource.namespaced else None,
-                                   label_selector=label_selector).to_dict()["items"]
+        listed = self._dynamic.get(
+            resource, namespace=namespace if resource.namespaced else None, label_selector=label_selector
+        ).to_dict()["items"]
         return [{"apiVersion": resource.group_version, "kind": kind, **item} for item in listed]
 
     def list_events(self, namespace: str) -> list[dict]:
@@ -126,8 +138,9 @@ class KubeCluster:
         from kubernetes.dynamic.exceptions import NotFoundError
 
         try:
-            found = self._dynamic.get(self._resource(obj), name=obj["metadata"]["name"],
-                                      namespace=obj["metadata"].get("namespace"))
+            found = self._dynamic.get(
+                self._resource(obj), name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace")
+            )
         except NotFoundError:
             return None
         return found.to_dict()
@@ -137,9 +150,12 @@ class KubeCluster:
 
         try:
             # Background: the object goes now, its pods are garbage-collected after it.
-            self._dynamic.delete(self._resource(obj), name=obj["metadata"]["name"],
-                                 namespace=obj["metadata"].get("namespace"),
-                                 body={"propagationPolicy": "Background"})
+            self._dynamic.delete(
+                self._resource(obj),
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace"),
+                body={"propagationPolicy": "Background"},
+            )
         except NotFoundError:
             pass
 
@@ -175,5 +191,7 @@ def connect(context: str | None = None) -> KubeCluster:
         return KubeCluster(api_client)
     except Exception as error:  # discovery is the first request: unreachable, bad credentials
         host = getattr(getattr(api_client, "configuration", None), "host", "of the kubeconfig")
-        raise DeployError(f"cannot reach the Kubernetes API server {host} (is the cluster running, "
-                          f"is this the right kubectl context?): {str(error).splitlines()[0]}") from None
+        raise DeployError(
+            f"cannot reach the Kubernetes API server {host} (is the cluster running, "
+            f"is this the right kubectl context?): {str(error).splitlines()[0]}"
+        ) from None

@@ -31,8 +31,12 @@ def copy_sources(dockerfile_text: str) -> list[str]:
 
 
 def _files(root: str, paths: list[str]) -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
-                            cwd=root, capture_output=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout
     return sorted({name for name in listed.decode().split("\0") if name and os.path.isfile(os.path.join(root, name))})
 
 

@@ -22,9 +22,16 @@ STORAGE_KINDS = {"PersistentVolumeClaim", "Namespace"}
 BOOKKEEPING = ({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}, {"apiVersion": "v1", "kind": "Secret"})
 
 
-def deploy(cluster: Cluster, objects: list[dict], poller: Poller,
-           timeouts: dict[str, float] | None = None, delete_timeout: float = DELETE_TIMEOUT,
-           lock_identity: str | None = None, lease_seconds: int = LEASE_SECONDS, rerun_jobs: bool = False) -> None:
+def deploy(
+    cluster: Cluster,
+    objects: list[dict],
+    poller: Poller,
+    timeouts: dict[str, float] | None = None,
+    delete_timeout: float = DELETE_TIMEOUT,
+    lock_identity: str | None = None,
+    lease_seconds: int = LEASE_SECONDS,
+    rerun_jobs: bool = False,
+) -> None:
     """Apply the render in stages, waiting for each; rerun_jobs (TRAIN=force) runs the data,
     training and export workloads again even where the same spec already ran."""
     timeouts = {**STAGE_TIMEOUTS, **(timeouts or {})}
@@ -60,8 +67,10 @@ def deploy(cluster: Cluster, objects: list[dict], poller: Poller,
         upstream_reran = False
         for stage in plan(rest):
             poller.report(f"== {stage.name}: {len(stage.objects)} objects")
-            upstream_reran = apply_stage(cluster, stage.objects, poller, upstream_reran, delete_timeout,
-                                         rerun_jobs) or upstream_reran
+            upstream_reran = (
+                apply_stage(cluster, stage.objects, poller, upstream_reran, delete_timeout, rerun_jobs)
+                or upstream_reran
+            )
             poller.until_ready(cluster, stage.objects, timeouts[stage.name])
         kept = prune(cluster, members, namespace, known_kinds, poller)
         cluster.apply(applyset.parent(namespace, wanted_kinds | {applyset.group_kind(obj) for obj in kept}))
@@ -75,8 +84,10 @@ def _own_parent(cluster: Cluster, namespace: str) -> dict | None:
     live_parent = cluster.get(applyset.parent(namespace, set()))
     foreign = applyset.foreign_tooling(live_parent)
     if foreign:
-        raise DeployError(f"Secret/{applyset.PARENT_NAME} in namespace {namespace} is the inventory of another "
-                          f"tool ({foreign}); mnist-deploy will not prune for it")
+        raise DeployError(
+            f"Secret/{applyset.PARENT_NAME} in namespace {namespace} is the inventory of another "
+            f"tool ({foreign}); mnist-deploy will not prune for it"
+        )
     return live_parent
 
 
@@ -92,8 +103,10 @@ def prune(cluster: Cluster, members: list[dict], namespace: str, group_kinds: se
     kept = []
     for obj in teardown_order(applyset.to_prune(inventory(cluster, namespace, group_kinds), members)):
         if obj["kind"] in STORAGE_KINDS:
-            poller.report(f"  kept {describe(obj)}: no longer in the render, but storage is not pruned "
-                          f"(kubectl delete it yourself)")
+            poller.report(
+                f"  kept {describe(obj)}: no longer in the render, but storage is not pruned "
+                f"(kubectl delete it yourself)"
+            )
             kept.append(obj)
             continue
         cluster.delete(obj)
@@ -119,8 +132,10 @@ def how_to_open(cluster: Cluster, objects: list[dict]) -> str:
     if ui is not None:
         namespace = ui["metadata"].get("namespace", "default")
         port = ui["spec"]["ports"][0]["port"]
-        return (f"The web UI: kubectl -n {namespace} port-forward service/web-ui {port}:{port}"
-                f"  then open http://localhost:{port}/")
+        return (
+            f"The web UI: kubectl -n {namespace} port-forward service/web-ui {port}:{port}"
+            f"  then open http://localhost:{port}/"
+        )
     return "This render has no web UI."
 
 
@@ -143,8 +158,14 @@ def status(cluster: Cluster, objects: list[dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def undeploy(cluster: Cluster, objects: list[dict] | None, poller: Poller, delete_storage: bool = False,
-             namespace: str | None = None, lock_identity: str | None = None) -> None:
+def undeploy(
+    cluster: Cluster,
+    objects: list[dict] | None,
+    poller: Poller,
+    delete_storage: bool = False,
+    namespace: str | None = None,
+    lock_identity: str | None = None,
+) -> None:
     """Delete what the inventory of the namespace lists (and the render's objects, if given),
     workloads first. Storage (the PVC, and the namespace that holds it) is kept unless
     delete_storage: data and models survive a redeploy."""
@@ -159,8 +180,10 @@ def undeploy(cluster: Cluster, objects: list[dict] | None, poller: Poller, delet
     try:
         live_parent = _own_parent(cluster, namespace)
         if live_parent is None and not objects:
-            raise DeployError(f"namespace {namespace} has no mnist-deploy inventory (Secret/{applyset.PARENT_NAME}): "
-                              "pass --manifests to delete the objects of a render")
+            raise DeployError(
+                f"namespace {namespace} has no mnist-deploy inventory (Secret/{applyset.PARENT_NAME}): "
+                "pass --manifests to delete the objects of a render"
+            )
         listed = inventory(cluster, namespace, applyset.contained_group_kinds(live_parent))
         by_identity = {applyset.identity(obj): obj for obj in [*objects, *listed]}
         kept = []

@@ -5,8 +5,15 @@ from __future__ import annotations
 from mnist_deploy.cluster import Cluster
 
 # Waiting reasons that mean the container will not start without someone changing something.
-STUCK_REASONS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                 "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+STUCK_REASONS = {
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+}
 
 
 def pod_selector(obj: dict) -> str | None:
@@ -64,7 +71,9 @@ def failure_report(cluster: Cluster, obj: dict, tail_lines: int = 30) -> str:
     name = pod["metadata"]["name"]
     problem = pod_problem(pod)
     container = problem[0] if problem and problem[0] else pod["spec"]["containers"][0]["name"]
-    lines = [f"pod {name}, container {container}: {problem[1] if problem else pod.get('status', {}).get('phase', 'unknown phase')}"]
+    lines = [
+        f"pod {name}, container {container}: {problem[1] if problem else pod.get('status', {}).get('phase', 'unknown phase')}"
+    ]
     try:
         log = cluster.pod_log(namespace, name, container, tail_lines)
     except Exception as error:  # no log yet (image never pulled), or the pod is gone

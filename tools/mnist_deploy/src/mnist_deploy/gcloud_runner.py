@@ -35,13 +35,17 @@ def set_up_problem(step: Step, stderr: str) -> DeployError | None:
     if "active account" in text or "gcloud auth login" in text or "reauthentication" in text:
         return DeployError(f"{step.name}: gcloud is not logged in: run 'gcloud auth login' ({said})")
     if "billing" in text:
-        return DeployError(f"{step.name}: billing is not enabled for the project: link a billing account "
-                           f"(gcloud billing projects link PROJECT --billing-account=ACCOUNT) ({said})")
+        return DeployError(
+            f"{step.name}: billing is not enabled for the project: link a billing account "
+            f"(gcloud billing projects link PROJECT --billing-account=ACCOUNT) ({said})"
+        )
     if "service_disabled" in text or "has not been used in project" in text:
         return DeployError(f"{step.name}: an API it needs is disabled: make gke-up enables them first ({said})")
     if DENIED.search(text):
-        return DeployError(f"{step.name}: permission denied: the account needs a role that allows this "
-                           f"(e.g. roles/owner, or the service's admin role) ({said})")
+        return DeployError(
+            f"{step.name}: permission denied: the account needs a role that allows this "
+            f"(e.g. roles/owner, or the service's admin role) ({said})"
+        )
     return None
 
 
@@ -59,8 +63,9 @@ class Runner:
             hint = INSTALL_GCLOUD if command[0] == "gcloud" else "run 'make setup' (kubectl comes from the lock)"
             raise DeployError(f"'{command[0]}' not found: {hint}")
         try:
-            return subprocess.run(command, capture_output=True, text=True, env=self.env, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            return subprocess.run(
+                command, capture_output=True, text=True, env=self.env, timeout=timeout, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired:
             raise StageFailed(f"{step.name}: {shlex.join(command)} did not answer in {timeout:.0f} s") from None
 
@@ -82,7 +87,8 @@ class Runner:
         result = self._run(step, command, None)
         if result.returncode != 0:
             raise set_up_problem(step, result.stderr) or StageFailed(
-                f"{step.name}: {shlex.join(command)} failed (exit {result.returncode}):\n{result.stderr.strip()}")
+                f"{step.name}: {shlex.join(command)} failed (exit {result.returncode}):\n{result.stderr.strip()}"
+            )
 
     def print_plan(self, steps: list[Step], action: str) -> None:
         for step in steps:
@@ -100,10 +106,14 @@ class Runner:
         for step in checks:
             if not self.exists(step):
                 if step.expect == "True":
-                    raise DeployError(f"{step.name}: billing is disabled: link a billing account "
-                                      "(gcloud billing projects link PROJECT --billing-account=ACCOUNT)")
-                raise DeployError(f"{step.name}: not found, or this account may not see it "
-                                  "(gcloud config list shows the account; the project ID, not its name)")
+                    raise DeployError(
+                        f"{step.name}: billing is disabled: link a billing account "
+                        "(gcloud billing projects link PROJECT --billing-account=ACCOUNT)"
+                    )
+                raise DeployError(
+                    f"{step.name}: not found, or this account may not see it "
+                    "(gcloud config list shows the account; the project ID, not its name)"
+                )
 
     def up(self, preflight: list[Step], steps: list[Step]) -> None:
         if self.dry_run:
@@ -132,4 +142,6 @@ class Runner:
                 self.say(f"delete   {step.name}")
                 self.execute(step, step.delete)
         for step in kept:
-            self.say(f"kept     {step.name}: {step.kept or 'its data stays; make gke-down DELETE_STORAGE=1 deletes it'}")
+            self.say(
+                f"kept     {step.name}: {step.kept or 'its data stays; make gke-down DELETE_STORAGE=1 deletes it'}"
+            )

@@ -17,9 +17,9 @@ import copy
 import getpass
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from mnist_deploy.cluster import Cluster
 from mnist_deploy.errors import Conflict, DeployError
@@ -39,7 +39,7 @@ def holder_identity() -> str:
 
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -47,7 +47,7 @@ def parse_time(text: str | None) -> datetime | None:
         return None
     for pattern in (TIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ"):
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None
@@ -76,17 +76,20 @@ def current_holder(lease: dict | None, now: datetime) -> Holder | None:
 def refusal(namespace: str, holder: Holder, now: datetime) -> str:
     since = f" since {format_time(holder.acquired)[:19]}Z" if holder.acquired else ""
     expiry = f"; it expires in {int((holder.expires - now).total_seconds())} s unless renewed" if holder.expires else ""
-    return (f"another deploy holds namespace {namespace}: {holder.identity}{since}{expiry}. Wait for it to "
-            f"finish, or if it is dead, let the lease expire (kubectl -n {namespace} get lease {LEASE_NAME})")
+    return (
+        f"another deploy holds namespace {namespace}: {holder.identity}{since}{expiry}. Wait for it to "
+        f"finish, or if it is dead, let the lease expire (kubectl -n {namespace} get lease {LEASE_NAME})"
+    )
 
 
 def lease_body(namespace: str, identity: str, now: datetime, duration: int, previous: dict | None) -> dict:
     """The Lease as we hold it; keeps the previous version's resourceVersion so replacing it
     fails if someone else changed it since we read it."""
-    spec = ((previous or {}).get("spec") or {})
+    spec = (previous or {}).get("spec") or {}
     same_holder = spec.get("holderIdentity") == identity
     body = {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
         "metadata": {"name": LEASE_NAME, "namespace": namespace},
         "spec": {
             "holderIdentity": identity,
@@ -110,15 +113,24 @@ def released(lease: dict) -> dict:
 class DeployLock:
     """Take, renew (renew_if_due is called while waiting) and release the namespace's Lease."""
 
-    def __init__(self, cluster: Cluster, namespace: str, wall: Callable[[], datetime],
-                 identity: str | None = None, duration: int = LEASE_SECONDS):
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        wall: Callable[[], datetime],
+        identity: str | None = None,
+        duration: int = LEASE_SECONDS,
+    ):
         self.cluster, self.namespace, self.wall = cluster, namespace, wall
         self.identity, self.duration = identity or holder_identity(), duration
         self._held: dict | None = None
 
     def _ref(self) -> dict:
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": self.namespace}}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+        }
 
     def acquire(self) -> None:
         now = self.wall()
@@ -131,8 +143,11 @@ class DeployLock:
             self._held = self.cluster.create(body) if existing is None else self.cluster.replace(body)
         except Conflict:  # someone took it between our read and our write
             winner = current_holder(self.cluster.get(self._ref()), self.wall())
-            raise DeployError(refusal(self.namespace, winner, self.wall()) if winner
-                              else f"namespace {self.namespace}: the deploy lock changed while taking it; try again") from None
+            raise DeployError(
+                refusal(self.namespace, winner, self.wall())
+                if winner
+                else f"namespace {self.namespace}: the deploy lock changed while taking it; try again"
+            ) from None
 
     def renew_if_due(self) -> None:
         if self._held is None:
@@ -145,8 +160,10 @@ class DeployLock:
             self._held = self.cluster.replace(lease_body(self.namespace, self.identity, now, self.duration, self._held))
         except Conflict:
             self._held = None
-            raise DeployError(f"lost the deploy lock of namespace {self.namespace} (another deploy took over "
-                              "an expired lease: was this one paused?); stopping") from None
+            raise DeployError(
+                f"lost the deploy lock of namespace {self.namespace} (another deploy took over "
+                "an expired lease: was this one paused?); stopping"
+            ) from None
 
     def release(self) -> None:
         if self._held is None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 def ingress_state(ingress: dict) -> str:
     entries = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    addresses = [entry.get("ip") or entry.get("hostname") for entry in entries if entry.get("ip") or entry.get("hostname")]
+    addresses = [
+        entry.get("ip") or entry.get("hostname") for entry in entries if entry.get("ip") or entry.get("hostname")
+    ]
     if not addresses:
         return "no address yet (the load balancer takes a few minutes)"
     return "address " + ", ".join(addresses)
@@ -25,8 +27,10 @@ def certificate_state(certificate: dict) -> str:
 
 def autoscaler_state(hpa: dict) -> str:
     spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-    line = (f"{status.get('currentReplicas', 0)} current, {status.get('desiredReplicas', 0)} desired replicas "
-            f"(min {spec.get('minReplicas', 1)}, max {spec.get('maxReplicas', '?')})")
+    line = (
+        f"{status.get('currentReplicas', 0)} current, {status.get('desiredReplicas', 0)} desired replicas "
+        f"(min {spec.get('minReplicas', 1)}, max {spec.get('maxReplicas', '?')})"
+    )
     for condition in status.get("conditions") or []:
         # AbleToScale/ScalingActive False: it cannot act (no metrics); ScalingLimited True: at a bound.
         stuck = condition.get("type") in ("AbleToScale", "ScalingActive") and condition.get("status") == "False"
@@ -35,8 +39,11 @@ def autoscaler_state(hpa: dict) -> str:
     return line
 
 
-STATES = {"Ingress": ingress_state, "ManagedCertificate": certificate_state,
-          "HorizontalPodAutoscaler": autoscaler_state}
+STATES = {
+    "Ingress": ingress_state,
+    "ManagedCertificate": certificate_state,
+    "HorizontalPodAutoscaler": autoscaler_state,
+}
 
 
 def observed_state(live: dict) -> str:

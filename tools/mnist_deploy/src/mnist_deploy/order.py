@@ -18,8 +18,7 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 STAGE_OF_COMPONENT = {"data": "data", "trainer": "training", "exporter": "export"}
 STAGE_NAMES = ("setup", "data", "training", "export", "serving")
 # Kinds that run something (or route to something that runs): they go in a workload stage.
-WORKLOAD_KINDS = {"Job", "TFJob", "Deployment", "StatefulSet", "DaemonSet",
-                  "HorizontalPodAutoscaler", "Ingress"}
+WORKLOAD_KINDS = {"Job", "TFJob", "Deployment", "StatefulSet", "DaemonSet", "HorizontalPodAutoscaler", "Ingress"}
 # Within setup: lower first. A ServiceAccount before the objects naming it, a
 # BackendConfig before the Service annotated with it, and so on. Unknown kinds go last.
 SETUP_RANK = {

@@ -23,11 +23,11 @@ LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 STORAGE_VOLUME = "storage"
 STORAGE_WRITERS = {"data", "trainer", "exporter"}
 QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-SCALE = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-         "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+SCALE = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 # ---------------------------------------------------------------------------- pods ------------
+
 
 def pod_templates(obj: dict) -> list[tuple[str, dict]]:
     """(where, pod template) for every pod an object runs: `Kind/name` or `TFJob/name[Worker]`."""
@@ -37,8 +37,10 @@ def pod_templates(obj: dict) -> list[tuple[str, dict]]:
     if obj["kind"] == "CronJob":
         return [(describe(obj), spec.get("jobTemplate", {}).get("spec", {}).get("template", {}))]
     if obj["kind"] == "TFJob":
-        return [(f"{describe(obj)}[{role}]", replica.get("template", {}))
-                for role, replica in sorted(spec.get("tfReplicaSpecs", {}).items())]
+        return [
+            (f"{describe(obj)}[{role}]", replica.get("template", {}))
+            for role, replica in sorted(spec.get("tfReplicaSpecs", {}).items())
+        ]
     return []
 
 
@@ -71,12 +73,16 @@ def selects(selector: dict | None, labels: dict) -> bool:
 
 
 def pods_selected(objects: list[dict], namespace: str | None, selector: dict | None) -> list[tuple[str, dict]]:
-    return [(where, template) for obj, where, template in all_pods(objects)
-            if obj["metadata"].get("namespace") == namespace
-            and selects(selector, template.get("metadata", {}).get("labels") or {})]
+    return [
+        (where, template)
+        for obj, where, template in all_pods(objects)
+        if obj["metadata"].get("namespace") == namespace
+        and selects(selector, template.get("metadata", {}).get("labels") or {})
+    ]
 
 
 # ---------------------------------------------------------------------------- checks ----------
+
 
 def check_security(objects: list[dict]) -> list[str]:
     problems = []
@@ -149,9 +155,12 @@ def image_is_pinned(image: str) -> bool:
 
 
 def check_images(objects: list[dict]) -> list[str]:
-    return [f"{where} container {container['name']}: image {container.get('image')!r} is not pinned"
-            for _, where, template in all_pods(objects) for container in containers(template)
-            if not image_is_pinned(container.get("image") or "")]
+    return [
+        f"{where} container {container['name']}: image {container.get('image')!r} is not pinned"
+        for _, where, template in all_pods(objects)
+        for container in containers(template)
+        if not image_is_pinned(container.get("image") or "")
+    ]
 
 
 def _names(objects: list[dict], kind: str) -> set[tuple[str | None, str]]:
@@ -208,17 +217,23 @@ def check_references(objects: list[dict]) -> list[str]:
     for obj in objects:
         namespace = obj["metadata"].get("namespace")
         wanted = [(describe(obj), kind, name) for kind, name in _annotation_references(obj)]
-        wanted += [(where, kind, name) for where, template in pod_templates(obj)
-                   for kind, name in _pod_references(template)]
+        wanted += [
+            (where, kind, name) for where, template in pod_templates(obj) for kind, name in _pod_references(template)
+        ]
         if obj["kind"] == "HorizontalPodAutoscaler":
             target = obj["spec"]["scaleTargetRef"]
             wanted.append((describe(obj), target["kind"], target["name"]))
         if obj["kind"] == "Ingress":
             backends = [obj["spec"].get("defaultBackend")] + [
-                path.get("backend") for rule in obj["spec"].get("rules") or []
-                for path in (rule.get("http") or {}).get("paths") or []]
-            wanted += [(describe(obj), "Service", backend["service"]["name"])
-                       for backend in backends if backend and "service" in backend]
+                path.get("backend")
+                for rule in obj["spec"].get("rules") or []
+                for path in (rule.get("http") or {}).get("paths") or []
+            ]
+            wanted += [
+                (describe(obj), "Service", backend["service"]["name"])
+                for backend in backends
+                if backend and "service" in backend
+            ]
         for where, kind, name in wanted:
             if (namespace, name) not in _names(objects, kind):
                 problems.append(f"{where}: refers to {kind} {name!r}, which is not in the render")
@@ -264,8 +279,11 @@ def _probe_ports(container: dict) -> list:
 
 
 def _service_ports(objects: list[dict]) -> dict[tuple[str | None, str], set[int]]:
-    return {(obj["metadata"].get("namespace"), obj["metadata"]["name"]): {p["port"] for p in obj["spec"].get("ports") or []}
-            for obj in objects if obj["kind"] == "Service"}
+    return {
+        (obj["metadata"].get("namespace"), obj["metadata"]["name"]): {p["port"] for p in obj["spec"].get("ports") or []}
+        for obj in objects
+        if obj["kind"] == "Service"
+    }
 
 
 def check_ports(objects: list[dict]) -> list[str]:
@@ -278,13 +296,17 @@ def check_ports(objects: list[dict]) -> list[str]:
                 for port in obj["spec"].get("ports") or []:
                     target = port.get("targetPort", port["port"])
                     if target not in _container_ports(template):
-                        problems.append(f"{describe(obj)} port {port.get('name', port['port'])}: target "
-                                        f"{target!r} is not a container port of {where}")
+                        problems.append(
+                            f"{describe(obj)} port {port.get('name', port['port'])}: target "
+                            f"{target!r} is not a container port of {where}"
+                        )
         if obj["kind"] == "PodMonitoring":
             for where, template in pods_selected(objects, namespace, obj["spec"].get("selector")):
                 for endpoint in obj["spec"].get("endpoints") or []:
                     if endpoint["port"] not in _container_ports(template):
-                        problems.append(f"{describe(obj)}: port {endpoint['port']!r} is not a container port of {where}")
+                        problems.append(
+                            f"{describe(obj)}: port {endpoint['port']!r} is not a container port of {where}"
+                        )
         for where, template in pod_templates(obj):
             declared = _container_ports(template)
             for container in template.get("spec", {}).get("containers") or []:
@@ -322,13 +344,23 @@ def check_storage_writers(objects: list[dict]) -> list[str]:
         for container in containers(template):
             for mount in container.get("volumeMounts") or []:
                 if mount["name"] == STORAGE_VOLUME and not mount.get("readOnly"):
-                    problems.append(f"{where} container {container['name']}: mounts storage writable, "
-                                    f"but only {sorted(STORAGE_WRITERS)} may write")
+                    problems.append(
+                        f"{where} container {container['name']}: mounts storage writable, "
+                        f"but only {sorted(STORAGE_WRITERS)} may write"
+                    )
     return problems
 
 
-CHECKS = (check_security, check_resources, check_probes, check_images, check_references,
-          check_selectors, check_ports, check_storage_writers)
+CHECKS = (
+    check_security,
+    check_resources,
+    check_probes,
+    check_images,
+    check_references,
+    check_selectors,
+    check_ports,
+    check_storage_writers,
+)
 
 
 def violations(objects: list[dict]) -> list[str]:

@@ -42,5 +42,7 @@ def check(cluster: Cluster, objects: list[dict]) -> None:
         except DeployError as refused:
             refusals.append(f"{describe(obj)}: {refused}")
     if refusals:
-        raise DeployError("the API server would refuse this render (server-side dry run; nothing applied):\n  "
-                          + "\n  ".join(refusals))
+        raise DeployError(
+            "the API server would refuse this render (server-side dry run; nothing applied):\n  "
+            + "\n  ".join(refusals)
+        )

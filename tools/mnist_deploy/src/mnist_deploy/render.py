@@ -83,8 +83,7 @@ def substitute(text: str, settings: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda match: settings[match.group(1)], text)
 
 
-def render(overlay_dir: str, images: dict[str, str], settings: dict[str, str],
-           kubectl: str | None = None) -> str:
+def render(overlay_dir: str, images: dict[str, str], settings: dict[str, str], kubectl: str | None = None) -> str:
     """The overlay's manifests as one YAML stream, images and settings filled in."""
     if not os.path.isfile(os.path.join(overlay_dir, "kustomization.yaml")):
         raise DeployError(f"{overlay_dir}: no kustomization.yaml (OVERLAY is local or gke)")

@@ -19,8 +19,15 @@ from datetime import datetime, timedelta
 from mnist_deploy.lock import parse_time
 
 # Container waiting reasons that only someone changing something fixes.
-GIVES_UP = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
-            "CreateContainerError", "CrashLoopBackOff", "RunContainerError"}
+GIVES_UP = {
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+    "RunContainerError",
+}
 AT_ONCE = {"InvalidImageName"}
 # Reasons that alternate for one cause: persistence is counted across them.
 SAME_CAUSE = {"ErrImagePull": "ImagePullBackOff"}
@@ -91,8 +98,10 @@ class Watch:
                 if lasted < self.slow_start or (*key, "slow") in self.reported:
                     continue
                 self.reported.add((*key, "slow"))
-                lines.append(f"{sighting.subject}: still {sighting.reason} after {lasted:.0f} s "
-                             "(a volume that does not mount, or a slow image pull: see its events)")
+                lines.append(
+                    f"{sighting.subject}: still {sighting.reason} after {lasted:.0f} s "
+                    "(a volume that does not mount, or a slow image pull: see its events)"
+                )
                 continue
             seen = (*key, sighting.message)
             if seen not in self.reported:

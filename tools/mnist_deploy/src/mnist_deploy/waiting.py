@@ -6,8 +6,8 @@ be renewed (heartbeats)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from mnist_deploy.cluster import Cluster
 from mnist_deploy.diagnose import failure_report, pod_selector
@@ -21,14 +21,20 @@ SLOW_START = 300.0  # seconds in ContainerCreating before it is reported
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Poller:
-    def __init__(self, interval: float = 5.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, report: Callable[[str], None] = print,
-                 wall: Callable[[], datetime] = _utc_now, give_up_after: float = GIVE_UP_AFTER,
-                 slow_start: float = SLOW_START):
+    def __init__(
+        self,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        report: Callable[[str], None] = print,
+        wall: Callable[[], datetime] = _utc_now,
+        give_up_after: float = GIVE_UP_AFTER,
+        slow_start: float = SLOW_START,
+    ):
         self.interval, self.clock, self.sleep, self.report = interval, clock, sleep, report
         self.wall, self.give_up_after, self.slow_start = wall, give_up_after, slow_start
         self.heartbeats: list[Callable[[], None]] = []
@@ -58,7 +64,8 @@ class Poller:
             if self.clock() >= deadline:
                 raise StageFailed(
                     f"{describe(obj)}: the previous run's pods are still there after {timeout:.0f} s ({names}); "
-                    f"see kubectl -n {namespace} get pods -l {selector}, or delete them and deploy again")
+                    f"see kubectl -n {namespace} get pods -l {selector}, or delete them and deploy again"
+                )
             if not announced:
                 self.report(f"  {describe(obj)}: waiting for the previous run's {len(pods)} pods to go ({names})")
                 announced = True
@@ -95,8 +102,9 @@ class Poller:
                 )
             self.pause()
 
-    def _watch(self, cluster: Cluster, pending: list[dict], watches: dict[str, Watch], since: datetime,
-               timeout: float) -> None:
+    def _watch(
+        self, cluster: Cluster, pending: list[dict], watches: dict[str, Watch], since: datetime, timeout: float
+    ) -> None:
         events_of: dict[str, list[dict]] = {}
         for obj in pending:
             namespace = obj["metadata"].get("namespace", "default")
@@ -114,4 +122,5 @@ class Poller:
                 lasted = watch.lasted(hopeless, self.clock())
                 raise StageFailed(
                     f"{describe(obj)} is stuck: {hopeless.line()} (for {lasted:.0f} s; giving up instead of "
-                    f"waiting out the {timeout:.0f} s timeout)\n{failure_report(cluster, obj)}")
+                    f"waiting out the {timeout:.0f} s timeout)\n{failure_report(cluster, obj)}"
+                )

@@ -26,7 +26,8 @@ from importlib import metadata
 import requests
 
 from mnist_common import storage
-from mnist_common.rollout import model_config, state as rollout_state
+from mnist_common.rollout import model_config
+from mnist_common.rollout import state as rollout_state
 from mnist_rollout import decisions, live, live_metrics, policy, steps
 
 
@@ -35,7 +36,8 @@ def published_versions(base_path: str) -> list[int]:
     if not storage.isdir(base_path):
         return []
     return sorted(
-        int(name) for name in storage.listdir(base_path)
+        int(name)
+        for name in storage.listdir(base_path)
         if name.isascii() and name.isdigit() and storage.exists(storage.join(base_path, name, "saved_model.pb"))
     )
 
@@ -51,12 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rest-url", default="http://127.0.0.1:8501", help="the model server's REST API")
     parser.add_argument("--metrics-url", default="http://127.0.0.1:8080/metrics", help="the web UI's /metrics")
     parser.add_argument("--policy-file", help="the promote guard's margins (loadtest/rollout.yaml)")
-    parser.add_argument("--model-version", dest="model_version", default="", help="canary: the version (default: the newest published)")
+    parser.add_argument(
+        "--model-version", dest="model_version", default="", help="canary: the version (default: the newest published)"
+    )
     parser.add_argument("--percent", default="10", help="canary / publish: the canary's share in percent")
     parser.add_argument("--force", default="", help="promote: 1 skips the guard")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds each step may take")
-    parser.add_argument("--quiet-seconds", type=float, default=3.0,
-                        help="a retired version is unloaded once unasked for this long")
+    parser.add_argument(
+        "--quiet-seconds", type=float, default=3.0, help="a retired version is unloaded once unasked for this long"
+    )
     return parser
 
 
@@ -95,18 +100,31 @@ def print_status(state, figures, metrics_url: str) -> None:
         if f is None:
             print(f"  {'v' + str(version):>8} {roles.get(version, ''):>7} {0:>9} {'-':>7} {'-':>7} {'-':>7} {'-':>9}")
             continue
+
         def ms(seconds):
             return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
         conf = "-" if f.mean_confidence is None else f"{f.mean_confidence:.4f}"
-        print(f"  {'v' + str(version):>8} {roles.get(version, ''):>7} {f.requests:>9} {f.error_rate:>7.2%} "
-              f"{ms(f.p50_seconds):>7} {ms(f.p95_seconds):>7} {conf:>9}")
+        print(
+            f"  {'v' + str(version):>8} {roles.get(version, ''):>7} {f.requests:>9} {f.error_rate:>7.2%} "
+            f"{ms(f.p50_seconds):>7} {ms(f.p95_seconds):>7} {conf:>9}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    base_path = args.model_base_path if storage.is_remote(args.model_base_path) else os.path.abspath(args.model_base_path)
-    target = live.Target(args.state_file, args.model_config_file, args.model_name, base_path, args.rest_url,
-                         timeout_seconds=args.timeout, quiet_seconds=args.quiet_seconds)
+    base_path = (
+        args.model_base_path if storage.is_remote(args.model_base_path) else os.path.abspath(args.model_base_path)
+    )
+    target = live.Target(
+        args.state_file,
+        args.model_config_file,
+        args.model_name,
+        base_path,
+        args.rest_url,
+        timeout_seconds=args.timeout,
+        quiet_seconds=args.quiet_seconds,
+    )
     try:
         current = rollout_state.read(args.state_file)
         published = published_versions(base_path)
@@ -134,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rollout: unchanged: {current.describe()} (generation {current.generation})")
         return 0
     is_live = live.server_answers(target)
-    print(f"rollout {args.command}: {current.describe() if current else 'no state'} -> {new.describe()}"
-          + ("" if is_live else f" (the model server does not answer on {args.rest_url}: files only)"))
+    print(
+        f"rollout {args.command}: {current.describe() if current else 'no state'} -> {new.describe()}"
+        + ("" if is_live else f" (the model server does not answer on {args.rest_url}: files only)")
+    )
     try:
         written = live.run(target, steps.plan(current, new), current, is_live)
     except live.RolloutTimeout as error:
@@ -157,16 +177,21 @@ def _decide(args, current, published):
             raise BadInput(f"no published version in {args.model_base_path}")
         return decisions.publish(current, published[-1], _number(args.percent, "CANARY_PERCENT"))
     if args.command == "canary":
-        version = _number(args.model_version, "VERSION", int) if args.model_version else (published[-1] if published else 0)
+        version = (
+            _number(args.model_version, "VERSION", int) if args.model_version else (published[-1] if published else 0)
+        )
         return decisions.canary(current, version, _number(args.percent, "PERCENT"), published)
     if args.command == "promote":
         new = decisions.promote(current)
         if args.force not in ("1", "true", "yes"):
             figures = live_figures(args.metrics_url)
             if figures is None:
-                raise BadInput(f"no live figures: the web UI does not answer on {args.metrics_url} (FORCE=1 skips the guard)")
-            objections = decisions.promote_objections(figures.get(current.stable), figures.get(current.canary),
-                                                      policy.load(args.policy_file))
+                raise BadInput(
+                    f"no live figures: the web UI does not answer on {args.metrics_url} (FORCE=1 skips the guard)"
+                )
+            objections = decisions.promote_objections(
+                figures.get(current.stable), figures.get(current.canary), policy.load(args.policy_file)
+            )
             if objections:
                 raise _GuardRefused(objections, figures)
         return new
@@ -177,15 +202,19 @@ def _init(target, current, published) -> int:
     """Before the model server starts: keep an existing state, or make the first from the newest version."""
     if current is None:
         if not published:
-            print(f"rollout init: error: no published version in {target.base_path}: run make export first",
-                  file=sys.stderr)
+            print(
+                f"rollout init: error: no published version in {target.base_path}: run make export first",
+                file=sys.stderr,
+            )
             return 2
         current = rollout_state.write(target.state_file, rollout_state.RolloutState(stable=published[-1]), None)
     missing = [v for v in current.versions if v not in published]
     if missing:
-        print(f"rollout init: error: {target.state_file} serves v{', v'.join(map(str, missing))}, not published in "
-              f"{target.base_path}; make canary / rollback, or delete the state file to start from the newest",
-              file=sys.stderr)
+        print(
+            f"rollout init: error: {target.state_file} serves v{', v'.join(map(str, missing))}, not published in "
+            f"{target.base_path}; make canary / rollback, or delete the state file to start from the newest",
+            file=sys.stderr,
+        )
         return 2
     live.write_config(target, model_config.server_config(current))
     print(f"rollout: {current.describe()} (generation {current.generation}) -> {target.config_file}")

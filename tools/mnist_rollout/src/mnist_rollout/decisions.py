@@ -80,8 +80,9 @@ class PromotePolicy:
     min_canary_requests: int = 20
 
 
-def promote_objections(stable: VersionFigures | None, canary: VersionFigures | None,
-                       policy: PromotePolicy) -> list[str]:
+def promote_objections(
+    stable: VersionFigures | None, canary: VersionFigures | None, policy: PromotePolicy
+) -> list[str]:
     """Every reason not to promote, each naming the figure; empty when the canary may go."""
     if canary is None or canary.requests < policy.min_canary_requests:
         seen = canary.requests if canary else 0

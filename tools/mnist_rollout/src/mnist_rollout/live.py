@@ -13,7 +13,8 @@ import time
 import requests
 
 from mnist_common import storage
-from mnist_common.rollout import model_config, state as rollout_state
+from mnist_common.rollout import model_config
+from mnist_common.rollout import state as rollout_state
 from mnist_rollout.steps import ApplyConfig, Drain, Step, WriteState
 
 SERVER_METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -95,12 +96,19 @@ def _wait(what: str, condition, target: Target) -> None:
 def wait_applied(target: Target, step: ApplyConfig) -> None:
     config = step.config
     if step.wait_for == "loaded":
-        _wait(f"loading v{', v'.join(map(str, config.versions))}",
-              lambda: all(version_states(target).get(v) == "AVAILABLE" for v in config.versions), target)
+        _wait(
+            f"loading v{', v'.join(map(str, config.versions))}",
+            lambda: all(version_states(target).get(v) == "AVAILABLE" for v in config.versions),
+            target,
+        )
     elif step.wait_for == "labels":
-        _wait("moving the labels to " + ", ".join(f"{k}=v{v}" for k, v in config.labels),
-              lambda: all(label_version(target, k) == v for k, v in config.labels), target)
+        _wait(
+            "moving the labels to " + ", ".join(f"{k}=v{v}" for k, v in config.labels),
+            lambda: all(label_version(target, k) == v for k, v in config.labels),
+            target,
+        )
     else:
+
         def unloaded():
             states = version_states(target)
             return all(state != "AVAILABLE" for v, state in states.items() if v not in config.versions)
@@ -123,8 +131,9 @@ def wait_drained(target: Target, versions: tuple[int, ...]) -> None:
     _wait(f"the last requests to v{', v'.join(map(str, versions))}", quiet, target)
 
 
-def run(target: Target, steps: list[Step], previous: rollout_state.RolloutState | None,
-        live: bool, say=print) -> rollout_state.RolloutState | None:
+def run(
+    target: Target, steps: list[Step], previous: rollout_state.RolloutState | None, live: bool, say=print
+) -> rollout_state.RolloutState | None:
     """Carry out the steps; without a running server, only the final files are written."""
     written = previous
     for step in steps:
@@ -132,8 +141,10 @@ def run(target: Target, steps: list[Step], previous: rollout_state.RolloutState 
             write_config(target, step.config)
             if live:
                 wait_applied(target, step)
-                say(f"  model server: versions {list(step.config.versions)}, "
-                    + ", ".join(f"{k}=v{v}" for k, v in step.config.labels))
+                say(
+                    f"  model server: versions {list(step.config.versions)}, "
+                    + ", ".join(f"{k}=v{v}" for k, v in step.config.labels)
+                )
         elif isinstance(step, WriteState):
             written = rollout_state.write(target.state_file, step.state, previous)
             say(f"  web UI split: {written.describe()}")

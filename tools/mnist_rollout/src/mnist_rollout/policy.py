@@ -1,9 +1,9 @@
 """The promote guard's margins, from a YAML file (loadtest/rollout.yaml):
 
-    promote:
-      max_error_rate_increase: 0.01   # canary error rate at most 1 point above stable's
-      max_p95_increase_ms: 50         # canary p95 at most 50 ms above stable's
-      min_canary_requests: 20         # fewer canary answers than this: too early to judge
+promote:
+  max_error_rate_increase: 0.01   # canary error rate at most 1 point above stable's
+  max_p95_increase_ms: 50         # canary p95 at most 50 ms above stable's
+  min_canary_requests: 20         # fewer canary answers than this: too early to judge
 """
 
 from __future__ import annotations

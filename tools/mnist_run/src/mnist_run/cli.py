@@ -11,8 +11,8 @@ Exit codes: 0 success; 2 bad input (busy port, bad flag, missing file: the messa
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
 import sys
+from importlib import metadata
 
 EXIT_INPUT_ERROR = 2
 
@@ -45,8 +45,10 @@ def cmd_warn_not_listening(args) -> int:
 
     for name, value in args.ports:
         if value.isdigit() and not is_listening(int(value)):
-            print(f"warning: nothing listens on 127.0.0.1:{value} ({name}); is the stack running (make run)?",
-                  file=sys.stderr)
+            print(
+                f"warning: nothing listens on 127.0.0.1:{value} ({name}); is the stack running (make run)?",
+                file=sys.stderr,
+            )
     return 0  # a warning only: a load test against a stopped service is a legitimate failing run
 
 
@@ -57,9 +59,8 @@ TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
 def cmd_plan(args, trainer_flags: list[str]) -> int:
     from mnist_common.dataset import DatasetError
     from mnist_common.pipeline import decide, newest_published, read_training_metrics
-    from mnist_trainer.config import parse_config
-
     from mnist_run.inputs import wanted_inputs
+    from mnist_trainer.config import parse_config
 
     # The trainer's own parsing (flags, then its environment variables, then its defaults), so
     # the plan compares exactly what `mnist-train` with these flags would record.
@@ -99,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     listening.set_defaults(run=cmd_warn_not_listening)
 
     plan = commands.add_parser(
-        "plan", help="print reuse, export or train (why: on stderr); other flags are mnist-train's")
+        "plan", help="print reuse, export or train (why: on stderr); other flags are mnist-train's"
+    )
     plan.add_argument("--data-dir", required=True)
     plan.add_argument("--train-dir", required=True)
     plan.add_argument("--model-base-path", required=True)
@@ -108,7 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     announce = commands.add_parser("announce", help="wait for the web UI, print its URL, report new versions")
     announce.add_argument("url")
     announce.set_defaults(run=cmd_announce)
-
 
     return parser
 

@@ -48,7 +48,9 @@ def check_ports(ports: dict[str, int], host: str = "0.0.0.0", command: str = "ma
             continue
         if port in owners:
             problems.append(
-                PortProblem(variable, port, f"{variable} and {owners[port]} are both {port}: give each service its own port")
+                PortProblem(
+                    variable, port, f"{variable} and {owners[port]} are both {port}: give each service its own port"
+                )
             )
             continue
         owners[port] = variable

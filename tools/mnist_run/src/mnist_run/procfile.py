@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import IO, Iterable
+from collections.abc import Iterable
+from typing import IO
 
 import requests
 
@@ -82,7 +83,7 @@ class ProcfileStack:
         self.process: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self) -> "ProcfileStack":
+    def start(self) -> ProcfileStack:
         self._log = open(self.log_path, "ab")
         command = [sys.executable, "-m", "honcho", "--no-colour", "-f", self.procfile, "-d", self.cwd, "start"]
         self.process = subprocess.Popen(
@@ -164,7 +165,7 @@ class ProcfileStack:
             self._log = None
         return self.process.returncode
 
-    def __enter__(self) -> "ProcfileStack":
+    def __enter__(self) -> ProcfileStack:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

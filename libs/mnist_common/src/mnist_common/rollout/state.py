@@ -120,7 +120,7 @@ def read(path: str) -> RolloutState | None:
 
 def write(path: str, state: RolloutState, previous: RolloutState | None) -> RolloutState:
     """Write `state` as the next generation after `previous`; returns what was written."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     stamped = dataclasses.replace(state, generation=(previous.generation + 1) if previous else 1, updated_at=now)
     storage.write_bytes_atomic(path, (json.dumps(stamped.to_json(), indent=2, sort_keys=True) + "\n").encode())
     return stamped

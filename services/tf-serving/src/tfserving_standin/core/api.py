@@ -33,8 +33,9 @@ class ServingApi:
             )
         return response
 
-    def model_metadata(self, name: str, version=None, label=None,
-                       fields=(SIGNATURE_DEF_FIELD,)) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    def model_metadata(
+        self, name: str, version=None, label=None, fields=(SIGNATURE_DEF_FIELD,)
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if not fields:
             raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
         for field in fields:
@@ -80,8 +81,7 @@ class ServingApi:
             raise invalid_argument(f'No signature was found with the name "{key}"')
         kind = "classification" if method == "classify" else "regression"
         raise invalid_argument(
-            f"Expected {kind} signature method_name to be {_METHOD_NAMES[method]}. "
-            f"Was: {definition.method_name}"
+            f"Expected {kind} signature method_name to be {_METHOD_NAMES[method]}. Was: {definition.method_name}"
         )
 
 
@@ -106,4 +106,3 @@ def metadata_json(response: get_model_metadata_pb2.GetModelMetadataResponse) -> 
         "model_spec": json_format.MessageToDict(response.model_spec, **options),
         "metadata": {SIGNATURE_DEF_FIELD: json_format.MessageToDict(signature_map, **options)},
     }
-

@@ -36,8 +36,14 @@ class _Task:
 class Batcher:
     """Merges requests for one Signature of one Servable; owned by the event loop thread."""
 
-    def __init__(self, signature, params: BatchingParameters | None, executor: concurrent.futures.Executor,
-                 on_batch=None, unbatched_threads: int = 2):
+    def __init__(
+        self,
+        signature,
+        params: BatchingParameters | None,
+        executor: concurrent.futures.Executor,
+        on_batch=None,
+        unbatched_threads: int = 2,
+    ):
         self._signature = signature
         self._enabled = params is not None
         # Without batching every request is its own signature call, several at a time.

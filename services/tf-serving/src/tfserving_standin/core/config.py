@@ -12,8 +12,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from google.protobuf import wrappers_pb2  # noqa: F401  (registers google/protobuf/wrappers.proto)
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,  # noqa: F401  (registers google/protobuf/wrappers.proto)
+)
 from tensorflow_serving.config import model_server_config_pb2
 
 from mnist_common import storage
@@ -151,7 +156,7 @@ def load_model_config_file(path: str) -> list[ModelConfig]:
         if not entry.name or not entry.base_path:
             raise ConfigError(f"{path}: every config needs a name and a base_path")
         if entry.model_platform not in ("", "tensorflow"):
-            raise ConfigError(f"{path}: model {entry.name}: only model_platform \"tensorflow\" is supported")
+            raise ConfigError(f'{path}: model {entry.name}: only model_platform "tensorflow" is supported')
         models.append(
             ModelConfig(
                 name=entry.name,

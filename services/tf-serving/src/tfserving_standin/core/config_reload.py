@@ -53,8 +53,10 @@ class ConfigReloader:
             return False
         names, current = {m.name for m in models}, set(self._manager.models)
         if names != current:
-            self._refuse(f"the stand-in does not add or remove models while running "
-                         f"(serving {', '.join(sorted(current))}; the file has {', '.join(sorted(names))})")
+            self._refuse(
+                f"the stand-in does not add or remove models while running "
+                f"(serving {', '.join(sorted(current))}; the file has {', '.join(sorted(names))})"
+            )
             return False
         problems = self._manager.label_problems(models, self._allow_unavailable)
         if problems:

@@ -47,8 +47,13 @@ def declared_pixels(encoded: bytes) -> int:
 
 def request_cost(inputs: dict[str, np.ndarray]) -> int:
     """The pixels a request's string tensors would decode to (0 for numeric tensors)."""
-    return sum(declared_pixels(value) for array in inputs.values() if array.dtype == object
-               for value in array.ravel() if isinstance(value, bytes))
+    return sum(
+        declared_pixels(value)
+        for array in inputs.values()
+        if array.dtype == object
+        for value in array.ravel()
+        if isinstance(value, bytes)
+    )
 
 
 class DecodeBudget:

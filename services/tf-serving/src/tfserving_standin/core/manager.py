@@ -40,8 +40,14 @@ class VersionState:
 
 
 class ModelManager:
-    def __init__(self, models: list[ModelConfig], batching: BatchingParameters | None,
-                 batch_executor: concurrent.futures.Executor, metrics=None, unbatched_threads: int = 2):
+    def __init__(
+        self,
+        models: list[ModelConfig],
+        batching: BatchingParameters | None,
+        batch_executor: concurrent.futures.Executor,
+        metrics=None,
+        unbatched_threads: int = 2,
+    ):
         self.models = {model.name: model for model in models}
         self._batching = batching
         self._batch_executor = batch_executor
@@ -95,15 +101,17 @@ class ModelManager:
             on_batch = None
             if self._metrics:
                 on_batch = self._metrics.batch_observer(state.servable.model_name, state.version, signature.name)
-            batcher = Batcher(signature, self._batching, self._batch_executor, on_batch,
-                              unbatched_threads=self._unbatched_threads)
+            batcher = Batcher(
+                signature, self._batching, self._batch_executor, on_batch, unbatched_threads=self._unbatched_threads
+            )
             state.batchers[signature.name] = batcher
         return batcher
 
     # ---- a new --model_config_file while running ------------------------------------------------
 
-    def label_problems(self, models: list[ModelConfig], allow_unavailable: bool = False,
-                       at_startup: bool = False) -> list[str]:
+    def label_problems(
+        self, models: list[ModelConfig], allow_unavailable: bool = False, at_startup: bool = False
+    ) -> list[str]:
         """Why these models' labels cannot be applied now, in TF Serving's words; empty when they can.
 
         A label may only name an AVAILABLE version. With allow_unavailable
@@ -123,8 +131,10 @@ class ModelManager:
                     continue
                 if allow_unavailable and label not in current:
                     continue
-                problems.append(f"FAILED_PRECONDITION: Request to assign label to version {version} of model "
-                                f"{model.name}, which is not currently available for inference")
+                problems.append(
+                    f"FAILED_PRECONDITION: Request to assign label to version {version} of model "
+                    f"{model.name}, which is not currently available for inference"
+                )
         return problems
 
     async def replace_models(self, models: list[ModelConfig]) -> None:
@@ -158,7 +168,9 @@ class ModelManager:
         for version in sorted(aspired, reverse=True):
             state = states.get(version)
             retry_failed = (
-                state is not None and state.state == END and state.error_code != "OK"
+                state is not None
+                and state.state == END
+                and state.error_code != "OK"
                 and state.folder_marker != listing[version]
             )
             unloaded_before = state is not None and state.state == END and state.error_code == "OK"
@@ -180,8 +192,13 @@ class ModelManager:
         except LoadError as error:
             state.state, state.error_code, state.error_message = END, error.error_code, error.message
             state.folder_marker = marker
-            log.error("Loading servable: {name: %s version: %d} failed: %s: %s",
-                      model.name, version, error.error_code, error.message)
+            log.error(
+                "Loading servable: {name: %s version: %d} failed: %s: %s",
+                model.name,
+                version,
+                error.error_code,
+                error.message,
+            )
             return
         state.servable = servable
         _settle_heap()
@@ -203,7 +220,7 @@ class ModelManager:
             self._metrics.set_available(model_name, state.version, False)
 
     async def close(self) -> None:
-        for name, states in self._states.items():
+        for _name, states in self._states.items():
             for state in states.values():
                 for batcher in list(state.batchers.values()):
                     await batcher.drain_and_close()

@@ -22,17 +22,32 @@ class Metrics:
         self._known = set(known_models)
         self.registry = CollectorRegistry()
         labels = ["model_name", "version", "api", "entrypoint"]
-        self._requests = Counter("tfserving_requests", "Requests answered, by status code",
-                                 labels + ["status"], registry=self.registry)
-        self._errors = Counter("tfserving_request_errors", "Requests answered with an error",
-                               labels + ["status"], registry=self.registry)
-        self._latency = Histogram("tfserving_request_latency_seconds", "Time from request to answer",
-                                  labels, buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self._batch_size = Histogram("tfserving_batch_size", "Rows per signature call formed by the batcher",
-                                     ["model_name", "version", "signature"], buckets=_BATCH_BUCKETS,
-                                     registry=self.registry)
-        self._available = Gauge("tfserving_model_version_available", "1 while a version is AVAILABLE",
-                                ["model_name", "version"], registry=self.registry)
+        self._requests = Counter(
+            "tfserving_requests", "Requests answered, by status code", labels + ["status"], registry=self.registry
+        )
+        self._errors = Counter(
+            "tfserving_request_errors", "Requests answered with an error", labels + ["status"], registry=self.registry
+        )
+        self._latency = Histogram(
+            "tfserving_request_latency_seconds",
+            "Time from request to answer",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._batch_size = Histogram(
+            "tfserving_batch_size",
+            "Rows per signature call formed by the batcher",
+            ["model_name", "version", "signature"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self._available = Gauge(
+            "tfserving_model_version_available",
+            "1 while a version is AVAILABLE",
+            ["model_name", "version"],
+            registry=self.registry,
+        )
 
     def observe(self, model_name: str, version, api: str, entrypoint: str, status: str, seconds: float) -> None:
         model = model_name if model_name in self._known else "_unknown"

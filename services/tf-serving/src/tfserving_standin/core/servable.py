@@ -78,7 +78,7 @@ class Signature:
                 )
             if spec.shape is not None and (
                 array.ndim != len(spec.shape)
-                or any(want is not None and want != got for want, got in zip(spec.shape, array.shape))
+                or any(want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=False))
             ):
                 raise invalid_argument(
                     f"Input {name} has shape [{','.join(map(str, array.shape))}] but the signature "
@@ -202,7 +202,9 @@ class Servable:
         except ServingError as error:
             raise LoadError("INVALID_ARGUMENT", f"Warmup record {count} failed: {error.message}") from None
         except (tf.errors.OpError, DecodeError) as error:
-            raise LoadError("DATA_LOSS", f"Cannot read warmup file {warmup_path}: {_tf_error_reason(str(error))}") from None
+            raise LoadError(
+                "DATA_LOSS", f"Cannot read warmup file {warmup_path}: {_tf_error_reason(str(error))}"
+            ) from None
         log.info("model %s version %d: replayed %d warmup requests", self.model_name, self.version, count)
 
 

@@ -14,10 +14,15 @@ from mnist_common import tensor_proto
 from tfserving_standin.core.errors import invalid_argument
 
 # numpy dtype -> DataType enum, for responses.
-_BY_NUMPY = {np.dtype(np.float32): types_pb2.DT_FLOAT, np.dtype(np.float64): types_pb2.DT_DOUBLE,
-             np.dtype(np.int32): types_pb2.DT_INT32, np.dtype(np.int64): types_pb2.DT_INT64,
-             np.dtype(np.bool_): types_pb2.DT_BOOL, np.dtype(object): types_pb2.DT_STRING,
-             np.dtype(np.uint8): types_pb2.DT_UINT8}
+_BY_NUMPY = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+    np.dtype(np.bool_): types_pb2.DT_BOOL,
+    np.dtype(object): types_pb2.DT_STRING,
+    np.dtype(np.uint8): types_pb2.DT_UINT8,
+}
 
 
 def numpy_dtype(dtype_enum: int) -> np.dtype:

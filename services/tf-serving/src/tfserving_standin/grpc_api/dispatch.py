@@ -33,7 +33,6 @@ from tfserving_standin.core import tensors
 from tfserving_standin.core.api import ServingApi
 from tfserving_standin.core.errors import ServingError, invalid_argument
 from tfserving_standin.grpc_api.bridge import (
-    BIND_FAILED,
     CONTROL_ID,
     METHOD_INDEX,
     READY,
@@ -70,11 +69,17 @@ class GrpcMethods:
         self._methods = {
             METHOD_INDEX[service + "Predict"]: ("predict", predict_pb2.PredictRequest, self._predict),
             METHOD_INDEX[service + "GetModelMetadata"]: (
-                "get_model_metadata", get_model_metadata_pb2.GetModelMetadataRequest, self._metadata),
+                "get_model_metadata",
+                get_model_metadata_pb2.GetModelMetadataRequest,
+                self._metadata,
+            ),
             METHOD_INDEX[service + "Classify"]: ("classify", classification_pb2.ClassificationRequest, self._classify),
             METHOD_INDEX[service + "Regress"]: ("regress", regression_pb2.RegressionRequest, self._regress),
             METHOD_INDEX["/tensorflow.serving.ModelService/GetModelStatus"]: (
-                "get_model_status", get_model_status_pb2.GetModelStatusRequest, self._status),
+                "get_model_status",
+                get_model_status_pb2.GetModelStatusRequest,
+                self._status,
+            ),
         }
 
     async def answer(self, method: int, request_bytes: bytes) -> tuple[int, bytes]:
@@ -201,15 +206,23 @@ class GrpcFrontEnd:
 
     def command(self, bridge_fd: int) -> list[str]:
         """The front end's command line, given its end of the socketpair."""
-        return [sys.executable, "-m", "tfserving_standin.grpc_api.frontend", f"--address={self._address}",
-                f"--bridge_fd={bridge_fd}", f"--parent_pid={os.getpid()}",
-                f"--max_message_bytes={self._max_message_bytes}", f"--log_level={self._log_level}"]
+        return [
+            sys.executable,
+            "-m",
+            "tfserving_standin.grpc_api.frontend",
+            f"--address={self._address}",
+            f"--bridge_fd={bridge_fd}",
+            f"--parent_pid={os.getpid()}",
+            f"--max_message_bytes={self._max_message_bytes}",
+            f"--log_level={self._log_level}",
+        ]
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair()
         try:
-            self._process = subprocess.Popen(self.command(theirs.fileno()), pass_fds=(theirs.fileno(),),
-                                             stdin=subprocess.DEVNULL)
+            self._process = subprocess.Popen(
+                self.command(theirs.fileno()), pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+            )
         finally:
             theirs.close()
         loop = asyncio.get_running_loop()

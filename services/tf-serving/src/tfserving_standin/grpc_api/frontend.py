@@ -28,7 +28,6 @@ import sys
 import grpc
 
 from mnist_common import logs
-
 from tfserving_standin.core import event_loop
 from tfserving_standin.grpc_api import bridge
 
@@ -99,8 +98,10 @@ class ForwardingHandler(grpc.GenericRpcHandler):
 
     def __init__(self, link: ModelServerLink):
         self._link = link
-        self._handlers = {name: grpc.unary_unary_rpc_method_handler(self._forwarder(index))
-                          for name, index in bridge.METHOD_INDEX.items()}
+        self._handlers = {
+            name: grpc.unary_unary_rpc_method_handler(self._forwarder(index))
+            for name, index in bridge.METHOD_INDEX.items()
+        }
 
     def _forwarder(self, method: int):
         async def forward(request: bytes, context) -> bytes:
@@ -119,11 +120,13 @@ async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: 
     loop = asyncio.get_running_loop()
     limit = bridge.frame_limit(max_message_bytes)
     _, link = await loop.connect_accepted_socket(lambda: ModelServerLink(limit), bridge_socket)
-    server = grpc.aio.server(options=[
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
     server.add_generic_rpc_handlers((ForwardingHandler(link),))
     try:
         bound = server.add_insecure_port(address)

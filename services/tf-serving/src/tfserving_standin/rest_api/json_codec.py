@@ -79,9 +79,7 @@ def _to_bytes(value, name: str):
             return base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, ValueError):
             raise invalid_argument(f"Input {name}: Unable to base64 decode") from None
-    raise invalid_argument(
-        f"JSON Value: {_short(value)} Type: {type(value).__name__} is not of expected type: string"
-    )
+    raise invalid_argument(f"JSON Value: {_short(value)} Type: {type(value).__name__} is not of expected type: string")
 
 
 _MAX_RANK = 32  # numpy allows 64 dimensions; no real tensor input comes near either
@@ -107,7 +105,7 @@ def _string_array(value, name: str) -> np.ndarray:
 
 def to_array(value, spec, name: str) -> np.ndarray:
     """A JSON value as an array of the signature's dtype, or a clear INVALID_ARGUMENT."""
-    if spec.np_dtype == object:
+    if spec.np_dtype == object:  # noqa: E721 - a numpy dtype compares equal to object, it is not the type
         return _string_array(value, name)
     try:
         array = np.asarray(value)
@@ -127,7 +125,13 @@ def to_array(value, spec, name: str) -> np.ndarray:
         )
     with np.errstate(over="ignore", invalid="ignore"):
         converted = array.astype(want, copy=False)
-    if want.kind == "f" and kind in "iuf" and array.size and not np.isfinite(converted).all() and np.isfinite(array).all():
+    if (
+        want.kind == "f"
+        and kind in "iuf"
+        and array.size
+        and not np.isfinite(converted).all()
+        and np.isfinite(array).all()
+    ):
         raise invalid_argument(f"Input {name}: Cannot convert JSON value to {want.name} without loss of precision.")
     if want.kind in "iu" and array.size and not np.array_equal(converted, array):
         raise invalid_argument(f"Input {name}: value out of range for {want.name}")

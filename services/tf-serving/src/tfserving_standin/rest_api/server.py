@@ -18,9 +18,9 @@ import urllib.parse
 import orjson
 from aiohttp import web
 
-from tfserving_standin.rest_api import json_codec as rest_json
 from tfserving_standin.core.api import ServingApi, metadata_json, status_json
 from tfserving_standin.core.errors import ServingError, invalid_argument
+from tfserving_standin.rest_api import json_codec as rest_json
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,14 @@ class _SlowClient(Exception):
 
 
 class RestFrontEnd:
-    def __init__(self, api: ServingApi, metrics=None, monitoring=None, max_request_bytes: int = 4 << 20,
-                 client_timeout_seconds: float = 5.0):
+    def __init__(
+        self,
+        api: ServingApi,
+        metrics=None,
+        monitoring=None,
+        max_request_bytes: int = 4 << 20,
+        client_timeout_seconds: float = 5.0,
+    ):
         self._api = api
         self._client_timeout = client_timeout_seconds
         self._metrics = metrics
@@ -103,8 +109,9 @@ class RestFrontEnd:
                     version = response.model_spec.version.value
                     return _json_response(orjson.dumps(metadata_json(response), option=orjson.OPT_INDENT_2))
                 api_name = "get_model_status"
-                body = orjson.dumps(status_json(self._api.model_status(model_name, version_number, label)),
-                                    option=orjson.OPT_INDENT_2)
+                body = orjson.dumps(
+                    status_json(self._api.model_status(model_name, version_number, label)), option=orjson.OPT_INDENT_2
+                )
                 return _json_response(body)
             raise malformed
         except ServingError as error:
