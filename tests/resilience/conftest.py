@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from tests.resilience.figures import record
-from tests.resilience.resilience_support import exporter_command, pipeline_env, trainer_command, wait_for
+from tests.resilience.resilience_support import exporter_command, pipeline_env, trainer_command
+from tests.support.waiting import wait_for
 from tests.web_ui import webui_servers
 
 

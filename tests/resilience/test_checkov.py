@@ -17,7 +17,7 @@ import yaml
 
 from tests.deploy import renders as deploy
 from tests.resilience.figures import record
-from tests.resilience.resilience_support import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 CONFIG = REPO_ROOT / "kustomize" / ".checkov.yaml"
 CHECKOV = pathlib.Path(os.environ.get("CHECKOV_BIN", REPO_ROOT / "artifacts" / "checkov" / "venv" / "bin" / "checkov"))

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from tests.resilience.figures import record
-from tests.resilience.resilience_support import POLL_SECONDS, WebLoad, wait_for
+from tests.resilience.resilience_support import POLL_SECONDS, WebLoad
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

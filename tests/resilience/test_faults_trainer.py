@@ -14,7 +14,8 @@ import threading
 import pytest
 
 from tests.resilience.figures import record
-from tests.resilience.resilience_support import pipeline_env, trainer_command, wait_for
+from tests.resilience.resilience_support import pipeline_env, trainer_command
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

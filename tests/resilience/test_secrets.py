@@ -14,7 +14,7 @@ import yaml
 
 from tests.deploy import renders as deploy
 from tests.resilience.figures import record
-from tests.resilience.resilience_support import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 # Built from pieces so that this file does not match itself.
 _DASHES = "-" * 5

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.tf_serving.serving_harness import CONFIG_DIR
+from tests.support.paths import SERVING_CONFIG_DIR as CONFIG_DIR
 from tfserving_standin import cli
 from tfserving_standin.core.config import (
     BatchingParameters,

@@ -13,7 +13,8 @@ import pytest
 import requests
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.tf_serving.serving_harness import CONFIG_DIR, MODEL_NAME, free_port, publish, start_standin, wait_available
+from tests.support.paths import SERVING_CONFIG_DIR as CONFIG_DIR
+from tests.tf_serving.serving_harness import MODEL_NAME, free_port, publish, start_standin, wait_available
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,8 @@ import requests
 
 from mnist_common.serving_client import create_client
 from tests.resilience import figures
-from tests.tf_serving.serving_harness import CONFIG_DIR, MODEL_NAME, ServerUnderTest, free_port, publish, wait_available
+from tests.support.paths import SERVING_CONFIG_DIR as CONFIG_DIR
+from tests.tf_serving.serving_harness import MODEL_NAME, ServerUnderTest, free_port, publish, wait_available
 
 pytestmark = pytest.mark.slow
 
