@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import pytest
 
@@ -54,3 +55,23 @@ def test_text_by_default(restore_root_logger):
 def test_an_unknown_format_is_named():
     with pytest.raises(LogFormatError, match="LOG_FORMAT='xml'"):
         log_format({"LOG_FORMAT": "xml"})
+
+
+def test_the_default_handler_follows_sys_stderr_when_it_is_replaced(monkeypatch):
+    """Set up while one stderr is current, logging later to another: nothing is written into the
+    first (a closed capture there would print 'Logging error' tracebacks)."""
+    from mnist_common import logs
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        logs.configure("test-service")
+        monkeypatch.setattr(sys, "stderr", second)
+        first.close()
+        logging.getLogger("mnist.test").warning("after the swap")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert "after the swap" in second.getvalue()

@@ -64,11 +64,28 @@ def formatter(service: str, environ: Mapping[str, str] | None = None) -> logging
     return logging.Formatter(TEXT_FORMAT)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes, not to the stream it was at set-up:
+    a caller that swaps stderr (a test's capture, a daemonising wrapper) never leaves the logger
+    writing into a closed file."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the property always answers sys.stderr
+        pass
+
+
 def configure(
     service: str, level: str | int = "INFO", environ: Mapping[str, str] | None = None, stream: TextIO | None = None
 ) -> None:
     """The root logger writes `service`'s records to stream (stderr) in the format LOG_FORMAT names."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(formatter(service, environ))
     root = logging.getLogger()
     for old in list(root.handlers):
