@@ -176,3 +176,36 @@ def test_make_targets_act_on_the_cluster_when_an_overlay_or_context_is_given(rep
         assert "--cluster" in dry(target, "OVERLAY=gke")
         on_context = dry(target, "KUBE_CONTEXT=kind-mnist")
         assert "--cluster" in on_context and '--context "kind-mnist"' in on_context
+
+
+def test_the_kubernetes_adapter_reads_the_configmap_and_the_metrics_through_the_service_proxy():
+    from kubernetes.client import V1ConfigMap
+    from kubernetes.client.exceptions import ApiException
+
+    class FakeCore:
+        def __init__(self, found):
+            self.found, self.calls = found, []
+
+        def read_namespaced_config_map(self, name, namespace):
+            self.calls.append(("read", name, namespace))
+            if self.found is None:
+                raise ApiException(status=404, reason="Not Found")
+            return V1ConfigMap(data=self.found)
+
+        def connect_get_namespaced_service_proxy_with_path(self, service, namespace, path):
+            self.calls.append(("proxy", service, namespace, path))
+            if self.found is None:
+                raise ApiException(status=503, reason="Service Unavailable")
+            return "# metrics\n"
+
+    store = cluster_state.KubeRolloutConfigMap.__new__(cluster_state.KubeRolloutConfigMap)
+    store.namespace = "mnist"
+    store._core = FakeCore({configmap.MODELS_CONFIG: "x"})
+    assert store.read() == {configmap.MODELS_CONFIG: "x"}
+    assert store.web_ui_metrics() == "# metrics\n"
+    assert store._core.calls == [
+        ("read", configmap.NAME, "mnist"),
+        ("proxy", "web-ui:http", "mnist", "metrics"),
+    ]
+    store._core = FakeCore(None)
+    assert store.read() is None and store.web_ui_metrics() is None
