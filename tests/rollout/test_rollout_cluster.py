@@ -209,3 +209,11 @@ def test_the_kubernetes_adapter_reads_the_configmap_and_the_metrics_through_the_
     ]
     store._core = FakeCore(None)
     assert store.read() is None and store.web_ui_metrics() is None
+
+
+def test_commands_that_only_make_sense_locally_are_refused_on_a_cluster(capsys):
+    cluster = FakeRolloutConfigMap(deployed(stable=1, published=[1, 2]))
+    for command in ("publish", "init", "versions"):
+        assert run(cluster, command) == 2
+        assert "is not a cluster command" in capsys.readouterr().err
+    assert cluster.applies == []

@@ -1,6 +1,7 @@
-"""canary, promote, rollback, status and publish against a cluster (`--cluster`): the same
-decisions as on the local stack, carried out on the ConfigMap model-rollout (cluster_state.py).
-Each command prints the state it leaves; exit codes as cli.py's."""
+"""canary, promote, rollback and status against a cluster (`--cluster`): the same decisions as on
+the local stack, carried out on the ConfigMap model-rollout (cluster_state.py). Publishing is the
+deploy's export stage there (mnist_deploy.publish). Each command prints the state it leaves;
+exit codes as cli.py's."""
 
 from __future__ import annotations
 
@@ -57,11 +58,6 @@ class _Refused(Exception):
 
 
 def _decide(args, current, published, cluster, number):
-    if args.command == "publish":
-        version = number(args.model_version, "VERSION", int) if args.model_version else 0
-        if version not in published:
-            raise decisions.RolloutRefused(f"version {version} is not recorded as published in the cluster")
-        return decisions.publish(current, version, number(args.percent, "CANARY_PERCENT"))
     if args.command == "canary":
         version = (
             number(args.model_version, "VERSION", int) if args.model_version else (published[-1] if published else 0)
