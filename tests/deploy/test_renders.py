@@ -207,7 +207,7 @@ def test_tf_serving_is_the_real_pinned_server_with_the_shared_config(renders):
         "--port=8500",
         "--rest_api_port=8501",
         "--enable_batching=true",
-        "--model_config_file=/etc/tf-serving/models.config",
+        "--model_config_file=/etc/model-rollout/models.config",
         "--monitoring_config_file=/etc/tf-serving/monitoring.config",
         "--batching_parameters_file=/etc/tf-serving/batching_parameters.txt",
     ):
@@ -216,10 +216,14 @@ def test_tf_serving_is_the_real_pinned_server_with_the_shared_config(renders):
     config_volume = next(v for v in serving["volumes"] if v["name"] == "config")
     config_map = find(local, "ConfigMap", config_volume["configMap"]["name"])
     source = REPO_ROOT / "services" / "tf-serving" / "config"
-    for name in ("models.config", "monitoring.config", "batching_parameters.txt"):
+    for name in ("monitoring.config", "batching_parameters.txt"):
         assert config_map["data"][name] == (source / name).read_text(), name
+    # The model list is the ConfigMap the rollout rewrites (test_model_rollout_configmap.py).
+    rollout_volume = next(v for v in serving["volumes"] if v["name"] == "rollout")
+    models_config = find(local, "ConfigMap", rollout_volume["configMap"]["name"])["data"]["models.config"]
+    assert models_config == (source / "models.config").read_text()
     # The model base path in the config is where the storage's models/ is mounted.
-    base_path = re.search(r'base_path:\s*"([^"]+)"', config_map["data"]["models.config"]).group(1)
+    base_path = re.search(r'base_path:\s*"([^"]+)"', models_config).group(1)
     mount = next(m for m in container["volumeMounts"] if m["name"] == "storage")
     assert base_path.startswith(mount["mountPath"] + "/") and mount["subPath"] == "models"
     exporter = find(local, "Job", "mnist-export")["spec"]["template"]["spec"]["containers"][0]

@@ -44,7 +44,7 @@ def test_tf_serving_sees_the_models_folder_of_the_bucket(renders):
     config_map = find(
         gke,
         "ConfigMap",
-        serving["volumes"][[v["name"] for v in serving["volumes"]].index("config")]["configMap"]["name"],
+        serving["volumes"][[v["name"] for v in serving["volumes"]].index("rollout")]["configMap"]["name"],
     )
     base_path = re.search(r'base_path:\s*"([^"]+)"', config_map["data"]["models.config"]).group(1)
     exporter = find(gke, "Job", "mnist-export")["spec"]["template"]["spec"]["containers"][0]

@@ -9,6 +9,7 @@ Exit codes: 0 published (or this training run is already the newest version);
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -136,8 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish even if the newest version already holds this very training run",
     )
+    add(
+        "--result-file",
+        default="",
+        help='write {"version": N, "published": true|false} there on success; in the cluster the '
+        "container's termination message (/dev/termination-log), which the deploy reads",
+    )
     add("--verbose", "-v", action="store_true", help="log TensorFlow's messages too")
     return parser
+
+
+def write_result(path: str, version: int | None, published: bool) -> None:
+    """The export's outcome for a program: the deploy reads it from the pod's status (the
+    kubelet keeps the file's content as the terminated container's message)."""
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"version": version, "published": published}) + "\n")
 
 
 def _exit_on_sigterm(signum, frame):
@@ -203,6 +217,8 @@ def _run(args) -> int:
         print(f"mnist-export: error: {error}", file=sys.stderr)
         return 1
     print(result.message)
+    if args.result_file:
+        write_result(args.result_file, result.version, result.published)
     for note in result.report.notes if result.report else []:
         print(f"note: {note}")
     if result.removed_versions:

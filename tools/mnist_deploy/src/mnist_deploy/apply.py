@@ -8,6 +8,9 @@ does not run again. So each carries a hash of its spec, and on a new deploy it i
            created only once the old object and its pods are gone (a TFJob's pods keep the
            same names from run to run),
   created  if it does not exist.
+An object annotated `mnist-deploy/apply: create-only` (the ConfigMap model-rollout, which the
+rollout tool owns once it exists) is created when missing and otherwise left as it is, so a
+deploy never undoes a rollout.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from mnist_deploy.waiting import Poller
 
 SPEC_HASH_ANNOTATION = "mnist-deploy/spec-hash"
 RUN_ONCE_KINDS = {"Job", "TFJob"}
+APPLY_ANNOTATION, CREATE_ONLY = "mnist-deploy/apply", "create-only"
 CREATE, KEEP, RERUN = "create", "keep", "re-run"
 
 
@@ -34,6 +38,10 @@ def with_spec_hash(obj: dict) -> dict:
     stamped = copy.deepcopy(obj)
     stamped["metadata"].setdefault("annotations", {})[SPEC_HASH_ANNOTATION] = spec_hash(obj)
     return stamped
+
+
+def is_create_only(obj: dict) -> bool:
+    return (obj["metadata"].get("annotations") or {}).get(APPLY_ANNOTATION) == CREATE_ONLY
 
 
 def run_once_decision(existing: dict | None, desired: dict, upstream_reran: bool, force: bool = False) -> str:
@@ -60,6 +68,9 @@ def apply_stage(
     """Apply one stage's objects in order; True if a run-once workload was (re)started."""
     started = False
     for obj in objects:
+        if is_create_only(obj) and cluster.get(obj) is not None:
+            poller.report(f"  {describe(obj)}: exists, kept (changed by the rollout tool, not by a deploy)")
+            continue
         if obj["kind"] not in RUN_ONCE_KINDS:
             cluster.apply(obj)
             poller.report(f"  applied {describe(obj)}")

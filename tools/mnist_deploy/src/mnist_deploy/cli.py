@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "spec already ran (make deploy TRAIN=force)",
             )
             command.add_argument(
+                "--canary-percent",
+                type=float,
+                default=10.0,
+                metavar="PERCENT",
+                help="the web UI share a version the export stage publishes gets as the canary "
+                "(the first version becomes stable; default %(default)s)",
+            )
+            command.add_argument(
                 "--lease-seconds",
                 type=int,
                 default=LEASE_SECONDS,
@@ -173,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             args.delete_timeout,
             lease_seconds=args.lease_seconds,
             rerun_jobs=args.rerun_jobs,
+            canary_percent=args.canary_percent,
         )
     elif args.command == "status":
         for name, stage, state in deploying.status(cluster, objects):

@@ -4,7 +4,7 @@ server-side dry run first and recorded in an ApplySet inventory (what left it is
 
 from __future__ import annotations
 
-from mnist_deploy import applyset, preflight
+from mnist_deploy import applyset, preflight, publish
 from mnist_deploy.apply import apply_stage
 from mnist_deploy.cluster import Cluster
 from mnist_deploy.errors import DeployError
@@ -31,9 +31,11 @@ def deploy(
     lock_identity: str | None = None,
     lease_seconds: int = LEASE_SECONDS,
     rerun_jobs: bool = False,
+    canary_percent: float = publish.DEFAULT_CANARY_PERCENT,
 ) -> None:
     """Apply the render in stages, waiting for each; rerun_jobs (TRAIN=force) runs the data,
-    training and export workloads again even where the same spec already ran."""
+    training and export workloads again even where the same spec already ran. A version the
+    export stage publishes goes to the rollout (publish.py): stable if first, else the canary."""
     timeouts = {**STAGE_TIMEOUTS, **(timeouts or {})}
     namespace = applyset.render_namespace(objects)
     # Every kind first: a missing CRD (TFJob, PodMonitoring, ...) stops the deploy before
@@ -67,17 +69,26 @@ def deploy(
         upstream_reran = False
         for stage in plan(rest):
             poller.report(f"== {stage.name}: {len(stage.objects)} objects")
-            upstream_reran = (
-                apply_stage(cluster, stage.objects, poller, upstream_reran, delete_timeout, rerun_jobs)
-                or upstream_reran
-            )
+            started = apply_stage(cluster, stage.objects, poller, upstream_reran, delete_timeout, rerun_jobs)
+            upstream_reran = started or upstream_reran
             poller.until_ready(cluster, stage.objects, timeouts[stage.name])
+            if stage.name == "export" and started:
+                _publish(cluster, namespace, canary_percent, poller)
         kept = prune(cluster, members, namespace, known_kinds, poller)
         cluster.apply(applyset.parent(namespace, wanted_kinds | {applyset.group_kind(obj) for obj in kept}))
     finally:
         poller.heartbeats.remove(lock.renew_if_due)
         lock.release()
     poller.report(how_to_open(cluster, objects))
+
+
+def _publish(cluster: Cluster, namespace: str, canary_percent: float, poller: Poller) -> None:
+    published = publish.publish_export(cluster, namespace, canary_percent)
+    if published is None:
+        poller.report("  export: no new version published; the rollout is unchanged")
+    else:
+        version, state = published
+        poller.report(f"  export: published v{version}; rollout now {state.describe()}")
 
 
 def _own_parent(cluster: Cluster, namespace: str) -> dict | None:

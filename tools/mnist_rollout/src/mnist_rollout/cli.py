@@ -11,6 +11,8 @@
     versions                the versions the state serves or may roll back to, for the exporter's
                             retention to keep (one line, space-separated)
 
+With --cluster, canary / promote / rollback / status act on the cluster's ConfigMap
+model-rollout instead (cluster_commands.py); the files and URLs below are then not used.
 With the model server answering on --rest-url, a change is carried out step by step (steps.py);
 without it, the files are written and the server reads them when it starts.
 Exit codes: 0 done, 1 refused by the promote guard or a step timed out, 2 bad input.
@@ -28,7 +30,7 @@ import requests
 from mnist_common import storage
 from mnist_common.rollout import model_config
 from mnist_common.rollout import state as rollout_state
-from mnist_rollout import decisions, live, live_metrics, policy, steps
+from mnist_rollout import cluster_commands, cluster_state, decisions, live, live_metrics, policy, steps
 
 
 def published_versions(base_path: str) -> list[int]:
@@ -46,9 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-rollout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-rollout')}")
     parser.add_argument("command", choices=["init", "publish", "canary", "promote", "rollback", "status", "versions"])
-    parser.add_argument("--state-file", required=True, help="the rollout state (rollout.json)")
-    parser.add_argument("--model-config-file", required=True, help="the model server's --model_config_file to render")
-    parser.add_argument("--model-base-path", required=True)
+    parser.add_argument("--state-file", default="", help="the rollout state (rollout.json)")
+    parser.add_argument("--model-config-file", default="", help="the model server's --model_config_file to render")
+    parser.add_argument("--model-base-path", default="")
+    parser.add_argument("--cluster", action="store_true", help="act on the cluster's ConfigMap model-rollout")
+    parser.add_argument("--context", default="", help="--cluster: the kubeconfig context (default: current)")
     parser.add_argument("--model-name", default="mnist")
     parser.add_argument("--rest-url", default="http://127.0.0.1:8501", help="the model server's REST API")
     parser.add_argument("--metrics-url", default="http://127.0.0.1:8080/metrics", help="the web UI's /metrics")
@@ -111,8 +115,23 @@ def print_status(state, figures, metrics_url: str) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, cluster=None) -> int:
+    """`cluster`: a RolloutConfigMap for --cluster (tests hand in a fake; default: the kubeconfig's)."""
     args = build_parser().parse_args(argv)
+    if args.cluster:
+        try:
+            cluster = cluster or cluster_state.connect(args.context)
+        except decisions.RolloutRefused as error:
+            print(f"rollout {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        return cluster_commands.run(args, cluster, _number, print_status)
+    missing = [flag for flag in ("state_file", "model_config_file", "model_base_path") if not getattr(args, flag)]
+    if missing:
+        print(
+            f"rollout {args.command}: error: --{missing[0].replace('_', '-')} is needed without --cluster",
+            file=sys.stderr,
+        )
+        return 2
     base_path = (
         args.model_base_path if storage.is_remote(args.model_base_path) else os.path.abspath(args.model_base_path)
     )

@@ -6,19 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 from mnist_common.rollout.state import RolloutState
+from mnist_common.rollout.transitions import publish  # noqa: F401  (shared with mnist_deploy)
 
 
 class RolloutRefused(ValueError):
     """A change that cannot be made; the message says why and what to do instead."""
-
-
-def publish(state: RolloutState | None, version: int, canary_percent: float) -> RolloutState:
-    """A newly published version: the first becomes stable, a later one the canary."""
-    if state is None:
-        return RolloutState(stable=version)
-    if version in state.versions:
-        return state
-    return dataclasses.replace(state, canary=version, canary_percent=canary_percent)
 
 
 def canary(state: RolloutState | None, version: int, percent: float, published: list[int]) -> RolloutState:

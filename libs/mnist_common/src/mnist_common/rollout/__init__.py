@@ -2,6 +2,8 @@
 
     state.py         the rollout state file (rollout.json): read, schema-checked, written atomically
     model_config.py  the state rendered as TF Serving's --model_config_file (specific versions + labels)
+    transitions.py   `publish`: the first version stable, a later one the canary (both tools use it)
+    configmap.py     the state on a cluster: the ConfigMap model-rollout's keys, read and rendered
 
 The decisions and the command that changes a running system are the tool mnist_rollout (tools/).
 """
