@@ -25,46 +25,29 @@ from tests.e2e.e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
 pytestmark = pytest.mark.slow
 
 
+def plan(pipeline, trainer_flags) -> subprocess.CompletedProcess:
+    """`mnist-run plan` over the pipeline's dirs with these trainer flags."""
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_run.cli",
+        "plan",
+        "--data-dir",
+        pipeline.data_dir,
+        "--train-dir",
+        pipeline.train_dir,
+        "--model-base-path",
+        pipeline.model_base_path,
+        *trainer_flags,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_plan_reuses_the_version_just_published(pipeline):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_run.cli",
-            "plan",
-            "--data-dir",
-            pipeline.data_dir,
-            "--train-dir",
-            pipeline.train_dir,
-            "--model-base-path",
-            pipeline.model_base_path,
-            *TRAINER_FLAGS,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = plan(pipeline, TRAINER_FLAGS)
     assert (result.returncode, result.stdout.strip()) == (0, "reuse"), result.stderr
     assert "version 1 was trained on the same data with the same parameters" in result.stderr
-    changed = TRAINER_FLAGS + ["--seed", "4"]  # another seed (the last flag wins)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnist_run.cli",
-            "plan",
-            "--data-dir",
-            pipeline.data_dir,
-            "--train-dir",
-            pipeline.train_dir,
-            "--model-base-path",
-            pipeline.model_base_path,
-            *changed,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = plan(pipeline, TRAINER_FLAGS + ["--seed", "4"])  # another seed (the last flag wins)
     assert result.stdout.strip() == "train" and "seed 3 -> 4" in result.stderr
 
 
