@@ -263,3 +263,25 @@ def test_grpc_against_a_closed_port_is_unavailable_after_bounded_retries(tensor_
     with client, pytest.raises(sc.ModelServerUnavailable, match="unavailable"):
         client.predict(IMAGES)
     assert len(attempts) == 3
+
+
+def test_grpc_cancelled_by_a_stopping_server_is_retried_and_unknown_failures_are_not():
+    import grpc
+
+    client = sc.GrpcServingClient("127.0.0.1:1", "mnist", timeout_seconds=2, retries=2, backoff_seconds=0.001)
+
+    class Failure(Exception):
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+        def details(self):
+            return self._code.name
+
+    cancelled = client._translate(Failure(grpc.StatusCode.CANCELLED))
+    assert isinstance(cancelled, sc.ModelServerUnavailable) and cancelled.retryable
+    internal = client._translate(Failure(grpc.StatusCode.INTERNAL))
+    assert type(internal) is sc.ServingError
+    client.close()

@@ -16,8 +16,9 @@ Which version answered:
         With a version label (predict(images, label="canary")), the label's version is read
         the same way, from GET /v1/models/<name>/labels/<label>.
 
-Every call has a timeout. UNAVAILABLE (connection refused, server restarting) is retried a
-bounded number of times with exponential backoff; a timeout is not retried (the server is slow:
+Every call has a timeout. UNAVAILABLE (connection refused, server restarting) and, over gRPC,
+CANCELLED (the server stopping while a call was in flight) are retried a bounded number of times
+with exponential backoff; a timeout is not retried (the server is slow:
 retrying would only multiply the wait). Failures raise typed errors:
   ModelServerUnavailable  cannot reach the server, or it did not answer in time
   BadRequest              the server rejected the input (INVALID_ARGUMENT / HTTP 400)
@@ -343,6 +344,10 @@ class GrpcServingClient(ServingClient):
         where = f"model server {self.address}"
         if code == codes.UNAVAILABLE:
             return ModelServerUnavailable(f"{where} is unavailable: {details}")
+        if code == codes.CANCELLED:
+            # This client never cancels a call, so the server did: it is shutting down (a replica
+            # drained in a rollout). The calls are read-only, so another attempt is safe.
+            return ModelServerUnavailable(f"{where} cancelled the call (shutting down?): {details}")
         if code == codes.DEADLINE_EXCEEDED:
             return ModelServerUnavailable(f"{where} did not answer within {self.timeout_seconds:g} s", retryable=False)
         if code == codes.NOT_FOUND:
