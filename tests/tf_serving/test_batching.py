@@ -147,3 +147,84 @@ def test_drain_finishes_queued_requests_then_refuses(executor):
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE
 
     run(scenario())
+
+
+class GatedSignature(FakeSignature):
+    """Its first call reports that it started, then holds its batch thread until the gate opens."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_call_started = threading.Event()
+        self.gate = threading.Event()
+
+    def run(self, inputs):
+        first = not self.calls
+        result = super().run(inputs)
+        if first:
+            self.first_call_started.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return result
+
+
+# Far longer than any test waits: a request that waited it out would fail the test's bound.
+NEVER = 60_000_000
+BOUND_SECONDS = 20
+
+
+def test_an_idle_server_dispatches_a_lone_request_at_once(executor):
+    signature = FakeSignature()
+    params = BatchingParameters(max_batch_size=64, batch_timeout_micros=NEVER, num_batch_threads=2)
+
+    async def scenario():
+        batcher = Batcher(signature, params, executor)
+        result = await asyncio.wait_for(batcher.submit(rows(7), 1), BOUND_SECONDS)
+        await batcher.drain_and_close()
+        return result
+
+    assert run(scenario())["y"].tolist() == [14.0]
+    assert signature.calls == [1]
+
+
+def test_while_a_batch_runs_the_next_one_fills_up_on_the_idle_thread(executor):
+    """TF Serving's semantics under load: a free thread does not start a small batch beside a running one."""
+    signature = GatedSignature()
+    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=NEVER, num_batch_threads=2)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(signature, params, executor)
+        running = asyncio.ensure_future(batcher.submit(rows(0), 1))
+        assert await loop.run_in_executor(None, signature.first_call_started.wait, BOUND_SECONDS)
+        # Only a full batch may go while the first one holds its thread: these 4 rows close it.
+        filled = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit(rows(i), 1) for i in range(1, 5))), BOUND_SECONDS
+        )
+        assert signature.calls == [1, 4]
+        signature.gate.set()
+        await running
+        await batcher.drain_and_close()
+        return filled
+
+    assert [r["y"].tolist() for r in run(scenario())] == [[2.0 * i] for i in range(1, 5)]
+
+
+def test_a_waiting_batch_goes_as_soon_as_the_running_one_ends(executor):
+    signature = GatedSignature()
+    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=NEVER, num_batch_threads=2)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(signature, params, executor)
+        running = asyncio.ensure_future(batcher.submit(rows(0), 1))
+        assert await loop.run_in_executor(None, signature.first_call_started.wait, BOUND_SECONDS)
+        waiting = asyncio.ensure_future(batcher.submit(rows(5), 1))
+        await asyncio.sleep(0)  # queued behind the running batch, not full, so it waits
+        assert signature.calls == [1]
+        signature.gate.set()
+        await running
+        result = await asyncio.wait_for(waiting, BOUND_SECONDS)
+        await batcher.drain_and_close()
+        return result
+
+    assert run(scenario())["y"].tolist() == [10.0]
+    assert signature.calls == [1, 1]

@@ -6,6 +6,14 @@ batch_timeout_micros, or at once when batching is off. Up to num_batch_threads b
 time on a thread pool (TensorFlow releases the GIL while it computes), so while one batch runs
 the next one fills up: under load, batches grow by themselves. A full queue is UNAVAILABLE, as
 TF Serving's batch scheduler answers.
+
+One departure from TF Serving's scheduler, on purpose: when no batch is running (every batch
+thread idle) the queued requests go at once instead of waiting out batch_timeout_micros. Nothing
+could join them usefully in that time on an idle server, and the wait was most of a lone
+client's latency (2 ms of ~4.5 ms). While a batch runs, the next one waits for the timeout or a
+full batch exactly as TF Serving's does: starting it on the second idle thread at once would
+compute small batches beside the big one (a batch of one costs ~6x the CPU per digit of a batch
+of 64) and take throughput away under load.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ class Batcher:
         self._arrived = asyncio.Event()
         self._free_threads = asyncio.Semaphore(self._params.num_batch_threads)
         self._running: set[asyncio.Task] = set()
+        self._batches_in_flight = 0  # counted in _execute, so a finished batch stops counting at once
         self._closed = False
         self._loop_task = asyncio.get_running_loop().create_task(self._schedule())
 
@@ -88,9 +97,10 @@ class Batcher:
                 self._arrived.clear()
                 await self._arrived.wait()
             await self._free_threads.acquire()
-            # Wait for more rows while the oldest request still may, unless the batch is full.
+            # While another batch computes, wait for more rows as long as the oldest request still
+            # may, unless the batch is full; an idle server dispatches at once (module docstring).
             deadline = self._queue[0].enqueued_at + timeout
-            while self._enabled and self._queued_rows < self._params.max_batch_size:
+            while self._enabled and self._batches_in_flight and self._queued_rows < self._params.max_batch_size:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -106,6 +116,7 @@ class Batcher:
                 batch.append(task)
                 rows += task.rows
             self._queued_rows -= rows
+            self._batches_in_flight += 1
             running = asyncio.get_running_loop().create_task(self._execute(batch, rows))
             self._running.add(running)
             running.add_done_callback(self._running.discard)
@@ -143,7 +154,9 @@ class Batcher:
                 if not task.future.done():
                     task.future.set_exception(error)
         finally:
+            self._batches_in_flight -= 1
             self._free_threads.release()
+            self._arrived.set()  # a batch waiting for company may go now that the server is idle
 
     async def drain_and_close(self) -> None:
         """Stop taking requests and finish every queued and running batch (for unloading)."""
