@@ -27,9 +27,12 @@ VENV_BIN := $(VENV)/bin
 CONSTRAINTS := requirements/constraints.txt
 # Every Python package of this repo, installed editable into .venv: the shared library, the
 # services, load-test support and the tools (see docs/architecture.md for the layers).
-PACKAGES := libs/mnist_common services/trainer services/model-exporter services/tf-serving services/web-ui \
+PACKAGES := libs/serving_protos libs/mnist_common services/trainer services/model-exporter services/tf-serving services/web-ui \
   loadtest tools/mnist_run tools/mnist_deploy tools/mnist_rollout tools/mnist_bench
 SETUP_STAMP := $(VENV)/.setup-done
+# TF Serving's protos for clients that run no model (the web UI), generated from the pinned
+# tensorflow-serving-api into libs/serving_protos (git-ignored) at every set-up.
+PROTOS_GENERATOR := libs/serving_protos/src/mnist_serving_protos/generate.py
 
 ##@ Getting started
 
@@ -49,7 +52,7 @@ setup: $(SETUP_STAMP) ## Create .venv with every service and tool, pinned by req
 
 # The stamp depends on every file that decides what is installed, so a second run does nothing
 # and a change to the lock or a pyproject.toml reinstalls.
-$(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$(PACKAGES))
+$(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$(PACKAGES)) $(PROTOS_GENERATOR)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
 	  { echo "error: Python 3.11 is required; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +60,7 @@ $(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$
 	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) setuptools wheel
 	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) -r requirements/dev.in
 	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) --no-build-isolation $(addprefix -e ,$(PACKAGES))
+	$(VENV_PY) -m mnist_serving_protos.generate
 	@touch $@
 
 .PHONY: lock

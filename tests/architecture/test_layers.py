@@ -12,6 +12,7 @@ from tests.support.paths import REPO_ROOT, VENV_BIN
 
 CONFIG = REPO_ROOT / ".importlinter"
 ROOT_PACKAGES = (
+    "mnist_serving_protos",
     "mnist_common",
     "mnist_trainer",
     "mnist_exporter",

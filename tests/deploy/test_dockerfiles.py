@@ -62,7 +62,9 @@ def test_installs_from_the_one_lock_with_the_shared_library(dockerfile, service)
         r"pip install --no-build-isolation -c requirements/constraints.txt\s*\\\s*\n\s*(.+?)\s*\\", build
     )
     assert install, "the service is not installed with the lock"
-    assert install.group(1).split() == ["./libs/mnist_common", f"./services/{service}"]
+    # The web UI also installs TF Serving's protos without TensorFlow (libs/serving_protos).
+    libraries = ["./libs/serving_protos", "./libs/mnist_common"] if service == "web-ui" else ["./libs/mnist_common"]
+    assert install.group(1).split() == [*libraries, f"./services/{service}"]
     assert "pip check" in build
 
 
@@ -90,7 +92,8 @@ def test_the_build_context_is_cut_down_to_what_is_copied(service):
     rules = [line for line in ignore if line and not line.startswith("#")]
     assert rules[0] == "*"
     let_in = sorted(rule[1:] for rule in rules if rule.startswith("!"))
-    assert let_in == sorted(["requirements/constraints.txt", "libs/mnist_common", f"services/{service}"])
+    libraries = ["libs/serving_protos", "libs/mnist_common"] if service == "web-ui" else ["libs/mnist_common"]
+    assert let_in == sorted(["requirements/constraints.txt", *libraries, f"services/{service}"])
     assert "**/__pycache__" in rules and "**/*.egg-info" in rules
 
 
@@ -104,3 +107,14 @@ def test_tensorflow_comes_in_only_as_the_cpu_build_and_only_where_needed():
     # The trainer image does not carry the serving client it never uses.
     trainer = (REPO_ROOT / "services" / "trainer" / "pyproject.toml").read_text()
     assert "tensorflow-serving-api" not in trainer and "mnist-common[grpc]" not in trainer
+
+
+def test_the_web_ui_image_generates_the_protos_and_ships_no_tensorflow():
+    build = stages((REPO_ROOT / "services" / "web-ui" / "Dockerfile").read_text())[0]
+    unpack = re.search(
+        r"pip install --no-deps --target (\S+) -c requirements/constraints.txt\s*\\\s*\n\s*(.+?)\s*\\", build
+    )
+    assert unpack and unpack.group(2).split() == ["tensorflow", "tensorflow-serving-api"]
+    assert f"python -m mnist_serving_protos.generate --source {unpack.group(1)}" in build
+    assert f"rm -rf {unpack.group(1)}" in build
+    assert "! /opt/venv/bin/pip show --quiet tensorflow" in build

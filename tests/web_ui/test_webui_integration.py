@@ -138,8 +138,7 @@ def test_app_answers_503_while_the_model_server_is_unreachable_and_recovers(prot
 
 
 def test_gunicorn_serves_the_app_and_sums_metrics_over_workers(standin, data_dir, tmp_path):
-    # REST keeps TensorFlow out of the workers, so they boot in a second (the browser test runs
-    # gunicorn over gRPC).
+    # Over REST here; the gRPC worker is the next test's.
     web = WebUiServer(standin, data_dir, str(tmp_path / "gunicorn.log"), protocol="rest", workers=2).start()
     try:
         session = requests.Session()
@@ -152,5 +151,27 @@ def test_gunicorn_serves_the_app_and_sums_metrics_over_workers(standin, data_dir
         line = 'webui_http_requests_total{endpoint="/api/v1/predict",method="POST",status="200"} 30.0'
         assert line in metrics
         session.close()  # no idle keep-alive connection for gunicorn to wait on when stopping
+    finally:
+        web.stop()
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def test_a_grpc_worker_serves_without_loading_tensorflow(standin, data_dir, tmp_path):
+    """TF Serving's messages come from mnist_serving_protos: no TensorFlow library in the worker."""
+    web = WebUiServer(standin, data_dir, str(tmp_path / "gunicorn.log"), protocol="grpc", workers=1).start()
+    try:
+        with requests.Session() as session:
+            for _ in range(20):
+                answer = session.post(f"{web.url}/api/v1/predict", json={"pixels": [0.0] * 784}, timeout=10)
+                assert answer.status_code == 200 and answer.json()["model"]["version"] == 1
+        # The worker answered, so it is the master's one child and has loaded what predicting needs.
+        (worker,) = _children(web.process.pid)
+        with open(f"/proc/{worker}/maps") as handle:
+            libraries = {line.split()[-1] for line in handle if ".so" in line}
+        assert not [path for path in libraries if "tensorflow" in path], "a TensorFlow library is mapped"
     finally:
         web.stop()

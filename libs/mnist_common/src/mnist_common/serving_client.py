@@ -303,16 +303,17 @@ class GrpcServingClient(ServingClient):
 
     def __init__(self, address: str, model_name: str, **options: Any):
         super().__init__(model_name, **options)
-        # The generated protos import TensorFlow (seconds): once per process, at construction,
-        # never on a request.
+        # TF Serving's own messages, without the TensorFlow runtime that importing them from
+        # tensorflow-serving-api would load (libs/serving_protos); once per process, here.
         import grpc
-        from tensorflow.core.framework import types_pb2
-        from tensorflow_serving.apis import (
+        from mnist_serving_protos.apis import (
+            error_codes_pb2,
             get_model_metadata_pb2,
             get_model_status_pb2,
             model_service_pb2_grpc,
             predict_pb2,
             prediction_service_pb2_grpc,
+            types_pb2,
         )
 
         self._grpc = grpc
@@ -320,6 +321,7 @@ class GrpcServingClient(ServingClient):
         self._predict_pb2 = predict_pb2
         self._status_pb2 = get_model_status_pb2
         self._metadata_pb2 = get_model_metadata_pb2
+        self._error_codes = error_codes_pb2
         self.address = address
         self._channel = grpc.insecure_channel(address, options=self.CHANNEL_OPTIONS)
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
@@ -388,7 +390,7 @@ class GrpcServingClient(ServingClient):
         self._model_spec(request.model_spec, signature=False)
         response = self._call(self._models.GetModelStatus, request)
         state_names = self._status_pb2.ModelVersionStatus.State.Name
-        from tensorflow.core.protobuf import error_codes_pb2  # loaded with the protos already
+        error_codes_pb2 = self._error_codes
 
         return ModelStatus(
             self.model_name,
