@@ -160,3 +160,27 @@ def test_bench_figures_give_cpu_per_served_request():
     row = {"Request Count": "9000", "Failure Count": "0", "Requests/s": "301.4", "50%": "30", "95%": "95", "99%": "140"}
     figures = {**figures_from(row, BenchOptions(*["x"] * 6), (1.0,) * 3, (1.0,) * 3, "cmd", "r.html"), **cpu}
     assert "CPU per request: model server 1.65 ms, web UI 2.05 ms, locust 0.55 ms" in summary(figures)
+
+
+def test_worker_memory_is_read_from_the_workers_not_the_master():
+    from mnist_bench.cpu_share import web_ui_worker_rss_mib
+
+    # A "gunicorn master" that starts one "worker" holding ~64 MiB, prints the worker's pid once
+    # the memory is touched, and keeps both alive until its stdin closes.
+    worker_code = "import sys; block = bytearray(64 << 20); print('ready', flush=True); sys.stdin.read()"
+    master_code = (
+        "import subprocess, sys\n"
+        f"w = subprocess.Popen([sys.executable, '-c', {worker_code!r}, 'gunicorn'], stdout=subprocess.PIPE, "
+        "stdin=subprocess.PIPE, text=True)\n"
+        "w.stdout.readline(); print(w.pid, flush=True); sys.stdin.read(); w.kill()\n"
+    )
+    master = subprocess.Popen(
+        [sys.executable, "-c", master_code, "gunicorn"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        worker = int(master.stdout.readline())
+        rss = web_ui_worker_rss_mib([master.pid, worker, os.getpid()])
+    finally:
+        master.stdin.close()
+        master.wait(timeout=30)
+    assert len(rss) == 1 and rss[0] >= 64, rss

@@ -65,3 +65,17 @@ class CpuShare:
         totals["load_generator"] = _children_cpu_seconds() - self._children_before
         self.seconds = {service: round(value, 2) for service, value in totals.items()}
         return self.seconds
+
+
+def web_ui_worker_rss_mib(pids: Iterable[int]) -> list[float]:
+    """Resident memory of each gunicorn worker of the web UI (not of its master), in MiB."""
+    found = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            parent = process.parent()
+            if service_of(process.cmdline()) == "web_ui" and parent and service_of(parent.cmdline()) == "web_ui":
+                found.append(round(process.memory_info().rss / 2**20, 1))
+        except psutil.Error:  # a process that ended between listing and reading is not a worker now
+            continue
+    return sorted(found)

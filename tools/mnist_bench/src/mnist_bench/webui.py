@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from mnist_bench.cpu_share import CpuShare
+from mnist_bench.cpu_share import CpuShare, web_ui_worker_rss_mib
 from mnist_common import storage
 from mnist_common.pipeline import published_versions
 from mnist_run.ports import free_port
@@ -163,6 +163,8 @@ def summary(figures: dict) -> str:
             )
             + "\n"
         )
+    rss = figures.get("web_ui_worker_rss_mib")
+    memory = f"  web UI worker memory (RSS) after the run: {', '.join(f'{mib:g}' for mib in rss)} MiB\n" if rss else ""
     return (
         f"bench: web UI predict, {figures['users']} users, "
         f"{f'{offered:g} requests/s offered (Poisson arrivals)' if offered else 'no pacing'}, {figures['duration']} "
@@ -172,6 +174,7 @@ def summary(figures: dict) -> str:
         f"p95 {figures['p95_ms']:g} ms, p99 {figures['p99_ms']:g} ms, "
         f"{figures['failures']} failed of {figures['requests']}\n"
         f"{cpu}"
+        f"{memory}"
         f"  target: >= {TARGET_RPS} requests/s and p95 <= {TARGET_P95_MS} ms: "
         f"{'met' if figures['meets_target'] else 'NOT met'}"
     )
@@ -213,6 +216,7 @@ def run_bench(options: BenchOptions) -> int:
         result = subprocess.run(command, env=venv_environment({"DATA_DIR": options.data_dir, **pacing}), check=False)
         cpu.stop()  # before the stack stops: its exit would count as this process's children's CPU
         served_after = served_requests(ui_url)
+        worker_rss = web_ui_worker_rss_mib(stack.descendant_pids())  # after every predict of the run
         served = None if served_before is None or served_after is None else served_after - served_before
         load_after = os.getloadavg()
     except StackError as error:
@@ -227,6 +231,7 @@ def run_bench(options: BenchOptions) -> int:
         read_predict_row(prefix + "_stats.csv"), options, load_before, load_after, command_text, prefix + ".html"
     )
     figures.update(cpu_figures(cpu.seconds, served))
+    figures["web_ui_worker_rss_mib"] = worker_rss
     out_file = os.path.join(options.out_dir, "webui.json")
     storage.write_bytes_atomic(out_file, (json.dumps(figures, indent=2) + "\n").encode())
     print(summary(figures) + f"\n  wrote {out_file} and {prefix}.html")
