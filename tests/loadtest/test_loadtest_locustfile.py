@@ -184,3 +184,24 @@ def test_worker_memory_is_read_from_the_workers_not_the_master():
         master.stdin.close()
         master.wait(timeout=30)
     assert len(rss) == 1 and rss[0] >= 64, rss
+
+
+def test_cross_validation_folds_are_disjoint_stratified_and_cover_every_digit():
+    import numpy as np
+
+    from mnist_bench.train import fold_data, fold_indices, pooled_interval
+
+    labels = np.repeat(np.arange(10), 100)
+    folds = fold_indices(labels, 5, seed=3)
+    every = np.concatenate(folds)
+    assert sorted(every.tolist()) == list(range(1000))
+    assert all(np.bincount(labels[fold], minlength=10).tolist() == [20] * 10 for fold in folds)
+    assert [f.tolist() for f in fold_indices(labels, 5, seed=3)] == [f.tolist() for f in folds]
+    images = np.arange(1000, dtype=np.int32)[:, None]  # ids, not pixels: uint8 would wrap
+    splits = fold_data(images, labels, folds[0])
+    assert not set(splits["train"][0][:, 0].tolist()) & set(folds[0].tolist())
+    assert splits["test"][0][:, 0].tolist() == folds[0].tolist()
+    assert set(splits["validation"][0][:, 0].tolist()) <= set(splits["train"][0][:, 0].tolist())
+    accuracy, half_width = pooled_interval(9888, 10000)
+    assert accuracy == 0.9888 and 0.0020 < half_width < 0.0022
+

