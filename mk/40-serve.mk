@@ -10,6 +10,11 @@ SERVING_TF_THREADS ?= --tensorflow_intra_op_parallelism=1 --tensorflow_inter_op_
 # make bench-serving: measured seconds per cell, and the concurrencies.
 BENCH_SERVING_SECONDS ?= 8
 BENCH_SERVING_CONCURRENCY ?= 1,16,64
+# make bench-serving's reference row: KServe's Python model server, in a venv of its own (kserve
+# pins protobuf, FastAPI and uvicorn releases of its own), locked by requirements/kserve-constraints.txt.
+KSERVE_VENV := $(ARTIFACTS)/kserve/venv
+KSERVE_CONSTRAINTS := requirements/kserve-constraints.txt
+KSERVE_STAMP := $(KSERVE_VENV)/.setup-done
 
 # Fails with the next step to take when MODEL_BASE_PATH has no numbered version yet.
 # (The version-folder rule is the pipeline's: mnist_common.pipeline.)
@@ -71,10 +76,21 @@ serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE
 test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fresh stand-in, or SERVING_REST_URL + SERVING_GRPC_ADDRESS if set
 	$(VENV_PY) -m pytest tests/tf_serving -q $(PYTEST_ARGS)
 
+.PHONY: kserve-setup
+kserve-setup: $(KSERVE_STAMP) ## Create the isolated KServe venv under ARTIFACTS (bench-serving's reference), pinned by requirements/kserve-constraints.txt
+
+$(KSERVE_STAMP): $(KSERVE_CONSTRAINTS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+	  { echo "error: Python 3.11 is required for KServe's venv; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
+	@test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet -c $(KSERVE_CONSTRAINTS) kserve tensorflow || \
+	  { echo "error: installing kserve into $(KSERVE_VENV) failed: PyPI must be reachable (or delete $(KSERVE_VENV) and retry)" >&2; exit 1; }
+	@touch $@
+
 .PHONY: bench-serving
-bench-serving: $(SETUP_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs naive Flask and in-process; artifacts/bench/serving.json
+bench-serving: $(SETUP_STAMP) $(KSERVE_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs KServe, naive Flask and in-process; artifacts/bench/serving.json
 	@TF_CPP_MIN_LOG_LEVEL=3 $(VENV_BIN)/mnist-bench serving --model-base-path "$(MODEL_BASE_PATH)" --data-dir "$(DATA_DIR)" \
-	  --config-dir $(SERVING_CONFIG_DIR) \
+	  --config-dir $(SERVING_CONFIG_DIR) --kserve-python $(KSERVE_VENV)/bin/python \
 	  --seconds $(BENCH_SERVING_SECONDS) --concurrency $(BENCH_SERVING_CONCURRENCY) \
 	  $(if $(wildcard $(TRAIN_DIR)/model.keras),--keras-model "$(TRAIN_DIR)/model.keras") \
 	  --out "$(ARTIFACTS)/bench/serving.json"

@@ -205,3 +205,21 @@ def test_cross_validation_folds_are_disjoint_stratified_and_cover_every_digit():
     accuracy, half_width = pooled_interval(9888, 10000)
     assert accuracy == 0.9888 and 0.0020 < half_width < 0.0022
 
+
+def test_the_kserve_ratios_compare_cells_of_the_same_run():
+    from mnist_bench.serving import kserve_ratios
+
+    def row(server, protocol, concurrency, rps, p50):
+        return {"server": server, "protocol": protocol, "concurrency": concurrency, "rps": rps, "p50_ms": p50}
+
+    rows = [
+        row("stand-in", "rest", 1, 400, 1.0),
+        row("stand-in", "rest", 64, 3000, 20.0),
+        row("stand-in", "grpc", 64, 3500, 18.0),
+        row("kserve", "rest", 1, 300, 1.5),
+        row("kserve", "rest", 64, 700, 90.0),
+    ]
+    figures = kserve_ratios(rows, [1, 16, 64])["figures"]
+    assert figures["rest_rps_ratio_at_64"] == round(3000 / 700, 2)
+    assert figures["grpc_rps_ratio_at_64"] == 5.0
+    assert figures["rest_p50_ms_at_1"] == [1.0, 1.5] and "grpc_p50_ms_at_1" not in figures

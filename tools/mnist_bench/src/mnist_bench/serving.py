@@ -6,7 +6,10 @@
    concurrency 1, 16 and 64, one digit per request: h2load (Debian's nghttp2-client, in C) when
    installed, for both protocols; else loadgen.py (raw HTTP/1.1, and a grpc.aio client), which
    costs about as much CPU as the server and so measures less than the server can do.
-3. A naive Flask app calling keras model.predict per request, under the same load generator.
+3. KServe's Python model server (--kserve-python: its own venv, `make kserve-setup`) on the same
+   SavedModel, V1 REST, one worker, under the same load generator: the tool a user would pick
+   instead; the table ends with the stand-in/KServe ratios.
+4. A naive Flask app calling keras model.predict per request, under the same load generator.
 
 Prints a table and the commands behind it; writes the figures to --out (JSON), with the machine's
 load average, since the cores may be shared.
@@ -66,14 +69,14 @@ print(json.dumps(out))
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180, ready: bytes = b"AVAILABLE") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"error: server exited with {process.returncode} before it was ready")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                if b"AVAILABLE" in response.read():
+                if ready in response.read():
                     return
         except OSError:
             pass
@@ -184,12 +187,13 @@ def h2load(
     body: pathlib.Path,
     commands: list,
     metrics_port: int | None = None,
+    server: str = "stand-in",
 ) -> dict:
     """Load from h2load (nghttp2's C load generator): far cheaper per request than a Python
     client, so the figures measure the server rather than the client. REST: HTTP/1.1, one
     connection per concurrent request, as wrk or ab would; gRPC: HTTP/2, up to 4 connections with
     the concurrent requests as streams over them, as gRPC clients share channels."""
-    log_file = body.with_name(f"h2load-{protocol}-{concurrency}.log")
+    log_file = body.with_name(f"h2load-{server}-{protocol}-{concurrency}.log")  # one per cell: kept for reading
     log_file.unlink(missing_ok=True)  # h2load appends
     seconds = max(1, round(args.seconds))  # h2load takes whole seconds
     if protocol == "rest":
@@ -250,6 +254,61 @@ def h2load(
     }
 
 
+def kserve_rows(args, version_dir: pathlib.Path, levels, body_file, use_h2load: bool, commands: list) -> list[dict]:
+    """KServe's model server on the same SavedModel, V1 REST (the same JSON body), one worker."""
+    port = free_port()
+    command = [
+        args.kserve_python,
+        # Run as a script: KServe's venv has no mnist_bench, and a PYTHONPATH into this venv would
+        # shadow KServe's own pins (protobuf, TensorFlow) with ours.
+        str(pathlib.Path(__file__).with_name("kserve_model.py")),
+        f"--model_dir={version_dir}",
+        f"--http_port={port}",
+        "--workers=1",
+    ]
+    commands.append(shlex.join(command))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v1/models/mnist", server, ready=b'"ready":true')
+        for concurrency in levels:
+            print(f"KServe rest concurrency {concurrency} ...", flush=True)
+            if use_h2load:
+                result = h2load("rest", port, concurrency, args, body_file, commands, server="kserve")
+            else:
+                result = loadgen("rest", f"127.0.0.1:{port}", concurrency, args, body_file, commands)
+            rows.append({"server": "kserve", **result})
+    finally:
+        stop(server)
+    return rows
+
+
+def kserve_ratios(rows: list[dict], levels) -> dict:
+    """Stand-in against KServe, same run: req/s at the highest concurrency, p50 at the lowest."""
+    cell = {(r["server"], r["protocol"], r["concurrency"]): r for r in rows}
+    high, low = max(levels), min(levels)
+    kserve_high, kserve_low = cell.get(("kserve", "rest", high)), cell.get(("kserve", "rest", low))
+    lines, figures = [], {}
+    for protocol in ("rest", "grpc"):
+        ours_high, ours_low = cell.get(("stand-in", protocol, high)), cell.get(("stand-in", protocol, low))
+        if kserve_high and ours_high and kserve_high["rps"]:
+            ratio = round(ours_high["rps"] / kserve_high["rps"], 2)
+            figures[f"{protocol}_rps_ratio_at_{high}"] = ratio
+            lines.append(
+                f"stand-in {protocol} / KServe REST at concurrency {high}: {ours_high['rps']:.0f} / "
+                f"{kserve_high['rps']:.0f} req/s = {ratio:.1f}x (goal >= 5x)"
+            )
+        if kserve_low and ours_low and kserve_low["p50_ms"] and ours_low["p50_ms"]:
+            figures[f"{protocol}_p50_ms_at_{low}"] = [ours_low["p50_ms"], kserve_low["p50_ms"]]
+            lines.append(
+                f"stand-in {protocol} / KServe REST p50 at concurrency {low}: {ours_low['p50_ms']:.2f} / "
+                f"{kserve_low['p50_ms']:.2f} ms (goal: not above KServe's)"
+            )
+    return {"lines": lines, "figures": figures}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-base-path", default="artifacts/models/mnist")
@@ -264,8 +323,13 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--naive-concurrency", default="1,16")
+    parser.add_argument(
+        "--kserve-python", help="python of the KServe venv (make kserve-setup) for the reference rows; none: left out"
+    )
     parser.add_argument("--out", default="artifacts/bench/serving.json")
     args = parser.parse_args(argv)
+    if args.kserve_python and not os.access(args.kserve_python, os.X_OK):
+        parser.error(f"--kserve-python {args.kserve_python}: not an executable (run `make kserve-setup`)")
     levels = [int(c) for c in args.concurrency.split(",")]
     load_before = os.getloadavg()
 
@@ -348,6 +412,9 @@ def main(argv=None) -> int:
         finally:
             stop(server)
 
+        if args.kserve_python:
+            rows += kserve_rows(args, version_dir, levels, body_file, use_h2load, commands)
+
         naive_port = free_port()
         naive_command = [sys.executable, "-m", "mnist_bench.naive_flask_app", "--port", str(naive_port)]
         if args.keras_model:
@@ -364,7 +431,7 @@ def main(argv=None) -> int:
             for concurrency in [int(c) for c in args.naive_concurrency.split(",")]:
                 print(f"naive Flask app concurrency {concurrency} ...", flush=True)
                 if use_h2load:
-                    result = h2load("rest", naive_port, concurrency, args, body_file, commands)
+                    result = h2load("rest", naive_port, concurrency, args, body_file, commands, server="naive-flask")
                 else:
                     result = loadgen("rest", f"127.0.0.1:{naive_port}", concurrency, args, body_file, commands)
                 rows.append({"server": "naive-flask", **result})
@@ -395,6 +462,9 @@ def main(argv=None) -> int:
     )
     if rest_64 and naive_best:
         print(f"stand-in REST at concurrency {max(levels)} / naive Flask best: {rest_64['rps'] / naive_best:.1f}x")
+    against_kserve = kserve_ratios(rows, levels)
+    for line in against_kserve["lines"]:
+        print(line)
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (shared cores inflate latency)")
     print("\ncommands:")
     for command in commands:
@@ -412,6 +482,7 @@ def main(argv=None) -> int:
         "in_process": in_process,
         "commands": commands,
         "rest_vs_naive": round(rest_64["rps"] / naive_best, 1) if rest_64 and naive_best else None,
+        "against_kserve": against_kserve["figures"],
     }
     partial = out.with_suffix(".json.tmp")
     partial.write_text(json.dumps(report, indent=2) + "\n")
