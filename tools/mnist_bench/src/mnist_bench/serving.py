@@ -270,18 +270,23 @@ def kserve_rows(args, version_dir: pathlib.Path, levels, body_file, use_h2load: 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows = []
     try:
         wait_ready(f"http://127.0.0.1:{port}/v1/models/mnist", server, ready=b'"ready":true')
-        for concurrency in levels:
-            print(f"KServe rest concurrency {concurrency} ...", flush=True)
-            if use_h2load:
-                result = h2load("rest", port, concurrency, args, body_file, commands, server="kserve")
-            else:
-                result = loadgen("rest", f"127.0.0.1:{port}", concurrency, args, body_file, commands)
-            rows.append({"server": "kserve", **result})
+        return reference_rows("kserve", "KServe rest", port, levels, args, body_file, use_h2load, commands)
     finally:
         stop(server)
+
+
+def reference_rows(server, label, port, levels, args, body_file, use_h2load: bool, commands: list) -> list[dict]:
+    """A reference server's rows: REST at each concurrency, from the same load generator as ours."""
+    rows = []
+    for concurrency in levels:
+        print(f"{label} concurrency {concurrency} ...", flush=True)
+        if use_h2load:
+            result = h2load("rest", port, concurrency, args, body_file, commands, server=server)
+        else:
+            result = loadgen("rest", f"127.0.0.1:{port}", concurrency, args, body_file, commands)
+        rows.append({"server": server, **result})
     return rows
 
 
@@ -428,13 +433,10 @@ def main(argv=None) -> int:
         )
         try:
             wait_ready(f"http://127.0.0.1:{naive_port}/v1/models/mnist", naive)
-            for concurrency in [int(c) for c in args.naive_concurrency.split(",")]:
-                print(f"naive Flask app concurrency {concurrency} ...", flush=True)
-                if use_h2load:
-                    result = h2load("rest", naive_port, concurrency, args, body_file, commands, server="naive-flask")
-                else:
-                    result = loadgen("rest", f"127.0.0.1:{naive_port}", concurrency, args, body_file, commands)
-                rows.append({"server": "naive-flask", **result})
+            naive_levels = [int(c) for c in args.naive_concurrency.split(",")]
+            rows += reference_rows(
+                "naive-flask", "naive Flask app", naive_port, naive_levels, args, body_file, use_h2load, commands
+            )
         finally:
             stop(naive)
 

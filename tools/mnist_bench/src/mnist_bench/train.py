@@ -118,7 +118,7 @@ def cross_validate(data_dir: str, work_dir: str, folds: int, seed: int) -> list[
     return results
 
 
-def cv_report(results: list[FoldResult], total_digits: int) -> str:
+def cv_report(results: list[FoldResult]) -> str:
     accuracies = np.array([r.accuracy for r in results])
     correct, count = sum(r.correct for r in results), sum(r.count for r in results)
     pooled, half_width = pooled_interval(correct, count)
@@ -126,7 +126,7 @@ def cv_report(results: list[FoldResult], total_digits: int) -> str:
     cpu = [r.cpu_seconds for r in results]
     return "\n".join(
         [
-            f"cross-validation  {len(results)} folds over all {total_digits} digits, each held out once",
+            f"cross-validation  {len(results)} folds over all {count} digits, each held out once",
             "  per fold        " + ", ".join(f"{a:.4f}" for a in accuracies),
             f"  pooled          {pooled:.4f} ({correct}/{count}), 95 % interval +-{half_width:.4f}",
             f"  across folds    mean {accuracies.mean():.4f}, std {accuracies.std(ddof=1) if len(results) > 1 else 0:.4f}, "
@@ -140,7 +140,7 @@ def cv_report(results: list[FoldResult], total_digits: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     load_before = os.getloadavg()
-    cpu_before = os.times()
+    cpu_before = _cpu_seconds()
 
     from mnist_trainer.cli import main as train_main
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     status = train_main(train_argv)
     if status != 0:
         return status
-    cpu_after = os.times()
+    cpu_seconds = _cpu_seconds() - cpu_before
     metrics = pipeline.read_training_metrics(args.model_dir)
     if metrics["resumed_from_epoch"] != 0:
         print(
@@ -161,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     correct, count = test_accuracy(args.model_dir, args.data_dir)
     accuracy = correct / count
     seconds = metrics["training_seconds"]
-    cpu_seconds = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
 
     print(f"test accuracy     {accuracy:.5f} ({correct}/{count} held-out digits; need >= {args.min_accuracy})")
     print(
@@ -177,10 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.2f} after (other work on the machine slows the run)"
     )
     if args.folds > 1:
-        total = sum(len(dataset.load_split(args.data_dir, name)) for name in dataset.SPLITS)
         work_dir = os.path.join(os.path.dirname(os.path.abspath(args.model_dir)), "bench-train-cv")
         print(f"cross-validating in {work_dir} (--folds {args.folds}, --cv-seed {args.cv_seed})", flush=True)
-        print(cv_report(cross_validate(args.data_dir, work_dir, args.folds, args.cv_seed), total), flush=True)
+        print(cv_report(cross_validate(args.data_dir, work_dir, args.folds, args.cv_seed)), flush=True)
     failures = []
     if accuracy < args.min_accuracy:
         failures.append(f"accuracy {accuracy:.5f} < {args.min_accuracy}")
