@@ -34,6 +34,23 @@ SETUP_STAMP := $(VENV)/.setup-done
 # tensorflow-serving-api into libs/serving_protos (git-ignored) at every set-up.
 PROTOS_GENERATOR := libs/serving_protos/src/mnist_serving_protos/generate.py
 
+# Every venv starts with this check (TensorFlow's wheels and every lock are for 3.11); $(1) says
+# which venv, for the message.
+define require_python_311
+@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+  { echo "error: Python 3.11 is required$(1); '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
+endef
+
+# The recipe of a tool's own venv from its own lock, for tools whose pins clash with .venv's
+# (checkov, KServe): $(1) the tool's name, $(2) the venv, $(3) its constraints, $(4) what to install.
+define tool_venv
+$(call require_python_311, for $(1)'s venv)
+@test -x $(2)/bin/python || $(PYTHON) -m venv $(2)
+$(2)/bin/python -m pip install --quiet -c $(3) $(4) || \
+  { echo "error: installing $(1) into $(2) failed: PyPI must be reachable (or delete $(2) and retry)" >&2; exit 1; }
+@touch $@
+endef
+
 ##@ Getting started
 
 .PHONY: help
@@ -53,8 +70,7 @@ setup: $(SETUP_STAMP) ## Create .venv with every service and tool, pinned by req
 # The stamp depends on every file that decides what is installed, so a second run does nothing
 # and a change to the lock or a pyproject.toml reinstalls.
 $(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$(PACKAGES)) $(PROTOS_GENERATOR)
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
-	  { echo "error: Python 3.11 is required; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
+	$(call require_python_311)
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --upgrade pip
 	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) setuptools wheel

@@ -80,12 +80,7 @@ test-serving: $(SETUP_STAMP) data ## Contract suite (REST + gRPC) against a fres
 kserve-setup: $(KSERVE_STAMP) ## Create the isolated KServe venv under ARTIFACTS (bench-serving's reference), pinned by requirements/kserve-constraints.txt
 
 $(KSERVE_STAMP): $(KSERVE_CONSTRAINTS)
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
-	  { echo "error: Python 3.11 is required for KServe's venv; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
-	@test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/python -m pip install --quiet -c $(KSERVE_CONSTRAINTS) kserve tensorflow || \
-	  { echo "error: installing kserve into $(KSERVE_VENV) failed: PyPI must be reachable (or delete $(KSERVE_VENV) and retry)" >&2; exit 1; }
-	@touch $@
+	$(call tool_venv,KServe,$(KSERVE_VENV),$(KSERVE_CONSTRAINTS),kserve tensorflow)
 
 .PHONY: bench-serving
 bench-serving: $(SETUP_STAMP) $(KSERVE_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs KServe, naive Flask and in-process; artifacts/bench/serving.json

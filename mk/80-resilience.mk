@@ -21,12 +21,7 @@ OTHER_FAULT_TESTS := tests/tf_serving/test_versions.py tests/model_exporter/test
 checkov-setup: $(CHECKOV_STAMP) ## Create the isolated checkov venv under ARTIFACTS, pinned by requirements/checkov-constraints.txt
 
 $(CHECKOV_STAMP): $(CHECKOV_CONSTRAINTS)
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
-	  { echo "error: Python 3.11 is required for checkov's venv; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Set PYTHON=/path/to/python3.11." >&2; exit 2; }
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c $(CHECKOV_CONSTRAINTS) checkov || \
-	  { echo "error: installing checkov into $(CHECKOV_VENV) failed: PyPI must be reachable (or delete $(CHECKOV_VENV) and retry)" >&2; exit 1; }
-	@touch $@
+	$(call tool_venv,checkov,$(CHECKOV_VENV),$(CHECKOV_CONSTRAINTS),checkov)
 
 # make test runs the checkov scan (tests/resilience/test_checkov.py), so it needs the venv.
 test: $(CHECKOV_STAMP)
