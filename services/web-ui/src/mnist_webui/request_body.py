@@ -1,10 +1,11 @@
 """ASGI middleware: read each request body whole, within the size limit, before the WSGI app runs.
 
-The app runs in a thread of a bounded pool (a2wsgi); a thread is taken only once this middleware
-holds the complete body, so a client that sends its body slowly costs the event loop a little
-memory and no thread (the connection's deadline is in mnist_webui.http_protocol). A declared
-Content-Length over the limit is refused at once; a chunked body is refused with 413 as soon as it
-passes the limit, never cut short. The app then sees a plain body with its Content-Length.
+The app runs in a thread of a bounded pool (mnist_webui.wsgi_bridge); a thread is taken only once
+this middleware holds the complete body, so a client that sends its body slowly costs the event
+loop a little memory and no thread (the connection's deadline is in mnist_webui.http_protocol). A
+declared Content-Length over the limit is refused at once; a chunked body is refused with 413 as
+soon as it passes the limit, never cut short. The app then sees a plain body with its
+Content-Length.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ async def send_error(send, status: int, reason: str) -> None:
 
 
 class BufferedBody:
+    """ASGI app in front of `app`, which is called as app(scope, body, send) with the whole body."""
+
     def __init__(self, app, max_body_bytes: int):
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -37,7 +40,7 @@ class BufferedBody:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            return  # lifespan is off, and no websocket route exists
         declared = None
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -52,16 +55,7 @@ class BufferedBody:
             return  # the client left, or the connection's deadline answered already
         headers = [(n, v) for n, v in scope["headers"] if n not in (b"content-length", b"transfer-encoding")]
         headers.append((b"content-length", str(len(body)).encode()))
-        delivered = False
-
-        async def replay():
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app({**scope, "headers": headers}, replay, send)
+        await self.app({**scope, "headers": headers}, body, send)
 
     async def _read(self, receive) -> bytes | None:
         chunks, size = [], 0

@@ -8,19 +8,19 @@ Here uvicorn's asyncio server (uvicorn-worker's gunicorn worker class) reads req
 worker's event loop with llhttp (httptools). mnist_webui.http_protocol gives each request one
 deadline for head and body, WEB_CLIENT_TIMEOUT seconds, then 408; mnist_webui.request_body holds
 the body until it is complete (413 past the limit, whatever the transfer encoding); only then
-does a2wsgi run the Flask app in one of WEB_THREADS threads.
+does mnist_webui.wsgi_bridge run the Flask app in one of WEB_THREADS threads.
 """
 
 from __future__ import annotations
 
 import os
 
-from a2wsgi import WSGIMiddleware
 from uvicorn_worker import UvicornWorker
 
 from mnist_webui.config import settings_from_env
 from mnist_webui.http_protocol import DeadlineHttpProtocol
 from mnist_webui.request_body import BufferedBody
+from mnist_webui.wsgi_bridge import WsgiInThreads
 
 DEFAULT_CLIENT_TIMEOUT_S = 5.0
 
@@ -60,7 +60,4 @@ class BufferedRequestWorker(UvicornWorker):
     def load_wsgi(self):
         super().load_wsgi()
         # The Flask app in a bounded thread pool, behind the body buffer.
-        threads = max(1, self.cfg.threads)
-        self.wsgi = BufferedBody(
-            WSGIMiddleware(self.wsgi, workers=threads, send_queue_size=threads), settings_from_env().max_request_bytes
-        )
+        self.wsgi = BufferedBody(WsgiInThreads(self.wsgi, self.cfg.threads), settings_from_env().max_request_bytes)
