@@ -3,7 +3,7 @@
 # mnist-train reads EPOCHS, BATCH_SIZE, LEARNING_RATE, SEED and TRAIN_LIMIT from the environment;
 # make passes variables given on its command line (make train EPOCHS=3) through to it.
 BENCH_TRAIN_DIR ?= $(ARTIFACTS)/bench-train
-# make bench-train: cross-validation folds after the default run (0: only the default run).
+# make bench-train: cross-validation folds after the default run (0: only the default run; 1 is refused).
 BENCH_FOLDS ?= 5
 TENSORBOARD_PORT ?= 6006
 # What "the defaults" means for the benchmark: none of the trainer's variables may leak in.

@@ -223,3 +223,14 @@ def test_the_kserve_ratios_compare_cells_of_the_same_run():
     assert figures["rest_rps_ratio_at_64"] == round(3000 / 700, 2)
     assert figures["grpc_rps_ratio_at_64"] == 5.0
     assert figures["rest_p50_ms_at_1"] == [1.0, 1.5] and "grpc_p50_ms_at_1" not in figures
+
+
+@pytest.mark.parametrize("folds", ["1", "-2"])
+def test_bench_train_refuses_a_fold_count_that_cannot_cross_validate(folds, tmp_path, capsys):
+    from mnist_bench.train import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model-dir", str(tmp_path / "model"), "--folds", folds])
+    assert stopped.value.code == 2
+    assert f"--folds {folds}: give 0 (no cross-validation) or at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()  # refused before any training started

@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default="artifacts/data/mnist")
     parser.add_argument("--min-accuracy", type=float, default=0.99)
     parser.add_argument("--max-seconds", type=float, default=60.0)
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds after the default run (0: none)")
+    parser.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds after the default run (0: none; else at least 2)"
+    )
     parser.add_argument("--cv-seed", type=int, default=0, help="seed of the stratified fold assignment")
     return parser
 
@@ -138,7 +140,12 @@ def cv_report(results: list[FoldResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.folds < 0 or args.folds == 1:
+        # One fold would hold every digit out and train on none; checked before the default run,
+        # not a minute into it.
+        parser.error(f"--folds {args.folds}: give 0 (no cross-validation) or at least 2 (BENCH_FOLDS in make)")
     load_before = os.getloadavg()
     cpu_before = _cpu_seconds()
 
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine           {os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after (other work on the machine slows the run)"
     )
-    if args.folds > 1:
+    if args.folds:
         work_dir = os.path.join(os.path.dirname(os.path.abspath(args.model_dir)), "bench-train-cv")
         print(f"cross-validating in {work_dir} (--folds {args.folds}, --cv-seed {args.cv_seed})", flush=True)
         print(cv_report(cross_validate(args.data_dir, work_dir, args.folds, args.cv_seed)), flush=True)
