@@ -40,6 +40,11 @@ def _version(text: str | None) -> int | None:
     return value
 
 
+def _malformed(method: str, path: str) -> ServingError:
+    # Built only when a request is refused: a predict's hot path makes no error object.
+    return invalid_argument(f"Malformed request: {method} {path}")
+
+
 def _json_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type=_JSON)
 
@@ -81,11 +86,10 @@ class RestFrontEnd:
         try:
             if not path.lower().startswith("/v1/"):
                 return _json_response(rest_json.error_body(f"Not found: {request.method} {path}"), 404)
-            malformed = invalid_argument(f"Malformed request: {request.method} {path}")
             if request.method == "POST":
                 match = _PREDICT_PATH.fullmatch(path)
                 if not match or match.group(4) not in ("predict", "classify", "regress"):
-                    raise malformed
+                    raise _malformed(request.method, path)
                 model_name = urllib.parse.unquote(match.group(1))
                 api_name = match.group(4)
                 version_number = _version(match.group(2))
@@ -95,14 +99,14 @@ class RestFrontEnd:
             if request.method == "GET":
                 match = _STATUS_PATH.fullmatch(path)
                 if not match:
-                    raise malformed
+                    raise _malformed(request.method, path)
                 model_name = urllib.parse.unquote(match.group(1) or "")
                 if not model_name:
                     raise invalid_argument("Missing model name in request.")
                 version_number = _version(match.group(2))
                 label = urllib.parse.unquote(match.group(3)) if match.group(3) else None
                 if version_number is not None and label is not None:
-                    raise malformed
+                    raise _malformed(request.method, path)
                 if match.group(4):
                     api_name = "get_model_metadata"
                     response = self._api.model_metadata(model_name, version_number, label)
@@ -113,7 +117,7 @@ class RestFrontEnd:
                     status_json(self._api.model_status(model_name, version_number, label)), option=orjson.OPT_INDENT_2
                 )
                 return _json_response(body)
-            raise malformed
+            raise _malformed(request.method, path)
         except ServingError as error:
             status = error.code_name
             return _json_response(rest_json.error_body(error.message), error.http_status)
