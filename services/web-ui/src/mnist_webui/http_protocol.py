@@ -125,6 +125,16 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_complete = False
         self._head_bytes = 0
+        self._parsed_head_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # The byte count in data_received sees a head that is still arriving; a head that comes
+        # whole in one read is parsed before that count is looked at, so the parsed lines count
+        # here too (name, value, ": " and CRLF), before the request can reach the app.
+        self._parsed_head_bytes += len(name) + len(value) + 4
+        if self._parsed_head_bytes + len(self.url) > HEAD_LIMIT_BYTES:
+            raise RequestRefused(431, f"request head larger than {HEAD_LIMIT_BYTES} bytes")
+        super().on_header(name, value)
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
