@@ -10,8 +10,8 @@ import types
 
 import requests
 
+from mnist_run.ports import free_ports
 from tests.support.paths import VENV_BIN
-from tests.support.ports import free_ports
 from tests.support.waiting import wait_for
 from tests.web_ui.webui_servers import ManagedProcess, WebUiServer
 

@@ -4,14 +4,9 @@ rollback and rollout-status each print the state they leave; bad input exits 2 n
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from mnist_run.ports import free_port
 
 
 def test_canary_promote_rollback_and_status_through_make(repo_root, tmp_path):

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from mnist_run.ports import free_ports
 from tests.support.make import VENV
 from tests.support.paths import DATA_DIR, REPO_ROOT
-from tests.support.ports import free_ports
 
 SCRIPT = REPO_ROOT / "docs" / "quickstart-serving.sh"
 pytestmark = pytest.mark.slow

@@ -5,7 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from mnist_run import ports
 from mnist_run.ports import check_ports, free_port, is_listening
 
 
@@ -94,3 +98,22 @@ def test_loadtest_warns_when_nothing_listens():
     assert result.returncode == 0
     assert f"nothing listens on 127.0.0.1:{silent} (GRPC_PORT)" in result.stderr
     assert "UI_PORT" not in result.stderr
+
+
+def test_free_ports_are_below_the_ephemeral_range_distinct_and_bindable():
+    low = int(Path(ports._EPHEMERAL_RANGE_FILE).read_text(encoding="ascii").split()[0])
+    chosen = ports.free_ports(30)
+    assert len(set(chosen)) == 30
+    assert all(1024 <= port < low for port in chosen)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", chosen[0]))
+
+
+def test_a_port_in_use_is_never_chosen(monkeypatch):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy_port = busy.getsockname()[1]
+        monkeypatch.setattr(ports, "_ports_below_ephemeral", lambda: range(busy_port, busy_port + 1))
+        monkeypatch.setattr(ports, "_handed_out", set())
+        with pytest.raises(RuntimeError, match="no free port"):
+            ports.free_port()

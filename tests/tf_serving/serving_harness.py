@@ -13,7 +13,7 @@ import grpc
 import pytest
 import requests
 
-from tests.support.ports import free_port
+from mnist_run.ports import free_port
 from tests.support.standin import MODEL_NAME, standin_command
 
 STARTUP_TIMEOUT_S = 120

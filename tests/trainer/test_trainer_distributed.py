@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.support.ports import free_ports
+from mnist_run.ports import free_ports
 from tests.trainer.trainer_helpers import epoch_lines, trainer_command, trainer_env
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import requests
 
-from tests.support.ports import free_port
+from mnist_run.ports import free_port
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = os.path.dirname(sys.executable)

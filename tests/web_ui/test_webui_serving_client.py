@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from mnist_common import serving_client as sc
-from tests.support.ports import free_port
+from mnist_run.ports import free_port
 
 IMAGES = np.zeros((2, 28, 28), dtype=np.float32)
 

@@ -14,7 +14,7 @@ import threading
 
 import requests
 
-from tests.support.ports import free_port
+from mnist_run.ports import free_port
 from tests.support.standin import standin_command
 from tests.support.waiting import wait_for
 

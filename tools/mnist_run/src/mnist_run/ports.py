@@ -8,6 +8,7 @@ something is listening there) and releases it at once.
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from dataclasses import dataclass
 
@@ -75,11 +76,46 @@ def suggest_port(busy: int, taken: set[int]) -> int:
     return candidate if candidate < 65536 else 1024
 
 
+# Ports for servers started by the tests and the benchmarks are drawn from below the kernel's
+# ephemeral range. A port the OS hands out for bind(0) is an ephemeral one, and between that probe
+# and the server's own bind any outgoing connection (a client polling another server) may take it
+# as its local port: the server then fails with "Address already in use" (gunicorn did once, in a
+# fresh-clone CI run). No connection is ever given a local port outside the ephemeral range.
+_EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+_handed_out: set[int] = set()  # chosen earlier in this process, perhaps not bound yet
+
+
+def _ports_below_ephemeral() -> range:
+    try:
+        with open(_EPHEMERAL_RANGE_FILE, encoding="ascii") as handle:
+            low = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default start of the range
+    return range(max(1024, low - 12000), low)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS considers free right now (for tests and the benchmark)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    """A port nothing is bound to right now, outside the ephemeral range, not handed out before
+    in this process (for tests and the benchmarks)."""
+    candidates = _ports_below_ephemeral()
+    draw = random.Random()
+    for _ in range(500):
+        port = draw.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found in {candidates.start}-{candidates.stop - 1} on {host}")
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct free ports."""
+    return [free_port(host) for _ in range(count)]
 
 
 def is_listening(port: int, host: str = "127.0.0.1", timeout_seconds: float = 1.0) -> bool:
