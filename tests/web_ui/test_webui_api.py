@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from mnist_common import serving_client as sc
+from mnist_webui.metrics import Metrics
 from tests.web_ui.drawing import draw_seven, encode
 
 VALID_PIXELS = [[0.0] * 28 for _ in range(28)]
@@ -91,6 +92,9 @@ def test_jpeg_upload_is_accepted(client):
         ({"pixels": [0.5] * 783 + [True]}, "finite number"),
         ({"pixels": [0.5] * 783 + [None]}, "finite number"),
         (b'{"pixels": [' + b"0.5, " * 783 + b"1e400]}", "finite number"),  # parses as inf
+        (b'{"pixels": [' + b"0.5, " * 783 + b"-1e400]}", "finite number"),  # -inf
+        (b'{"pixels": [' + b"0.5, " * 783 + b"1e300]}", "[0, 1]"),  # finite, out of range
+        (b'{"pixels": [' + b"0.5, " * 783 + b"1" + b"0" * 400 + b"]}", "finite number"),  # no float
         ({"image": 12}, "base64"),
         ({"image": ""}, "base64"),
         ({"image": "not base64!!"}, "base64"),
@@ -321,3 +325,17 @@ def test_a_failed_version_is_described_in_our_words_not_the_servers(client, fake
     )
     assert "/models/" not in str(body) and "StatefulPartitionedCall" not in str(body)
     assert body["status"]["versions"][0]["error_message"] == ""
+
+
+def test_metric_children_are_kept_and_count_into_the_registry(client):
+    metrics = Metrics()
+    child = metrics.child(metrics.requests, "/x", "GET", "200")
+    assert metrics.child(metrics.requests, "/x", "GET", "200") is child
+    assert child is metrics.requests.labels("/x", "GET", "200")
+    assert metrics.child(metrics.requests, "/x", "GET", "404") is not child
+    child.inc()
+    child.inc()
+    value = metrics.registry.get_sample_value(
+        "webui_http_requests_total", {"endpoint": "/x", "method": "GET", "status": "200"}
+    )
+    assert value == 2.0

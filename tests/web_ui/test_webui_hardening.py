@@ -79,6 +79,24 @@ def test_predictions_and_refusals_are_not_stored(client):
     assert client.post("/api/v1/predict", data=b"{").headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/api/v1/predict", PIXELS),
+        ("POST", "/api/v1/predict", {"pixels": "no"}),
+        ("GET", "/", None),
+        ("GET", "/static/app.css", None),
+        ("GET", "/no-such-page", None),
+        ("DELETE", "/api/v1/predict", None),
+    ],
+)
+def test_every_security_header_is_sent_exactly_once(client, method, path, body):
+    response = client.open(path, method=method, json=body)
+    for name in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options"):
+        assert len(response.headers.getlist(name)) == 1, (name, path)
+    assert len(response.headers.getlist("Cache-Control")) == 1, path
+
+
 def test_static_files_are_revalidated(client):
     response = client.get("/static/app.css")
     assert response.status_code == 200 and "no-cache" in response.headers["Cache-Control"]

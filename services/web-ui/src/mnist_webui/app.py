@@ -9,6 +9,7 @@ from mnist_webui import api, health, iap, pages, security
 from mnist_webui.config import Settings, settings_from_env
 from mnist_webui.errors import register_error_handlers
 from mnist_webui.extensions import KEY, WebUi
+from mnist_webui.json_provider import OrjsonProvider
 from mnist_webui.metrics import install as install_metrics
 from mnist_webui.model_gateway import ModelGateway
 from mnist_webui.rollout import RolloutView
@@ -32,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     iap_keys = config.pop("MNIST_IAP_KEYS", None)
 
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.update(settings.as_flask_config())
     app.config.update(config)
 

@@ -88,6 +88,17 @@ class Metrics:
             registry=self.registry,
         )
         self._versions_seen: set[str] = set()
+        self._children: dict[tuple, object] = {}
+
+    def child(self, metric, *values: str):
+        """metric.labels(*values), kept: prometheus_client's labels() checks the values and takes
+        a lock on every call, several times per request. The values come from closed sets, so
+        the dict stays small; two threads racing on a new key get the same child from labels()."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def version_value(self, version: int | None) -> str:
         """A label value for a version, from a bounded set."""
@@ -104,10 +115,10 @@ class Metrics:
         self, version: int | None, label: str | None, ok: bool, seconds: float, confidence: float | None
     ) -> None:
         version_value, label_value = self.version_value(version), label or "none"
-        self.predictions.labels(version_value, label_value, "ok" if ok else "error").inc()
-        self.prediction_latency.labels(version_value, label_value).observe(seconds)
+        self.child(self.predictions, version_value, label_value, "ok" if ok else "error").inc()
+        self.child(self.prediction_latency, version_value, label_value).observe(seconds)
         if confidence is not None:
-            self.prediction_confidence.labels(version_value, label_value).observe(confidence)
+            self.child(self.prediction_confidence, version_value, label_value).observe(confidence)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -149,11 +160,11 @@ def install(app: Flask) -> Metrics:
         started = g.pop("request_started", None)
         endpoint = _endpoint()
         if started is not None:
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            metrics.child(metrics.latency, endpoint).observe(time.perf_counter() - started)
         status = status_label(response.status_code)
-        metrics.requests.labels(endpoint, method_label(request.method), status).inc()
+        metrics.child(metrics.requests, endpoint, method_label(request.method), status).inc()
         if response.status_code >= 400:
-            metrics.errors.labels(endpoint, status).inc()
+            metrics.child(metrics.errors, endpoint, status).inc()
         return response
 
     return metrics

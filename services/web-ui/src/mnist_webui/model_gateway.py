@@ -46,7 +46,7 @@ class ModelGateway:
             self._note_server_state(isinstance(error, sc.BadRequest))
             raise self._api_error(error) from None
         finally:
-            self.metrics.model_calls.labels(name, outcome).observe(time.perf_counter() - started)
+            self.metrics.child(self.metrics.model_calls, name, outcome).observe(time.perf_counter() - started)
         self._note_server_state(True)
         return result
 
@@ -81,7 +81,7 @@ class ModelGateway:
             raise
         seconds = time.perf_counter() - started
         probabilities = result.probabilities[0]
-        self.metrics.observe_prediction(result.model_version, label, True, seconds, float(np.max(probabilities)))
+        self.metrics.observe_prediction(result.model_version, label, True, seconds, float(probabilities.max()))
         model = {"name": result.model_name, "version": result.model_version}
         if label is not None:  # without a rollout the answer stays as it was
             model["label"] = label

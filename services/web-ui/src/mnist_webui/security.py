@@ -43,15 +43,23 @@ ERROR_HEADERS = [
 ]
 
 
+# What every answer gets unless the view set its own: (lower-cased name, name, value).
+_DEFAULTS = tuple((name.lower(), name, value) for name, value in [*HEADERS.items(), ("Cache-Control", NO_STORE)])
+
+
 def install(app: Flask) -> None:
     @app.after_request
     def add_security_headers(response):
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        response.headers.setdefault("Cache-Control", NO_STORE)
-        location = response.headers.get("Location")
-        if location:
-            response.headers["Location"] = same_origin_location(location)
+        # One pass over the answer's headers: a setdefault() per header scanned them all each
+        # time, about a tenth of the app's CPU per prediction (cProfile of the predict path with
+        # a fake model server).
+        headers = response.headers
+        present = {name.lower() for name in headers.keys()}
+        missing = [(name, value) for lower, name, value in _DEFAULTS if lower not in present]
+        if missing:
+            headers.extend(missing)
+        if "location" in present:
+            headers["Location"] = same_origin_location(headers["Location"])
         return response
 
 
