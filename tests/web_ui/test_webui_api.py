@@ -327,7 +327,7 @@ def test_a_failed_version_is_described_in_our_words_not_the_servers(client, fake
     assert body["status"]["versions"][0]["error_message"] == ""
 
 
-def test_metric_children_are_kept_and_count_into_the_registry(client):
+def test_metric_children_are_kept_and_count_into_the_registry():
     metrics = Metrics()
     child = metrics.child(metrics.requests, "/x", "GET", "200")
     assert metrics.child(metrics.requests, "/x", "GET", "200") is child
