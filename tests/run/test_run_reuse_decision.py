@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from mnist_common.pipeline import EXPORT, REUSE, TRAIN, TrainingInputs, decide
+from mnist_trainer.model import ARCHITECTURE
 
 DATA = "a" * 64
 PARAMS = {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "seed": 42, "limit": None}
@@ -86,7 +87,8 @@ def test_plan_cli_reads_manifest_card_and_metrics(tmp_path):
     version = base / "3"
     (version / "assets.extra").mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"not read")
-    (version / "assets.extra" / "model_card.json").write_text(json.dumps(card()))
+    card_file = version / "assets.extra" / "model_card.json"
+    card_file.write_text(json.dumps(card(architecture=ARCHITECTURE)))
 
     def plan(*params):
         result = subprocess.run(
@@ -114,10 +116,14 @@ def test_plan_cli_reads_manifest_card_and_metrics(tmp_path):
     assert plan(*args)[:2] == (0, REUSE)
     code, action, why = plan(*args, "--limit", "500")
     assert (code, action) == (0, TRAIN) and "limit None -> 500" in why
+    # Trained as another network (an older checkout's): retrained once, not served on as if new.
+    card_file.write_text(json.dumps(card(architecture="mnist_cnn_v1")))
+    code, action, why = plan(*args)
+    assert (code, action) == (0, TRAIN) and f"architecture 'mnist_cnn_v1' -> '{ARCHITECTURE}'" in why
 
     (version / "saved_model.pb").unlink()  # not a published version any more
     train_dir.mkdir()
-    (train_dir / "metrics.json").write_text(json.dumps(metrics()))
+    (train_dir / "metrics.json").write_text(json.dumps(metrics(architecture=ARCHITECTURE)))
     assert plan(*args)[:2] == (0, EXPORT)
 
     (data_dir / "manifest.json").unlink()

@@ -84,7 +84,7 @@ OPTIONS = (
         "TRAIN_DIR as in make and mnist-export, MODEL_DIR before)",
         old_envs=("MODEL_DIR",),
     ),
-    _Option("--epochs", "EPOCHS", 12, _positive_int, "passes over the training digits"),
+    _Option("--epochs", "EPOCHS", 14, _positive_int, "passes over the training digits"),
     _Option(
         "--batch-size", "BATCH_SIZE", 128, _positive_int, "global batch size, split across workers when distributed"
     ),

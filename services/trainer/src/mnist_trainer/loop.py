@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_trainer.model import LABEL_SMOOTHING
+
 
 @dataclass(frozen=True)
 class EpochFigures:
@@ -34,7 +36,8 @@ class TrainingLoop:
     def _replica_train_step(self, images, labels):
         with tf.GradientTape() as tape:
             probabilities = self.model(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            targets = tf.one_hot(labels, tf.shape(probabilities)[1], dtype=probabilities.dtype)
+            per_example = keras.losses.categorical_crossentropy(targets, probabilities, label_smoothing=LABEL_SMOOTHING)
             # Summed over this replica's share and divided by the *global* batch size, so the
             # all-reduced (summed) gradient is the gradient of the mean loss over the batch.
             loss = tf.reduce_sum(per_example) / self.global_batch_size

@@ -61,11 +61,15 @@ def cmd_plan(args, trainer_flags: list[str]) -> int:
     from mnist_common.pipeline import decide, newest_published, read_training_metrics
     from mnist_run.inputs import wanted_inputs
     from mnist_trainer.config import parse_config
+    from mnist_trainer.model import ARCHITECTURE
 
     # The trainer's own parsing (flags, then its environment variables, then its defaults), so
     # the plan compares exactly what `mnist-train` with these flags would record.
     config = parse_config(trainer_flags).as_dict()
     parameters = {name: config[name] for name in TRAINING_PARAMETERS}
+    # The network the trainer builds now: a version trained as another one (an older checkout's)
+    # is retrained once rather than served on as if this code had made it.
+    parameters["architecture"] = ARCHITECTURE
     try:
         wanted = wanted_inputs(args.data_dir, parameters)
     except (DatasetError, KeyError) as error:
