@@ -19,24 +19,28 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def run_inputs(config: TrainConfig, dataset_sha256: str, train_examples: int) -> dict:
-    """Everything that decides the trained model.
-
-    Recorded with the checkpoints (a resume must continue the same run) and in metrics.json
-    (so a caller can skip training when nothing changed).
-    """
+def model_parameters(config: TrainConfig) -> dict:
+    """The trainer's settings that decide the model besides its data: the network this code
+    builds and how it is trained. `mnist-run plan` compares them with a published version."""
     from mnist_trainer.model import ARCHITECTURE
 
     return {
         "architecture": ARCHITECTURE,
-        "dataset_sha256": dataset_sha256,
-        "train_examples": train_examples,
         "limit": config.limit,
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "seed": config.seed,
     }
+
+
+def run_inputs(config: TrainConfig, dataset_sha256: str, train_examples: int) -> dict:
+    """Everything that decides the trained model.
+
+    Recorded with the checkpoints (a resume must continue the same run) and in metrics.json
+    (so a caller can skip training when nothing changed).
+    """
+    return {**model_parameters(config), "dataset_sha256": dataset_sha256, "train_examples": train_examples}
 
 
 def train(

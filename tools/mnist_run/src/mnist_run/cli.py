@@ -52,24 +52,18 @@ def cmd_warn_not_listening(args) -> int:
     return 0  # a warning only: a load test against a stopped service is a legitimate failing run
 
 
-# The trainer's settings that decide the model (its data and output dirs do not).
-TRAINING_PARAMETERS = ("epochs", "batch_size", "learning_rate", "seed", "limit")
-
-
 def cmd_plan(args, trainer_flags: list[str]) -> int:
     from mnist_common.dataset import DatasetError
     from mnist_common.pipeline import decide, newest_published, read_training_metrics
     from mnist_run.inputs import wanted_inputs
     from mnist_trainer.config import parse_config
-    from mnist_trainer.model import ARCHITECTURE
+    from mnist_trainer.train import model_parameters
 
-    # The trainer's own parsing (flags, then its environment variables, then its defaults), so
-    # the plan compares exactly what `mnist-train` with these flags would record.
-    config = parse_config(trainer_flags).as_dict()
-    parameters = {name: config[name] for name in TRAINING_PARAMETERS}
-    # The network the trainer builds now: a version trained as another one (an older checkout's)
-    # is retrained once rather than served on as if this code had made it.
-    parameters["architecture"] = ARCHITECTURE
+    # The trainer's own parsing (flags, then its environment variables, then its defaults) and
+    # its own list of what decides the model, so the plan compares exactly what `mnist-train`
+    # with these flags would record, the network included: a version trained as another one (an
+    # older checkout's) is retrained once rather than served on as if this code had made it.
+    parameters = model_parameters(parse_config(trainer_flags))
     try:
         wanted = wanted_inputs(args.data_dir, parameters)
     except (DatasetError, KeyError) as error:
