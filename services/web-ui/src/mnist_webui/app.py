@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from mnist_common.coalescing import CoalescingClient
 from mnist_common.serving_client import create_client
 from mnist_webui import api, health, iap, pages, security
 from mnist_webui.config import Settings, settings_from_env
@@ -48,6 +49,9 @@ def create_app(config: dict | None = None) -> Flask:
             timeout_seconds=settings.serving_timeout_seconds,
             retries=settings.serving_retries,
         )
+    # Predictions made at the same time by this process's threads share model server calls
+    # (mnist_common.coalescing): under load, one call carries several digits.
+    client = CoalescingClient(client)
     if digits is None:
         digits = HeldOutDigits.load(settings.data_dir)
 
