@@ -4,7 +4,7 @@
 SERVING_PROTOCOL ?= grpc
 # gunicorn workers (uvicorn event loop each) x threads that run the app; the defaults suit a small machine.
 WEB_WORKERS ?= 2
-WEB_THREADS ?= 8
+WEB_THREADS ?= 16
 # Your own model server (docs/serving-contract.md): SERVING_GRPC_ADDRESS=host:port, or with
 # SERVING_PROTOCOL=rest SERVING_REST_URL=http://host:port. Empty: the local one on GRPC_PORT / REST_PORT.
 SERVING_GRPC_ADDRESS ?=

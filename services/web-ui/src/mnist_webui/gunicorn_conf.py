@@ -3,7 +3,7 @@
 Threads per worker: a prediction mostly waits on the model server, so threads overlap that wait
 while the few CPU-bound parts stay short. One process per core sidesteps the GIL.
 
-Environment: HOST (127.0.0.1; 0.0.0.0 listens on every interface), UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (8), WEB_TIMEOUT (30),
+Environment: HOST (127.0.0.1; 0.0.0.0 listens on every interface), UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (16), WEB_TIMEOUT (30),
 WEB_CLIENT_TIMEOUT (5: seconds a client has to send a whole request),
 WEB_ACCESS_LOG (0; 1 logs every request to stdout; the cluster sets 1), LOG_FORMAT (text; json
 in the cluster: mnist_common.logs).
@@ -50,7 +50,7 @@ bind = f"[{host}]:{_int('UI_PORT', 8080)}" if ":" in host else f"{host}:{_int('U
 # WEB_THREADS threads runs the app: slow clients cannot hold the threads (see mnist_webui.worker).
 worker_class = "mnist_webui.worker.BufferedRequestWorker"
 workers = _int("WEB_WORKERS", os.cpu_count() or 1)
-threads = _int("WEB_THREADS", 8)
+threads = _int("WEB_THREADS", 16)
 timeout = _int("WEB_TIMEOUT", 30)
 graceful_timeout = 10
 keepalive = 5
