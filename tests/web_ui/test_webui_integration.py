@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -175,3 +176,28 @@ def test_a_grpc_worker_serves_without_loading_tensorflow(standin, data_dir, tmp_
         assert not [path for path in libraries if "tensorflow" in path], "a TensorFlow library is mapped"
     finally:
         web.stop()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_predictions_made_at_once_each_get_their_own_digits_answer(protocol, standin, data_dir, test_digits, tmp_path):
+    """Concurrent predictions share model server calls in the worker (mnist_common.coalescing):
+    every answer must still be its own digit's, as the model gives it for that digit alone."""
+    digits = test_digits.as_float()[:24]
+    with make_client(protocol, standin) as client:
+        alone = [client.predict(digit[np.newaxis]).probabilities[0] for digit in digits]
+    web = WebUiServer(standin, data_dir, str(tmp_path / "gunicorn.log"), protocol=protocol, workers=1).start()
+    try:
+        bodies = [{"pixels": digit.tolist()} for digit in digits]
+
+        def predict(index: int) -> tuple[int, dict]:
+            with requests.Session() as session:
+                return index, session.post(f"{web.url}/api/v1/predict", json=bodies[index], timeout=30).json()
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(predict, [i % len(digits) for i in range(96)]))
+    finally:
+        web.stop()
+    for index, answer in answers:
+        assert answer["model"]["version"] == 1, answer
+        assert np.allclose(answer["probabilities"], alone[index], atol=1e-5), index
+        assert answer["prediction"] == int(np.argmax(alone[index]))
