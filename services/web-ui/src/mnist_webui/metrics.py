@@ -51,7 +51,7 @@ class Metrics:
         )
         self.model_calls = Histogram(
             "webui_model_server_request_duration_seconds",
-            "Round trip of model server calls (retries included), by call and outcome.",
+            "Round trip of model server calls as each request saw it (retries, and the wait for a shared predict call, included), by call and outcome.",
             ["call", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
