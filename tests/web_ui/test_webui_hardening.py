@@ -157,3 +157,50 @@ def test_large_accepted_pictures_are_worked_on_at_a_bounded_size():
     assert max(grey.shape) <= pp.WORKING_SIDE
     digit = pp.to_mnist(grey)
     assert digit.shape == (28, 28) and digit.max() > 0.9
+
+
+def test_a_burst_of_uploads_decodes_at_most_two_pictures_at_once_per_worker(monkeypatch):
+    """A decode at the bounds costs up to ~160 MiB; a worker runs WEB_THREADS predictions at once,
+    so pictures queue for IMAGE_DECODES_AT_ONCE slots instead of multiplying that by the threads."""
+    import queue
+    import threading
+
+    import numpy as np
+
+    from mnist_webui import validation
+
+    entered: queue.Queue = queue.Queue()
+    releases = {index: threading.Event() for index in range(4)}
+    inside = []
+    most_inside = []
+    lock = threading.Lock()
+
+    def blocking_decode(data: bytes, max_pixels: int) -> np.ndarray:
+        index = data[0]
+        with lock:
+            inside.append(index)
+            most_inside.append(len(inside))
+        entered.put(index)
+        assert releases[index].wait(10)
+        with lock:
+            inside.remove(index)
+        return np.zeros((28, 28), dtype=np.float32)
+
+    monkeypatch.setattr(validation.preprocessing, "preprocess_image_bytes", blocking_decode)
+    assert validation.IMAGE_DECODES_AT_ONCE == 2
+    threads = [
+        threading.Thread(target=validation.image_to_mnist, args=(bytes([index]), 100), daemon=True)
+        for index in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    first_two = {entered.get(timeout=10), entered.get(timeout=10)}
+    assert entered.empty() and len(inside) == 2  # the other two wait for a slot
+    releases[min(first_two)].set()
+    third = entered.get(timeout=10)  # one slot freed: exactly one more enters
+    assert third not in first_two
+    for event in releases.values():
+        event.set()
+    for thread in threads:
+        thread.join(10)
+    assert max(most_inside) == 2 and not inside

@@ -13,6 +13,7 @@ import base64
 import binascii
 import itertools
 import json
+import threading
 
 import numpy as np
 import orjson
@@ -112,9 +113,18 @@ def decode_base64_image(text) -> bytes:
         raise ApiError(400, "'image' is not valid base64") from None
 
 
+# Pictures decoded at the same time in one worker. A picture at the bounds costs up to ~160 MiB
+# while it is decoded (README, "Bounds"); the worker's threads are many because predictions mostly
+# wait on the model server, so without this a burst of large uploads would multiply that by
+# WEB_THREADS. The others wait here for a slot; drawings and small uploads take milliseconds.
+IMAGE_DECODES_AT_ONCE = 2
+_decode_slots = threading.BoundedSemaphore(IMAGE_DECODES_AT_ONCE)
+
+
 def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
     try:
-        return preprocessing.preprocess_image_bytes(data, max_pixels=max_pixels)
+        with _decode_slots:
+            return preprocessing.preprocess_image_bytes(data, max_pixels=max_pixels)
     except preprocessing.ImageTooLargeError as error:
         raise ApiError(413, str(error)) from None
     except preprocessing.NotAnImageError as error:
