@@ -71,10 +71,7 @@ class ModelGateway:
         batch = image[np.newaxis]
         started = time.perf_counter()
         try:
-            if label is None:
-                result = self._call("predict", self.client.predict, batch)
-            else:
-                result = self._call("predict", lambda: self.client.predict(batch, label=label))
+            result = self._call("predict", self.client.predict, batch, label)
         except ApiError:
             # Counted against the version the label was meant to reach: a failing canary shows.
             self.metrics.observe_prediction(intended_version, label, False, time.perf_counter() - started, None)
