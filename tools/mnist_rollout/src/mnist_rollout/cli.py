@@ -28,9 +28,9 @@ from importlib import metadata
 import requests
 
 from mnist_common import storage
-from mnist_common.rollout import model_config
+from mnist_common.rollout import guard, model_config
 from mnist_common.rollout import state as rollout_state
-from mnist_rollout import cluster_commands, cluster_state, decisions, live, live_metrics, policy, steps
+from mnist_rollout import cluster_commands, cluster_state, decisions, live, live_metrics, steps
 
 
 def published_versions(base_path: str) -> list[int]:
@@ -80,7 +80,7 @@ def _number(text: str, flag: str, kind=float):
         raise BadInput(f"{flag}={text!r} is not a number") from None
 
 
-def live_figures(metrics_url: str) -> dict[int, decisions.VersionFigures] | None:
+def live_figures(metrics_url: str) -> dict[int, guard.VersionFigures] | None:
     try:
         answer = requests.get(metrics_url, timeout=5)
         answer.raise_for_status()
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None, cluster=None) -> int:
         if args.command == "init":
             return _init(target, current, published)
         new = _decide(args, current, published)
-    except (rollout_state.RolloutStateError, decisions.RolloutRefused, policy.PolicyError, BadInput) as error:
+    except (rollout_state.RolloutStateError, decisions.RolloutRefused, guard.PolicyError, BadInput) as error:
         print(f"rollout {args.command}: error: {error}", file=sys.stderr)
         return 2
     except _GuardRefused as refused:
@@ -208,11 +208,15 @@ def _decide(args, current, published):
                 raise BadInput(
                     f"no live figures: the web UI does not answer on {args.metrics_url} (FORCE=1 skips the guard)"
                 )
-            objections = decisions.promote_objections(
-                figures.get(current.stable), figures.get(current.canary), policy.load(args.policy_file)
+            verdict = guard.judge(
+                figures.get(current.stable),
+                figures.get(current.canary),
+                guard.load_policy(args.policy_file),
+                current.stable,
+                current.canary,
             )
-            if objections:
-                raise _GuardRefused(objections, figures)
+            if not verdict.allowed:
+                raise _GuardRefused(verdict.objections, figures)
         return new
     return decisions.rollback(current, published)
 

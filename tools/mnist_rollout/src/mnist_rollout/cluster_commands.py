@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sys
 
+from mnist_common.rollout import guard
 from mnist_common.rollout.state import RolloutStateError
-from mnist_rollout import cluster_state, decisions, live_metrics, policy
+from mnist_rollout import cluster_state, decisions, live_metrics
 
 SOURCE = f"the web UI's /metrics through the API server's service proxy ({'/'.join(cluster_state.WEB_UI_METRICS)})"
 
@@ -27,7 +28,7 @@ def run(args, cluster: cluster_state.RolloutConfigMap, number, print_status) -> 
             print_status(current, _figures(cluster), SOURCE)
             return 0
         new = _decide(args, current, published, cluster, number)
-    except (RolloutStateError, decisions.RolloutRefused, policy.PolicyError, ValueError) as error:
+    except (RolloutStateError, decisions.RolloutRefused, guard.PolicyError, ValueError) as error:
         print(f"rollout {args.command}: error: {error}", file=sys.stderr)
         return 2
     except _Refused as refused:
@@ -69,11 +70,15 @@ def _decide(args, current, published, cluster, number):
             figures = _figures(cluster)
             if figures is None:
                 raise decisions.RolloutRefused(f"no live figures from {SOURCE} (FORCE=1 skips the guard)")
-            objections = decisions.promote_objections(
-                figures.get(current.stable), figures.get(current.canary), policy.load(args.policy_file)
+            verdict = guard.judge(
+                figures.get(current.stable),
+                figures.get(current.canary),
+                guard.load_policy(args.policy_file),
+                current.stable,
+                current.canary,
             )
-            if objections:
-                raise _Refused(objections)
+            if not verdict.allowed:
+                raise _Refused(verdict.objections)
         return new
     if args.command == "rollback":
         return decisions.rollback(current, published)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import math
 
-from mnist_rollout.decisions import VersionFigures
+from mnist_common.rollout.guard import VersionFigures
 
 PREDICTIONS = "webui_predictions"
 DURATION = "webui_prediction_duration_seconds"
