@@ -7,6 +7,9 @@ SERVING_CONFIG_DIR := services/tf-serving/config
 # One TensorFlow thread per op: the batcher's num_batch_threads (one per core) give the
 # parallelism, and a 64-image batch costs a third less CPU than with two threads fighting per op.
 SERVING_TF_THREADS ?= --tensorflow_intra_op_parallelism=1 --tensorflow_inter_op_parallelism=1
+# The rollout's models.config names versions by labels; TF Serving checks labels before it loads
+# anything, so a labelled config starts only with this flag (as kustomize/base/tf-serving.yaml).
+ALLOW_LABELS_FLAG := --allow_version_labels_for_unavailable_models
 # make bench-serving: measured seconds per cell, and the concurrencies.
 BENCH_SERVING_SECONDS ?= 8
 BENCH_SERVING_CONCURRENCY ?= 1,16,64
@@ -47,7 +50,7 @@ serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PAT
 	@case "$(VERSION_POLICY)" in rollout|latest) ;; *) echo "error: VERSION_POLICY=$(VERSION_POLICY) must be rollout or latest" >&2; exit 2 ;; esac
 	$(if $(filter rollout,$(VERSION_POLICY)),@$(ROLLOUT) init)
 	@exec $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
-	  $(if $(filter rollout,$(VERSION_POLICY)),--model_config_file="$(MODEL_CONFIG_FILE)" --model_config_file_poll_wait_seconds=$(POLL_SECONDS),--model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)") \
+	  $(if $(filter rollout,$(VERSION_POLICY)),--model_config_file="$(MODEL_CONFIG_FILE)" --model_config_file_poll_wait_seconds=$(POLL_SECONDS) $(ALLOW_LABELS_FLAG),--model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)") \
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS) $(SERVING_TF_THREADS) \
 	  --enable_batching --batching_parameters_file=$(SERVING_CONFIG_DIR)/batching_parameters.txt \
 	  --monitoring_config_file=$(SERVING_CONFIG_DIR)/monitoring.config
