@@ -144,7 +144,7 @@ render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) t
 
 .PHONY: deploy
 deploy: render ## Apply OVERLAY to the current kubectl context in stages, wait for training, export and rollouts
-	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag) --canary-percent "$(CANARY_PERCENT)" \
+	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag) $(if $(CANARY_PERCENT),--canary-percent "$(CANARY_PERCENT)") \
 	  $(foreach pair,$(DEPLOY_TIMEOUTS),--timeout $(pair)) $(if $(filter force,$(TRAIN)),--rerun-jobs) $(DEPLOY_FLAGS)
 
 .PHONY: status

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import text_format
-from mnist_rollout import decisions, live_metrics, steps
-from mnist_rollout.decisions import RolloutRefused
+from mnist_rollout import live_metrics
 from tensorflow_serving.config import model_server_config_pb2
 
-from mnist_common.rollout import guard, model_config
+from mnist_common.rollout import guard, model_config, steps
 from mnist_common.rollout import state as rollout_state
+from mnist_common.rollout import transitions as decisions
 from mnist_common.rollout.guard import PromotePolicy, VersionFigures
 from mnist_common.rollout.state import RolloutState
+from mnist_common.rollout.transitions import RolloutRefused
 
 
 def test_the_first_published_version_is_stable_a_later_one_the_canary():

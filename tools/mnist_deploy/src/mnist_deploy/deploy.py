@@ -4,6 +4,7 @@ server-side dry run first and recorded in an ApplySet inventory (what left it is
 
 from __future__ import annotations
 
+from mnist_common.rollout.transitions import DEFAULT_CANARY_PERCENT
 from mnist_deploy import applyset, preflight, publish
 from mnist_deploy.apply import apply_stage
 from mnist_deploy.cluster import Cluster
@@ -31,7 +32,7 @@ def deploy(
     lock_identity: str | None = None,
     lease_seconds: int = LEASE_SECONDS,
     rerun_jobs: bool = False,
-    canary_percent: float = publish.DEFAULT_CANARY_PERCENT,
+    canary_percent: float = DEFAULT_CANARY_PERCENT,
 ) -> None:
     """Apply the render in stages, waiting for each; rerun_jobs (TRAIN=force) runs the data,
     training and export workloads again even where the same spec already ran. A version the

@@ -11,11 +11,11 @@ import json
 
 from mnist_common.rollout import configmap
 from mnist_common.rollout.state import RolloutState
+from mnist_common.rollout.transitions import DEFAULT_CANARY_PERCENT
 from mnist_deploy.cluster import Cluster
 from mnist_deploy.errors import DeployError
 
 EXPORT_JOB, EXPORT_CONTAINER = "mnist-export", "exporter"
-DEFAULT_CANARY_PERCENT = 10.0
 
 
 def exported_version(pods: list[dict]) -> int | None:
