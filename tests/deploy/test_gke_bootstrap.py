@@ -344,3 +344,18 @@ def test_the_make_targets_pass_the_settings_through():
     assert result.returncode == 0, result.stderr
     for flag in ('--project "p"', '--bucket "b"', "--iap-member user:a@example.com", "--dry-run", "--delete-storage"):
         assert flag in result.stdout
+
+
+def test_the_setup_runner_does_not_import_the_plan_back():
+    """bootstrap's main runs the plan with gcloud_runner; the runner takes the step type from
+    setup_step, so the two modules do not import each other."""
+    import ast
+    import inspect
+
+    from mnist_deploy import gcloud_runner
+
+    tree = ast.parse(inspect.getsource(gcloud_runner))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "mnist_deploy.bootstrap" not in imported and "mnist_deploy.setup_step" in imported
+    assert bootstrap.Step is gcloud_runner.Step

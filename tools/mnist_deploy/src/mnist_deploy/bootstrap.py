@@ -20,6 +20,7 @@ import sys
 from importlib import metadata
 
 from mnist_deploy.errors import DeployError
+from mnist_deploy.setup_step import Step
 
 # The Kubeflow Training Operator (TFJob, kubeflow.org/v1): the one pin, also read by CI's kind job.
 TRAINING_OPERATOR_VERSION = "v1.8.1"
@@ -72,23 +73,6 @@ class Settings:
 
     def account(self, name: str) -> str:
         return f"{name}@{self.project}.iam.gserviceaccount.com"
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One thing the setup makes. `check` exits 0 when it exists; with `expect`, its output must
-    also hold that line (gcloud lists exit 0 when nothing matches). No check: always run (the
-    command is idempotent and only writes local config). No delete: gke-down keeps it (`kept`
-    says why)."""
-
-    name: str
-    why: str
-    create: tuple[str, ...]
-    check: tuple[str, ...] | None = None
-    expect: str | None = None
-    delete: tuple[str, ...] | None = None
-    kept: str = ""
-    storage: bool = False  # deleted only with --delete-storage
 
 
 def _gcloud(*args: str, project: str) -> tuple[str, ...]:
@@ -373,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mnist_deploy import gcloud_runner
+    from mnist_deploy import gcloud_runner  # runs the steps; imports this module's Step from setup_step
 
     args = build_parser().parse_args(argv)
     try:
