@@ -130,6 +130,10 @@ class FakeCluster:
             return copy.deepcopy(steps.pop(0) if len(steps) > 1 else steps[0])
         return copy.deepcopy(self.pods.get(label_selector, []))
 
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
+        self.events.append(("pod_proxy_get", f"{pod}:{port}/{path}"))
+        raise OSError(f"pod {pod} is not served by this fake")
+
     def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str:
         self.events.append(("pod_log", f"{pod}/{container}"))
         if pod not in self.logs:

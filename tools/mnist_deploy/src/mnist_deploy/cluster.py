@@ -40,6 +40,7 @@ class Cluster(Protocol):
     def delete(self, obj: dict) -> None: ...
     def list_pods(self, namespace: str, label_selector: str) -> list[dict]: ...
     def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str: ...
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str: ...  # OSError if not
 
 
 class KubeCluster:
@@ -165,6 +166,15 @@ class KubeCluster:
 
     def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str:
         return self._core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=tail_lines)
+
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
+        """GET through the API server's pod proxy (the rollout watching each TF Serving replica)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{port}", namespace, path)
+        except ApiException as error:
+            raise OSError(f"pod {pod} port {port} /{path}: {error.status} {error.reason}") from None
 
 
 def connect(context: str | None = None) -> KubeCluster:

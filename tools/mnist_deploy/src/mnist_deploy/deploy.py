@@ -84,7 +84,7 @@ def deploy(
 
 
 def _publish(cluster: Cluster, namespace: str, canary_percent: float, poller: Poller) -> None:
-    published = publish.publish_export(cluster, namespace, canary_percent)
+    published = publish.publish_export(cluster, namespace, canary_percent, say=poller.report)
     if published is None:
         poller.report("  export: no new version published; the rollout is unchanged")
     else:

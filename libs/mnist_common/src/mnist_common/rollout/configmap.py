@@ -94,17 +94,6 @@ def manifest(
     }
 
 
-def after_publish(data: dict | None, version: int, canary_percent: float, namespace: str) -> tuple[dict, RolloutState]:
-    """The ConfigMap once `version` is published: recorded as published, and the `publish`
-    transition applied (the first version stable, a later one the canary at canary_percent)."""
-    from mnist_common.rollout.transitions import publish
-
-    state, published = read_data(data)
-    new = publish(state, version, canary_percent)
-    written = new if new == state else stamped(new, state)
-    return manifest(written, [*published, version], namespace), written
-
-
 # ---- the cluster as the rollout runner sees it ------------------------------------------------
 
 
