@@ -25,7 +25,7 @@ ROLLOUT_CLUSTER = $(VENV_PY) -m mnist_rollout --cluster $(if $(KUBE_CONTEXT),--c
   --policy-file "$(ROLLOUT_POLICY)"
 ROLLOUT = $(VENV_PY) -m mnist_rollout --state-file "$(ROLLOUT_FILE)" --model-config-file "$(MODEL_CONFIG_FILE)" \
   --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" --rest-url http://127.0.0.1:$(REST_PORT) \
-  --metrics-url http://127.0.0.1:$(UI_PORT)/metrics --policy-file "$(ROLLOUT_POLICY)" --quiet-seconds 3
+  --metrics-url http://127.0.0.1:$(UI_PORT)/metrics --policy-file "$(ROLLOUT_POLICY)"
 # make canary / promote / rollback / rollout-status: the cluster's or the local stack's state.
 ROLLOUT_TARGET = $(if $(rollout_on_cluster),$(ROLLOUT_CLUSTER),$(ROLLOUT))
 
