@@ -29,8 +29,15 @@ CONTROLLER_TEMPLATES = {
 }
 # check_restrictedVolumes.go: the volume sources `restricted` allows.
 ALLOWED_VOLUMES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
-    "persistentVolumeClaim", "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "image",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 NAME_KEY = "name"
 
@@ -55,7 +62,11 @@ def _privileged(spec):
 
 
 def _allow_privilege_escalation(spec):
-    bad = [c[NAME_KEY] for c in _containers(spec) if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False]
+    bad = [
+        c[NAME_KEY]
+        for c in _containers(spec)
+        if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False
+    ]
     if bad:
         return (
             "allowPrivilegeEscalation != false",
@@ -79,7 +90,9 @@ def _capabilities(spec):
             added.update(forbidden)
     details = []
     if missing_drop:
-        details.append(f'{_plural(missing_drop)} {_quote(missing_drop)} must set securityContext.capabilities.drop=["ALL"]')
+        details.append(
+            f'{_plural(missing_drop)} {_quote(missing_drop)} must set securityContext.capabilities.drop=["ALL"]'
+        )
     if adding:
         details.append(
             f"{_plural(adding)} {_quote(adding)} must not include {_quote(sorted(added))} in securityContext.capabilities.add"
@@ -133,7 +146,9 @@ def _seccomp_profile(spec):
         "seccompProfile",
         lambda value: value.get("type") in ("RuntimeDefault", "Localhost"),
         "seccompProfile",
-        lambda setters, values: f"{setters} must not set securityContext.seccompProfile.type to {_quote(sorted(values))}",
+        lambda setters, values: (
+            f"{setters} must not set securityContext.seccompProfile.type to {_quote(sorted(values))}"
+        ),
         lambda who: f'{who} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"',
     )
 

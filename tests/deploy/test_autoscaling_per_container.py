@@ -29,6 +29,8 @@ def test_each_autoscaler_measures_its_serving_container(renders):
             (metric,) = hpa["spec"]["metrics"]
             assert metric["type"] == "ContainerResource", f"{target}: {name}"
             resource = metric["containerResource"]
-            assert resource["container"] == AUTOSCALED[name] and resource["container"] in containers, f"{target}: {name}"
+            assert resource["container"] == AUTOSCALED[name] and resource["container"] in containers, (
+                f"{target}: {name}"
+            )
             assert resource["name"] == "cpu" and resource["target"] == {"type": "Utilization", "averageUtilization": 70}
     assert with_autoscaling >= 2  # overlays/gke and the test combinations that list the component

@@ -37,7 +37,9 @@ PIP_INSTALL = re.compile(r"\bpip\s+install\b")
 # Where install commands may be written, and how this test reads each kind.
 DOCKERFILES = sorted(path.relative_to(REPO_ROOT).as_posix() for path in REPO_ROOT.glob("services/*/Dockerfile"))
 CLOUD_BUILD = ".ci/cloudbuild.yaml"
-WORKFLOWS = sorted(path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / ".github" / "workflows").glob("*.y*ml"))
+WORKFLOWS = sorted(
+    path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / ".github" / "workflows").glob("*.y*ml")
+)
 MAKEFILES = ["Makefile", *sorted(path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "mk").glob("*.mk"))]
 # Prose that mentions pip install without being a command to run.
 PROSE = re.compile(r"\.(md|txt)$|^tests/|^libs/serving_protos/src/mnist_serving_protos/generate\.py$")
@@ -205,7 +207,9 @@ class Index:
                 filename, wheel = stub_wheel(name, index.versions.get(name, "1.0"))
                 if parts[0] == "simple":
                     digest = hashlib.sha256(wheel).hexdigest()
-                    body = f'<html><body><a href="/files/{name}/{filename}#sha256={digest}">{filename}</a></body></html>'
+                    body = (
+                        f'<html><body><a href="/files/{name}/{filename}#sha256={digest}">{filename}</a></body></html>'
+                    )
                     self.reply(body.encode(), "text/html")
                 else:
                     self.reply(wheel, "application/octet-stream")
@@ -259,8 +263,22 @@ def resolve(index: Index, command: str) -> dict:
     arguments, lock = pip_arguments(command)
     index.versions = pins(lock)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
-         "--no-build-isolation", "--index-url", index.url, "--no-cache-dir", *arguments],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            "-",
+            "--no-build-isolation",
+            "--index-url",
+            index.url,
+            "--no-cache-dir",
+            *arguments,
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

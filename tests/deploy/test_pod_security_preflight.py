@@ -189,7 +189,10 @@ def test_the_kube_cluster_returns_the_dry_runs_warnings(renders):
     dynamic.client = api
     cluster = KubeCluster(None, dynamic_client=dynamic, core_api=object())
     cluster._resource = lambda obj: FakeResource()
-    assert cluster.dry_run(find(renders["overlays/gke"], "Deployment", "web-ui")) == ["would violate PodSecurity x", "second"]
+    assert cluster.dry_run(find(renders["overlays/gke"], "Deployment", "web-ui")) == [
+        "would violate PodSecurity x",
+        "second",
+    ]
     ((method, path, query),) = api.sent
     assert (method, path) == ("PATCH", "/apis/apps/v1/namespaces/mnist/deployments/web-ui")
     assert ("dryRun", "All") in query and ("fieldManager", "mnist-deploy") in query

@@ -37,7 +37,13 @@ def behind_iap(request, fake_client, held_out):
         else Settings(iap_required=True, metrics_port=METRICS_PORT)
     )
     app = create_app(
-        {"MNIST_SETTINGS": settings, "MNIST_CLIENT": fake_client, "MNIST_DIGITS": held_out, "TESTING": True, "MNIST_IAP_KEYS": NoKeys()}
+        {
+            "MNIST_SETTINGS": settings,
+            "MNIST_CLIENT": fake_client,
+            "MNIST_DIGITS": held_out,
+            "TESTING": True,
+            "MNIST_IAP_KEYS": NoKeys(),
+        }
     )
     return app.test_client()
 

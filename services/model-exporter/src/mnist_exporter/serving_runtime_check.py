@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     version_dir = args[0]
     if not os.path.isfile(os.path.join(version_dir, "saved_model.pb")):
-        print(f"error: {version_dir} has no saved_model.pb (give a version folder, e.g. artifacts/models/mnist/1)", file=sys.stderr)
+        print(
+            f"error: {version_dir} has no saved_model.pb (give a version folder, e.g. artifacts/models/mnist/1)",
+            file=sys.stderr,
+        )
         return 2
     try:
         report = check(version_dir)
