@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from mnist_deploy.applyset import group_kind
 from mnist_deploy.errors import Conflict, DeployError
 from mnist_deploy.order import describe
+from tests.deploy import pod_security
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DONE_STATUS = {
@@ -67,6 +68,14 @@ class FakeCluster:
         if not dry_run:
             self._store(key, live)
         return copy.deepcopy(live)
+
+    def dry_run(self, obj: dict) -> list[str]:
+        """A dry run, and the warnings PodSecurity admission would send for it under the stored
+        namespace's labels (tests/deploy/pod_security.py)."""
+        self.apply(obj, dry_run=True)
+        namespace = self.objects.get(f"Namespace/{obj['metadata'].get('namespace')}")
+        labels = (namespace or {}).get("metadata", {}).get("labels") or {}
+        return pod_security.controller_warnings(labels, obj)
 
     def _store(self, key: str, live: dict) -> dict:
         self.version += 1

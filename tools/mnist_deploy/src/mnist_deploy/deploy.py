@@ -60,8 +60,15 @@ def deploy(
     poller.heartbeats.append(lock.renew_if_due)
     try:
         live_parent = _own_parent(cluster, namespace)
+        # An existing namespace gets its labels first: its PodSecurity warn level decides what
+        # the dry run below is told about the workloads (a namespace from before `warn` was set
+        # would let a template that breaks the profile through).
+        for obj in rest:
+            if obj["kind"] == "Namespace":
+                cluster.apply(obj)
         poller.report(f"== dry run: {len(rest)} objects")
-        preflight.check(cluster, rest)
+        for warning in preflight.check(cluster, rest):
+            poller.report(f"  warning: {warning}")
         wanted_kinds = {applyset.group_kind(obj) for obj in members}
         # The inventory names old and new kinds until pruning is done: a deploy that stops
         # half-way leaves the next one able to find everything.
