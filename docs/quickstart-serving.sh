@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Quickstart "only try serving": a quick model, the model server, then one prediction over REST
-# in each form (rows of floats; a PNG as b64) and one over gRPC from Python. Run it from the
-# repository root (bash docs/quickstart-serving.sh) or paste the commands one by one. README.md
-# shows this file; tests/run/test_quickstart_serving.py runs it as it is, on free ports.
+# in each form (rows of floats; a PNG as b64) and one over gRPC from Python. From the repository
+# root: `bash docs/quickstart-serving.sh`, or paste everything below this header into a shell.
+# README.md shows this file from its first command on, byte for byte (tests/conventions checks
+# that); tests/run/test_quickstart_serving.py runs that block as pasted, on free ports.
+
+(  # One subshell: its settings, its variables and its exit stay out of the shell it is pasted into.
 set -euo pipefail
+# 0. Set-up: the ports (the defaults unless set), the venv's Python, a folder for request bodies.
 export GRPC_PORT=${GRPC_PORT:-8500} REST_PORT=${REST_PORT:-8501}
 PY=${VENV:-.venv}/bin/python
 body=$(mktemp -d)
-trap 'trap "" TERM; kill 0; rm -rf "$body"' EXIT   # the end of the script stops the model server too
+trap 'trap "" TERM; kill 0; rm -rf "$body"' EXIT   # the end stops the model server too
+# Its ports are free? A server already there (a `make run`?) must not answer in its place.
+"${VENV:-.venv}/bin/mnist-run" check-ports --command "make serve" GRPC_PORT="$GRPC_PORT" REST_PORT="$REST_PORT"
 
 # 1. A model in under a minute, published as a version (does nothing if one is there).
 make quick-model
 
 # 2. The TF Serving stand-in on it, in the background; wait until the model is AVAILABLE.
-make serve &
-for _ in $(seq 120); do curl -sf "http://localhost:$REST_PORT/v1/models/mnist" | grep -q AVAILABLE && break; sleep 1; done
+make serve & server=$!
+for _ in $(seq 120); do
+  curl -sf "http://localhost:$REST_PORT/v1/models/mnist" | grep -q AVAILABLE && break
+  kill -0 "$server" 2>/dev/null || { echo "error: make serve stopped (its message is above)" >&2; exit 1; }
+  sleep 1
+done
 
 # 3. A held-out digit as request bodies: 28 rows of 28 floats in [0, 1], and the same as a PNG.
 "$PY" - "$body" <<'PYTHON'
@@ -46,3 +56,4 @@ channel = grpc.insecure_channel(f"localhost:{os.environ['GRPC_PORT']}")
 reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10)
 print("gRPC: class", tf.make_ndarray(reply.outputs["classes"])[0])
 PYTHON
+)

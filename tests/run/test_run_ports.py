@@ -71,7 +71,10 @@ def test_make_run_stops_before_any_work_when_a_port_is_taken(repo_root, tmp_path
             timeout=60,
         )
     assert result.returncode != 0
-    assert f"port {busy} (GRPC_PORT) is in use: stop what holds it, or run `make run GRPC_PORT=" in result.stderr
+    assert (
+        f"port {busy} (GRPC_PORT) is in use (by a `make run` or `make serve` already up?): stop what holds it, or run `make run GRPC_PORT="
+        in result.stderr
+    )
     assert list(tmp_path.iterdir()) == []  # no data, training or model was touched
 
 

@@ -184,8 +184,8 @@ def connect(context: str | None = None) -> KubeCluster:
         except ConfigException:
             raise DeployError(
                 f"no Kubernetes cluster configured ({kube_error}). Point KUBECONFIG or "
-                "~/.kube/config at one: for GKE run 'gcloud container clusters get-credentials "
-                "CLUSTER --region REGION --project PROJECT_ID'; locally 'kind create cluster'."
+                "~/.kube/config at one: for GKE run 'make gke-credentials PROJECT_ID=my-project' "
+                "(after 'make gke-up', which makes the cluster); locally 'kind create cluster'."
             ) from None
     try:
         return KubeCluster(api_client)

@@ -57,6 +57,8 @@ def check_ports(ports: dict[str, int], host: str = "0.0.0.0", command: str = "ma
         owners[port] = variable
         free, why = port_is_free(port, host)
         if not free:
+            if why == "in use":  # most often this repository's own servers, started earlier
+                why = "in use (by a `make run` or `make serve` already up?)"
             problems.append(
                 PortProblem(
                     variable,
