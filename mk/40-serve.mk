@@ -47,7 +47,7 @@ serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PAT
 	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC $(HOST):$(GRPC_PORT), REST http://$(HOST):$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
 	@case "$(VERSION_POLICY)" in rollout|latest) ;; *) echo "error: VERSION_POLICY=$(VERSION_POLICY) must be rollout or latest" >&2; exit 2 ;; esac
 	$(if $(filter rollout,$(VERSION_POLICY)),@$(ROLLOUT) init)
-	@exec $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
+	@exec $(VENV_BIN)/mnist-run foreground -- $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
 	  $(if $(filter rollout,$(VERSION_POLICY)),--model_config_file="$(MODEL_CONFIG_FILE)" --model_config_file_poll_wait_seconds=$(POLL_SECONDS),--model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)") \
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS) $(SERVING_TF_THREADS) \
 	  --enable_batching --batching_parameters_file=$(SERVING_CONFIG_DIR)/batching_parameters.txt \
