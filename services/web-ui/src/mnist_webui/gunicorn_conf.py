@@ -62,11 +62,11 @@ def _normal_stop_noise(record: logging.LogRecord) -> bool:
     """gunicorn lines that look like failures but are a normal stop: each uvicorn worker's listening
     socket is closed by uvloop's server first, so gunicorn's own close then gets EBADF ("Error
     while closing socket [Errno 9] Bad file descriptor"); and the master reports each worker that
-    it stopped with SIGTERM ("Worker (pid:N) was sent SIGTERM!")."""
+    Ctrl-C or a stop ended ("Worker (pid:N) was sent SIGINT!", or SIGTERM)."""
     message = record.getMessage()
     if message.startswith("Error while closing socket"):
         return "[Errno 9]" in message
-    return message.startswith("Worker (pid:") and message.endswith("was sent SIGTERM!")
+    return message.startswith("Worker (pid:") and message.endswith(("was sent SIGTERM!", "was sent SIGINT!"))
 
 
 class _ServiceLogFormat(GunicornLogger):

@@ -83,7 +83,10 @@ class ModelGateway:
         if self.seen_up or not isinstance(error, sc.ModelServerUnavailable | sc.NotFound):
             log.warning("model server call failed: %s", error)
         elif first_wait_in_this_server():
-            log.info("waiting for the model server (%s); said once until it first answers", error)
+            # Said calmly, the details at DEBUG: a model server that is still loading is no failure.
+            why = "no version loaded yet" if isinstance(error, sc.NotFound) else "not answering yet"
+            log.info("waiting for the model server (%s; it may still be starting)", why)
+            log.debug("model server: %s", error)
         else:
             log.debug("still waiting for the model server: %s", error)
         if isinstance(error, sc.ModelServerUnavailable):

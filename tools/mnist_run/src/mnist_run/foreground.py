@@ -13,6 +13,10 @@ A SIGINT, SIGTERM or SIGHUP this process receives itself (make forwards SIGTERM 
 is passed on to the command. A command that ends by SIGINT or SIGTERM, or with their exit codes
 130 and 143, was stopped as asked: exit 0. (A SIGTERM sent to make itself still ends make with
 143: GNU make re-raises it after its recipe ends, whatever the recipe returns.)
+
+Quiet by default: unless VERBOSE=1 or a LOG_LEVEL is set, the command's stderr passes through a
+filter that drops TensorFlow's start-up lines (mnist_common.quiet_start), for the command and
+every process it starts (the model server loads versions in processes of its own).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+
+from mnist_common.quiet_start import startup_noise, verbose
 
 STOPPED_AS_ASKED = {0, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -49,9 +56,25 @@ def _give_terminal(fd: int, pgid: int) -> None:
         signal.signal(signal.SIGTTOU, previous)
 
 
+def _pass_stderr_on(stream) -> None:
+    """Each line the command writes to stderr, except TensorFlow's start-up lines."""
+    for line in iter(stream.readline, b""):
+        if not startup_noise(line.decode("utf-8", "replace").rstrip("\r\n")):
+            sys.stderr.buffer.write(line)
+            sys.stderr.buffer.flush()
+
+
 def run(command: list[str]) -> int:
     terminal = _terminal()
-    child = subprocess.Popen(command, process_group=0 if terminal is not None else None)
+    quiet = not verbose()
+    child = subprocess.Popen(
+        command,
+        process_group=0 if terminal is not None else None,
+        stderr=subprocess.PIPE if quiet else None,
+    )
+    relay = threading.Thread(target=_pass_stderr_on, args=(child.stderr,), daemon=True) if quiet else None
+    if relay is not None:
+        relay.start()
     if terminal is not None:
         _give_terminal(terminal, child.pid)
 
@@ -70,4 +93,8 @@ def run(command: list[str]) -> int:
             signal.signal(signum, handler)
         if terminal is not None:
             _give_terminal(terminal, os.getpgrp())
-    return 0 if code in STOPPED_AS_ASKED else code
+    if relay is not None:
+        relay.join(timeout=5)  # what the command wrote last; a process it left behind may keep the pipe
+    if code in STOPPED_AS_ASKED:
+        return 0
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says it
