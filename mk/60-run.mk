@@ -68,7 +68,7 @@ loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + 
 	   $(LOCUST_CLASSES) || rc=$$?; \
 	 if [ $$rc -ne 0 ]; then echo "error: locust itself failed (exit $$rc); see above" >&2; exit $$rc; fi; \
 	 echo "report: $$dir/report.html, statistics: $$dir/locust_stats.csv"; \
-	 $(VENV_BIN)/mnist-loadtest check-slo --slo "$(SLO_FILE)" "$$dir/locust_stats.csv"
+	 $(VENV_BIN)/mnist-loadtest check-slo --slo "$(SLO_FILE)" --html "$$dir/report.html" "$$dir/locust_stats.csv"
 
 .PHONY: bench
 bench: $(SETUP_STAMP) ## Web UI predict path under locust (BENCH_USERS=50): requests/s and p50/p95/p99; writes artifacts/bench/webui.json
