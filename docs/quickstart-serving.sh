@@ -11,7 +11,8 @@ set -euo pipefail
 export GRPC_PORT=${GRPC_PORT:-8500} REST_PORT=${REST_PORT:-8501}
 PY=${VENV:-.venv}/bin/python
 body=$(mktemp -d)
-trap 'trap "" TERM; kill 0; rm -rf "$body"' EXIT   # the end stops the model server too
+server=
+trap '[ -z "$server" ] || { kill "$server"; wait "$server"; } 2>/dev/null; rm -rf "$body"' EXIT   # the end stops the model server too
 # Its ports are free? A server already there (a `make run`?) must not answer in its place.
 "${VENV:-.venv}/bin/mnist-run" check-ports --command "make serve" GRPC_PORT="$GRPC_PORT" REST_PORT="$REST_PORT"
 
@@ -46,6 +47,8 @@ curl -s -X POST "http://localhost:$REST_PORT/v1/models/mnist:predict" -d @"$body
 # 5. gRPC, TF Serving's PredictionService from Python (the tensorflow-serving-api package).
 "$PY" - "$body" <<'PYTHON'
 import json, os, sys
+from mnist_common.quiet_start import quiet_tensorflow
+quiet_tensorflow()  # this repository's helper: TensorFlow loads without its start-up lines
 import grpc, numpy as np, tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 rows = np.array(json.load(open(f"{sys.argv[1]}/rows.json"))["instances"], dtype=np.float32)

@@ -67,10 +67,23 @@ def published(tmp_path):
     return tmp_path
 
 
+_started: list[Terminal] = []
+
+
+@pytest.fixture(autouse=True)
+def nothing_outlives_a_test():
+    yield
+    while _started:
+        with _started.pop():
+            pass  # kills what a failed test left running
+
+
 def start(target: str, tmp_path, **settings) -> tuple[Terminal, dict[str, int]]:
     env, args = environment(tmp_path, **settings)
     ports = {arg.split("=")[0]: int(arg.split("=")[1]) for arg in args if arg.split("=")[0].endswith("_PORT")}
-    return Terminal(["make", "--no-print-directory", target, *args], env, str(REPO_ROOT)), ports
+    terminal = Terminal(["make", "--no-print-directory", target, *args], env, str(REPO_ROOT))
+    _started.append(terminal)
+    return terminal, ports
 
 
 def test_ctrl_c_ends_make_serve_with_exit_0_and_no_error(published):

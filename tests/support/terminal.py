@@ -25,6 +25,29 @@ class Terminal:
         self.output = ""
         self.status: int | None = None
 
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        """Whatever happened in the test, nothing it started outlives it."""
+        if self.status is None:
+            self.kill_everything()
+
+    def kill_everything(self) -> None:
+        groups = {self.pid}
+        try:
+            groups.add(os.tcgetpgrp(self.fd))  # the server's own group, when make gave it the terminal
+        except OSError:
+            pass
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, status = os.waitpid(self.pid, 0)
+        self.status = os.waitstatus_to_exitcode(status)
+        os.close(self.fd)
+
     def _read(self, timeout: float) -> bool:
         """Read what is there within `timeout`; False at the end of the output."""
         ready, _, _ = select.select([self.fd], [], [], timeout)
@@ -73,9 +96,7 @@ class Terminal:
                 self.status = os.waitstatus_to_exitcode(status)
                 break
         if self.status is None:
-            os.killpg(self.pid, signal.SIGKILL)
-            _, status = os.waitpid(self.pid, 0)
-            self.status = os.waitstatus_to_exitcode(status)
+            self.kill_everything()
             raise AssertionError(f"still running after {timeout} s; output:\n{self.output[-4000:]}")
         os.close(self.fd)
         return self.status

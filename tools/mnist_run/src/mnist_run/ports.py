@@ -13,6 +13,10 @@ import socket
 from dataclasses import dataclass
 
 
+# The ports of make run's stack: a busy one is most often a `make run` or `make serve` still up.
+STACK_PORTS = ("GRPC_PORT", "REST_PORT", "UI_PORT")
+
+
 @dataclass(frozen=True)
 class PortProblem:
     variable: str
@@ -57,7 +61,7 @@ def check_ports(ports: dict[str, int], host: str = "0.0.0.0", command: str = "ma
         owners[port] = variable
         free, why = port_is_free(port, host)
         if not free:
-            if why == "in use":  # most often this repository's own servers, started earlier
+            if why == "in use" and variable in STACK_PORTS:  # most often our own, started earlier
                 why = "in use (by a `make run` or `make serve` already up?)"
             problems.append(
                 PortProblem(
