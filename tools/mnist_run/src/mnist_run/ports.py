@@ -12,7 +12,6 @@ import random
 import socket
 from dataclasses import dataclass
 
-
 # The ports of make run's stack: a busy one is most often a `make run` or `make serve` still up.
 STACK_PORTS = ("GRPC_PORT", "REST_PORT", "UI_PORT")
 
