@@ -7,12 +7,9 @@
 
 (  # One subshell: its settings, its variables and its exit stay out of the shell it is pasted into.
 set -euo pipefail
-# 0. Set-up: the ports (the defaults unless set), the venv's Python, a folder for request bodies.
+# 0. Set-up: the ports (the defaults unless set) and the venv's Python.
 export GRPC_PORT=${GRPC_PORT:-8500} REST_PORT=${REST_PORT:-8501}
 PY=${VENV:-.venv}/bin/python
-body=$(mktemp -d)
-server=
-trap '[ -z "$server" ] || { kill "$server"; wait "$server"; } 2>/dev/null; rm -rf "$body"' EXIT   # the end stops the model server too
 # Its ports are free? A server already there (a `make run`?) must not answer in its place.
 "${VENV:-.venv}/bin/mnist-run" check-ports --command "make serve" GRPC_PORT="$GRPC_PORT" REST_PORT="$REST_PORT"
 
@@ -21,6 +18,7 @@ make quick-model
 
 # 2. The TF Serving stand-in on it, in the background; wait until the model is AVAILABLE.
 make serve & server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; rm -rf "${body:-}"' EXIT  # the end stops it
 for _ in $(seq 120); do
   curl -sf "http://localhost:$REST_PORT/v1/models/mnist" | grep -q AVAILABLE && break
   kill -0 "$server" 2>/dev/null || { echo "error: make serve stopped (its message is above)" >&2; exit 1; }
@@ -28,6 +26,7 @@ for _ in $(seq 120); do
 done
 
 # 3. A held-out digit as request bodies: 28 rows of 28 floats in [0, 1], and the same as a PNG.
+body=$(mktemp -d)
 "$PY" - "$body" <<'PYTHON'
 import base64, io, json, sys
 from PIL import Image

@@ -93,7 +93,7 @@ def test_the_whole_quickstart_takes_under_two_minutes(quickstart):
 def test_the_pasted_block_sets_up_what_it_uses():
     # Pasted into a fresh shell, nothing but the block sets the ports, the Python and the folder.
     block = readme_block()
-    for setting in ("export GRPC_PORT=${GRPC_PORT:-8500} REST_PORT=${REST_PORT:-8501}", "PY=", "body="):
+    for setting in ("export GRPC_PORT=${GRPC_PORT:-8500} REST_PORT=${REST_PORT:-8501}", "PY=", "body=$(mktemp -d)"):
         assert setting in block
     assert block.strip() in SCRIPT.read_text()
 
