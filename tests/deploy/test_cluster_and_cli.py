@@ -221,3 +221,4 @@ def test_an_unreachable_cluster_is_named(tmp_path, monkeypatch, capsys):
     assert cli.main(["status", "--manifests", os.fspath(manifests)]) == 2
     error = capsys.readouterr().err
     assert "cannot reach the Kubernetes API server https://127.0.0.1:1" in error and "Traceback" not in error
+    assert "make gke-credentials" in error

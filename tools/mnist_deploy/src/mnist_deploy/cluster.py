@@ -192,6 +192,7 @@ def connect(context: str | None = None) -> KubeCluster:
     except Exception as error:  # discovery is the first request: unreachable, bad credentials
         host = getattr(getattr(api_client, "configuration", None), "host", "of the kubeconfig")
         raise DeployError(
-            f"cannot reach the Kubernetes API server {host} (is the cluster running, "
-            f"is this the right kubectl context?): {str(error).splitlines()[0]}"
+            f"cannot reach the Kubernetes API server {host} (is the cluster running, is this the "
+            f"right kubectl context? For GKE 'make gke-credentials PROJECT_ID=my-project' points "
+            f"kubectl at it): {str(error).splitlines()[0]}"
         ) from None
