@@ -21,6 +21,9 @@ UI_PORT ?= 8080
 # opens every port to the network (and says so).
 HOST ?= 127.0.0.1
 export MODEL_NAME GRPC_PORT REST_PORT UI_PORT HOST
+# Quiet by default: VERBOSE=1 (or any LOG_LEVEL) shows TensorFlow's start-up lines and absl's
+# per-epoch lines; the programs read both from the environment (mnist_common.quiet_start).
+VERBOSE ?=
 
 VENV_PY := $(VENV)/bin/python
 VENV_BIN := $(VENV)/bin

@@ -61,6 +61,22 @@ def keep_only_users_with_tasks(environment, **_kwargs):
 
 
 @events.test_stop.add_listener
+def name_the_targets_in_the_report(environment, **_kwargs):
+    """Without --host each class has a host of its own, and locust's HTML report then says
+    "Target Host: None": name each class's target instead. Only in a headless run, which ends
+    here (the report is written next); in locust's web UI a set host would apply to every class
+    of the next start."""
+    options = environment.parsed_options
+    if environment.host or options is None or not getattr(options, "headless", False):
+        return
+    environment.host = targets_described(environment.runner.user_classes if environment.runner else [])
+
+
+def targets_described(user_classes) -> str:
+    return ", ".join(f"{user_class.__name__} {user_class.host}" for user_class in user_classes) or "none"
+
+
+@events.test_stop.add_listener
 def let_the_csv_catch_up(environment, **_kwargs):
     """Locust rewrites <prefix>_stats.csv every CSV_STATS_INTERVAL_SEC and not again at exit, so
     the last second of requests would be missing from the file the SLO check reads. Every user

@@ -21,6 +21,7 @@ bench-train: data ## Train from scratch with the defaults (held-out accuracy, se
 
 .PHONY: tensorboard
 tensorboard: $(SETUP_STAMP) ## TensorBoard for TRAIN_DIR/logs on 127.0.0.1:TENSORBOARD_PORT (6006); also before training: runs appear as make train writes them
+	@$(VENV_BIN)/mnist-run check-ports --command "make tensorboard" TENSORBOARD_PORT=$(TENSORBOARD_PORT)
 	@case "$(TRAIN_DIR)" in *://*) ;; *) test -d "$(TRAIN_DIR)/logs" || { mkdir -p "$(TRAIN_DIR)/logs"; \
 	  echo "tensorboard: no training logs in $(TRAIN_DIR)/logs yet: run 'make train' in another terminal; its runs appear here as they are written" >&2; } ;; esac
 	$(VENV_BIN)/tensorboard --logdir $(TRAIN_DIR)/logs --host 127.0.0.1 --port $(TENSORBOARD_PORT)

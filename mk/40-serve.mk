@@ -53,19 +53,21 @@ endef
 
 .PHONY: serve
 serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PATH (gRPC GRPC_PORT, REST REST_PORT); trains and exports a model first if there is none
+	@$(VENV_BIN)/mnist-run check-ports --command "make serve" GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT)
 	$(ensure_model_version)
 	$(warn_if_open)
 	@echo "serve: model '$(MODEL_NAME)' from $(MODEL_BASE_PATH); gRPC $(HOST):$(GRPC_PORT), REST http://$(HOST):$(REST_PORT)/v1/models/$(MODEL_NAME), metrics /monitoring/prometheus/metrics; Ctrl-C stops"
 	@case "$(VERSION_POLICY)" in rollout|latest) ;; *) echo "error: VERSION_POLICY=$(VERSION_POLICY) must be rollout or latest" >&2; exit 2 ;; esac
 	$(if $(filter rollout,$(VERSION_POLICY)),@$(ROLLOUT) init)
-	@exec $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
+	@exec $(VENV_BIN)/mnist-run foreground -- $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
 	  $(if $(filter rollout,$(VERSION_POLICY)),--model_config_file="$(MODEL_CONFIG_FILE)" --model_config_file_poll_wait_seconds=$(POLL_SECONDS) $(ALLOW_LABELS_FLAG),--model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)") \
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS) $(SERVING_TF_THREADS) \
 	  --enable_batching --batching_parameters_file=$(SERVING_CONFIG_DIR)/batching_parameters.txt \
 	  --monitoring_config_file=$(SERVING_CONFIG_DIR)/monitoring.config
 
 .PHONY: serve-docker
-serve-docker: ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE_PATH with the cluster's config files (needs Docker)
+serve-docker: $(SETUP_STAMP) ## The real tensorflow/serving image (SERVING_IMAGE) on MODEL_BASE_PATH with the cluster's config files (needs Docker)
+	@$(VENV_BIN)/mnist-run check-ports --command "make serve-docker" GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT)
 	@command -v docker >/dev/null 2>&1 || \
 	  { echo "error: docker is not installed here; 'make serve' runs the stand-in instead" >&2; exit 2; }
 	@docker info >/dev/null 2>&1 || \

@@ -26,7 +26,8 @@ RUN_PORTS = GRPC_PORT=$(GRPC_PORT) REST_PORT=$(REST_PORT) UI_PORT=$(UI_PORT)
 PLAN_TRAIN_FLAGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) \
   $(if $(LEARNING_RATE),--learning-rate $(LEARNING_RATE)) $(if $(SEED),--seed $(SEED)) \
   $(if $(TRAIN_LIMIT),--limit $(TRAIN_LIMIT))
-RUN_ENV = PATH="$(abspath $(VENV_BIN)):$$PATH" ARTIFACTS="$(ARTIFACTS)" VERSION_POLICY="$(VERSION_POLICY)" ROLLOUT_FILE="$(ROLLOUT_FILE)" MODEL_CONFIG_FILE="$(MODEL_CONFIG_FILE)" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" DATA_DIR="$(DATA_DIR)" POLL_SECONDS="$(POLL_SECONDS)"
+# RUN_STACK: make ui then knows the model server starts beside it (no hint to start one).
+RUN_ENV = RUN_STACK=1 PATH="$(abspath $(VENV_BIN)):$$PATH" ARTIFACTS="$(ARTIFACTS)" VERSION_POLICY="$(VERSION_POLICY)" ROLLOUT_FILE="$(ROLLOUT_FILE)" MODEL_CONFIG_FILE="$(MODEL_CONFIG_FILE)" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" DATA_DIR="$(DATA_DIR)" POLL_SECONDS="$(POLL_SECONDS)"
 
 .PHONY: run
 run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then model server + web UI (Ctrl-C stops)
@@ -43,7 +44,7 @@ run: $(SETUP_STAMP) ## Data, training and export when their inputs changed, then
 	@$(VENV_BIN)/mnist-run check-ports $(RUN_PORTS)
 	$(warn_if_open)
 	@echo "run: starting the model server (gRPC $(HOST):$(GRPC_PORT), REST $(HOST):$(REST_PORT)) and the web UI ($(HOST):$(UI_PORT)); Ctrl-C stops both"
-	@$(RUN_ENV) exec $(VENV_BIN)/honcho -f Procfile start
+	@$(RUN_ENV) exec $(VENV_BIN)/mnist-run foreground -- $(VENV_BIN)/honcho -f Procfile start
 
 # mnist-train does nothing when TRAIN_DIR already holds a run with the same inputs, so retrain
 # clears it first; published versions keep their own copy of the model, only the run's
@@ -67,7 +68,7 @@ loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + 
 	   $(LOCUST_CLASSES) || rc=$$?; \
 	 if [ $$rc -ne 0 ]; then echo "error: locust itself failed (exit $$rc); see above" >&2; exit $$rc; fi; \
 	 echo "report: $$dir/report.html, statistics: $$dir/locust_stats.csv"; \
-	 $(VENV_BIN)/mnist-loadtest check-slo --slo "$(SLO_FILE)" "$$dir/locust_stats.csv"
+	 $(VENV_BIN)/mnist-loadtest check-slo --slo "$(SLO_FILE)" --html "$$dir/report.html" "$$dir/locust_stats.csv"
 
 .PHONY: bench
 bench: $(SETUP_STAMP) ## Web UI predict path under locust (BENCH_USERS=50): requests/s and p50/p95/p99; writes artifacts/bench/webui.json

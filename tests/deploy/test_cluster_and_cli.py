@@ -202,7 +202,7 @@ def test_no_cluster_configured_says_how_to_get_one(tmp_path, monkeypatch, capsys
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert cli.main(["status", "--manifests", os.fspath(manifests)]) == 2
     error = capsys.readouterr().err
-    assert "no Kubernetes cluster configured" in error and "gcloud container clusters get-credentials" in error
+    assert "no Kubernetes cluster configured" in error and "make gke-credentials PROJECT_ID=" in error
     assert "Traceback" not in error
 
 
@@ -221,3 +221,4 @@ def test_an_unreachable_cluster_is_named(tmp_path, monkeypatch, capsys):
     assert cli.main(["status", "--manifests", os.fspath(manifests)]) == 2
     error = capsys.readouterr().err
     assert "cannot reach the Kubernetes API server https://127.0.0.1:1" in error and "Traceback" not in error
+    assert "make gke-credentials" in error

@@ -173,6 +173,9 @@ def test_up_on_an_empty_project_creates_every_step_in_order(cloud):
     assert result.returncode == 0, result.stderr
     made = [call for call in cloud.calls() if call in {command_line(s.create) for s in bootstrap.plan(cloud.settings)}]
     assert made == [command_line(step.create) for step in bootstrap.plan(cloud.settings)]
+    # It ends with what to run next: the first deploy, on the project just set up.
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("next: make images push deploy OVERLAY=gke PROJECT_ID=" + cloud.settings.project), last
 
 
 def test_up_again_creates_nothing_that_exists(cloud):
@@ -225,6 +228,10 @@ def test_dry_run_prints_every_command_without_gcloud(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    # It ends with the next command: the same without DRY_RUN, then the first deploy.
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("next: make gke-up PROJECT_ID=demo-project runs these"), last
+    assert "make images push deploy OVERLAY=gke PROJECT_ID=demo-project" in last
     settings = bootstrap.Settings(
         project="demo-project", region="europe-west4", kubectl=os.fspath(REPO_ROOT / ".venv" / "bin" / "kubectl")
     )

@@ -72,11 +72,17 @@ def test_short_run_passes_then_fails_with_the_model_server_stopped(repo_root, un
         runs = os.listdir(tmp_path / "up" / "loadtest")
         assert len(runs) == 1
         assert {"report.html", "locust_stats.csv"} <= set(os.listdir(tmp_path / "up" / "loadtest" / runs[0]))
+        # The report names each target (not "None") and carries the verdict on its first screen.
+        page = (tmp_path / "up" / "loadtest" / runs[0] / "report.html").read_text()
+        assert f"WebUIUser http://127.0.0.1:{env['UI_PORT']}" in page
+        assert '"host": "None"' not in page and "objectives met" in page
 
         serving.stop()
         failing = make_loadtest(repo_root, tmp_path / "down", env, data_dir)
     assert failing.returncode != 0, failing.stdout
     assert "objectives MISSED" in failing.stdout
+    (failed_run,) = os.listdir(tmp_path / "down" / "loadtest")
+    assert "objectives MISSED" in (tmp_path / "down" / "loadtest" / failed_run / "report.html").read_text()
     for endpoint in SERVED_ENDPOINTS:
         assert f"FAIL  {endpoint}: error rate 100.00%" in failing.stdout, failing.stdout
     assert "ok    GET /api/v1/sample" in failing.stdout  # the web UI itself still answers

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from mnist_run.ports import free_ports
 from tests.support.paths import REPO_ROOT
 
 STUB = """#!/bin/sh
@@ -33,7 +34,11 @@ def stub_venv(tmp_path):
     log.touch()
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
-    scripts = {"python": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n'}
+    scripts = {
+        "python": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
+        # The real one: the port check and the foreground runner of make serve and tensorboard.
+        "mnist-run": f'#!/bin/sh\nexec "{sys.executable}" -m mnist_run.cli "$@"\n',
+    }
     for tool in ("mnist-data", "mnist-train", "mnist-export", "tfserving-standin", "tensorboard"):
         scripts[tool] = STUB.format(log=log)
     for name, text in scripts.items():
@@ -42,6 +47,13 @@ def stub_venv(tmp_path):
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     (tmp_path / "venv" / ".setup-done").touch()
     return tmp_path, log
+
+
+def free_port_settings() -> list[str]:
+    # make serve and make tensorboard check their ports first: never the defaults, which a
+    # running stack may hold.
+    grpc, rest, board = free_ports(3)
+    return [f"GRPC_PORT={grpc}", f"REST_PORT={rest}", f"TENSORBOARD_PORT={board}"]
 
 
 def make(stub, *args):
@@ -55,7 +67,14 @@ def make_logged(stub, *args):
     artifacts = root / "artifacts"
     env = {k: v for k, v in os.environ.items() if k not in ("TRAIN_DIR", "MODEL_BASE_PATH", "DATA_DIR", "MAKEFLAGS")}
     result = subprocess.run(
-        ["make", "--no-print-directory", f"VENV={root / 'venv'}", f"ARTIFACTS={artifacts}", *args],
+        [
+            "make",
+            "--no-print-directory",
+            f"VENV={root / 'venv'}",
+            f"ARTIFACTS={artifacts}",
+            *free_port_settings(),
+            *args,
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

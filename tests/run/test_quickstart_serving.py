@@ -1,11 +1,14 @@
-"""docs/quickstart-serving.sh, the README's "only try serving" quickstart, run as it is: on free
-ports, into a temporary model base path, so the commands the README shows cannot rot."""
+"""The README's "only try serving" quickstart, as a reader pastes it: the block is fed to a fresh
+bash on its standard input, from the repository root, on free ports, into a temporary model base
+path. tests/conventions/test_doc_commands.py checks that the block is docs/quickstart-serving.sh
+byte for byte, so the script and the README are tested at once."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -33,10 +36,24 @@ def quickstart(tmp_path_factory):
         "DATA_DIR": str(DATA_DIR),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    env.pop("MAKEFLAGS", None)
     started = time.monotonic()
-    done = subprocess.run(
-        ["bash", str(SCRIPT)],
+    done = paste_the_quickstart(env)
+    return done, time.monotonic() - started, rest_port
+
+
+def readme_block() -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    marker = "<!-- shell: from docs/quickstart-serving.sh -->\n```sh\n"
+    assert marker in readme, "README.md no longer shows docs/quickstart-serving.sh"
+    return readme.split(marker, 1)[1].split("\n```\n", 1)[0] + "\n"
+
+
+def paste_the_quickstart(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """bash reading the README's block from its standard input, as a terminal feeds a paste."""
+    env = {key: value for key, value in env.items() if not key.startswith(("MAKE", "MFLAGS"))}
+    return subprocess.run(
+        ["bash", "-s"],
+        input=readme_block(),
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -44,7 +61,6 @@ def quickstart(tmp_path_factory):
         timeout=300,
         start_new_session=True,
     )
-    return done, time.monotonic() - started, rest_port
 
 
 def test_the_quickstart_runs_to_the_end(quickstart):
@@ -63,8 +79,6 @@ def test_both_rest_forms_and_grpc_predict_the_same_digit(quickstart):
 
 
 def test_the_model_server_is_stopped_afterwards(quickstart):
-    import socket
-
     _, _, rest_port = quickstart
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", rest_port)) != 0
@@ -76,10 +90,34 @@ def test_the_whole_quickstart_takes_under_two_minutes(quickstart):
     assert seconds < 120, f"the quickstart took {seconds:.0f} s"
 
 
-def test_the_readme_shows_the_quickstart_commands_verbatim():
-    script = SCRIPT.read_text()
-    commands = script[script.index("# 1. ") :].rstrip()
-    assert commands in (REPO_ROOT / "README.md").read_text()
+def test_the_pasted_block_sets_up_what_it_uses():
+    # Pasted into a fresh shell, nothing but the block sets the ports, the Python and the folder.
+    block = readme_block()
+    for setting in ("export GRPC_PORT=${GRPC_PORT:-8500} REST_PORT=${REST_PORT:-8501}", "PY=", "body=$(mktemp -d)"):
+        assert setting in block
+    assert block.strip() in SCRIPT.read_text()
+
+
+def test_a_taken_port_stops_the_quickstart_naming_the_variable(tmp_path):
+    # A model server already up (a `make run`) must not answer in place of the quickstart's own.
+    grpc_port = free_ports(1)[0]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        done = paste_the_quickstart(
+            {
+                **os.environ,
+                "VENV": VENV,
+                "GRPC_PORT": str(grpc_port),
+                "REST_PORT": str(busy),
+                "MODEL_BASE_PATH": str(tmp_path / "models"),
+                "DATA_DIR": str(DATA_DIR),
+            }
+        )
+    assert done.returncode != 0
+    assert f"port {busy} (REST_PORT) is in use (by a `make run` or `make serve` already up?)" in done.stderr
+    assert not (tmp_path / "models").exists()  # stopped before making a model
 
 
 def test_the_readme_and_the_exporter_link_to_the_one_serving_contract():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnist_run import ports
-from mnist_run.ports import check_ports, free_port, is_listening
+from mnist_run.ports import check_ports, free_port, free_ports, is_listening
 
 
 def check(*assignments):
@@ -71,7 +71,10 @@ def test_make_run_stops_before_any_work_when_a_port_is_taken(repo_root, tmp_path
             timeout=60,
         )
     assert result.returncode != 0
-    assert f"port {busy} (GRPC_PORT) is in use: stop what holds it, or run `make run GRPC_PORT=" in result.stderr
+    assert (
+        f"port {busy} (GRPC_PORT) is in use (by a `make run` or `make serve` already up?): stop what holds it, or run `make run GRPC_PORT="
+        in result.stderr
+    )
     assert list(tmp_path.iterdir()) == []  # no data, training or model was touched
 
 
@@ -117,3 +120,42 @@ def test_a_port_in_use_is_never_chosen(monkeypatch):
         monkeypatch.setattr(ports, "_handed_out", set())
         with pytest.raises(RuntimeError, match="no free port"):
             ports.free_port()
+
+
+@pytest.mark.parametrize(
+    ("target", "variable"),
+    [
+        ("serve", "REST_PORT"),
+        ("serve", "GRPC_PORT"),
+        ("ui", "UI_PORT"),
+        ("serve-docker", "GRPC_PORT"),
+        ("tensorboard", "TENSORBOARD_PORT"),
+    ],
+)
+def test_every_listening_target_checks_its_ports_before_anything_else(repo_root, tmp_path, target, variable):
+    """As make run does: a taken port stops the target at once, naming the variable, before a
+    model is made or TensorFlow loads (make serve with no version would train one first)."""
+    ports = dict(zip(("GRPC_PORT", "REST_PORT", "UI_PORT", "TENSORBOARD_PORT"), free_ports(4), strict=True))
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        ports[variable] = busy = holder.getsockname()[1]
+        result = subprocess.run(
+            [
+                "make",
+                "-s",
+                target,
+                f"ARTIFACTS={tmp_path / 'artifacts'}",
+                f"MODEL_BASE_PATH={tmp_path / 'models'}",
+                f"TRAIN_DIR={tmp_path / 'training'}",
+                *(f"{name}={port}" for name, port in ports.items()),
+            ],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"port {busy} ({variable}) is in use" in result.stderr
+    assert f"`make {target} {variable}=" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no model, no training, no state was touched

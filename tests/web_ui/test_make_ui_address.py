@@ -16,12 +16,13 @@ from tests.support.paths import REPO_ROOT
 
 @pytest.fixture
 def stub_venv(tmp_path):
-    """mnist-run passes; gunicorn prints the environment the web UI would start with."""
+    """mnist-run passes (and runs what `foreground` is given); gunicorn prints the environment the web UI would start with."""
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     scripts = {
         "python": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
-        "mnist-run": "#!/bin/sh\nexit 0\n",
+        # the port check passes; `foreground -- COMMAND` runs the command
+        "mnist-run": '#!/bin/sh\nif [ "$1" = foreground ]; then shift 2; exec "$@"; fi\nexit 0\n',
         "gunicorn": "#!/bin/sh\nenv | grep -E '^(SERVING_|GRPC_PORT|REST_PORT|MODEL_NAME)' | sed 's/^/env: /'\n",
     }
     for name, text in scripts.items():

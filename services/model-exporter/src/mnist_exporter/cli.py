@@ -17,6 +17,7 @@ import sys
 from importlib import metadata
 
 from mnist_common import logs
+from mnist_common.quiet_start import quiet_tensorflow
 from mnist_common.settings import deprecation_message
 from mnist_exporter.errors import (
     EXIT_GATE_FAILURE,
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("mnist_exporter").setLevel(logging.INFO)
     if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet_tensorflow()  # TensorFlow's start-up lines off too (unless VERBOSE=1 or a LOG_LEVEL)
 
     # Kubernetes stops a pod with SIGTERM: turn it into SystemExit so the exporter's cleanup
     # (removing its staging folder) runs. A publish is one rename, so it is never half done.

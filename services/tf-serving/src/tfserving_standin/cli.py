@@ -17,6 +17,7 @@ import sys
 from importlib import metadata
 
 from mnist_common import logs
+from mnist_common.quiet_start import quiet_tensorflow
 from tfserving_standin.core import event_loop
 from tfserving_standin.core.config import (
     ConfigError,
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, logs.LogFormatError) as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 2
+    quiet_tensorflow()  # TensorFlow's start-up lines off, unless VERBOSE=1 or a LOG_LEVEL
     from tfserving_standin.server import StartupError
 
     try:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from mnist_common import logs, storage
 from mnist_common.dataset import DatasetError
 from mnist_common.idx import IdxFormatError
+from mnist_common.quiet_start import quiet_tensorflow
 from mnist_trainer.config import PROG, parse_config
 from mnist_trainer.stopping import StopOnSignal, Terminated
 from mnist_trainer.tf_config import TfConfigError, parse_tf_config
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"--model-dir {config.model_dir} is a file, not a folder", EXIT_BAD_INPUT)
 
     stop = StopOnSignal(signal.SIGTERM)  # before TensorFlow loads: a SIGTERM then still stops cleanly
+    quiet_tensorflow()  # TensorFlow's start-up lines and absl's per-epoch ones off, unless VERBOSE=1
     from mnist_trainer.train import train  # imports TensorFlow: after the cheap checks
 
     try:

@@ -67,15 +67,28 @@ accesslog = "-" if os.environ.get("WEB_ACCESS_LOG") == "1" else None
 errorlog = "-"
 
 
+def _normal_stop_noise(record: logging.LogRecord) -> bool:
+    """gunicorn lines that look like failures but are a normal stop: each uvicorn worker's listening
+    socket is closed by uvloop's server first, so gunicorn's own close then gets EBADF ("Error
+    while closing socket [Errno 9] Bad file descriptor"); and the master reports each worker that
+    Ctrl-C or a stop ended ("Worker (pid:N) was sent SIGINT!", or SIGTERM)."""
+    message = record.getMessage()
+    if message.startswith("Error while closing socket"):
+        return "[Errno 9]" in message
+    return message.startswith("Worker (pid:") and message.endswith(("was sent SIGTERM!", "was sent SIGINT!"))
+
+
 class _ServiceLogFormat(GunicornLogger):
     """gunicorn's own lines and its access log in the services' one format (mnist_common.logs):
-    JSON with LOG_FORMAT=json, as the cluster sets it, so Cloud Logging reads their severity."""
+    JSON with LOG_FORMAT=json, as the cluster sets it, so Cloud Logging reads their severity.
+    A normal stop prints no line that looks like an error (_normal_stop_noise)."""
 
     def setup(self, cfg):
         super().setup(cfg)
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.setFormatter(logs.formatter("web-ui"))
+        self.error_log.addFilter(lambda record: not _normal_stop_noise(record))
 
 
 logger_class = _ServiceLogFormat

@@ -4,6 +4,7 @@ failures into API errors (503 when the server is down, slow or has no model; 502
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import numpy as np
@@ -16,6 +17,28 @@ from mnist_webui.rollout import RolloutView, choose
 log = logging.getLogger(__name__)
 
 
+_WAIT_MARKER = ".waiting-for-model-server"  # in the workers' shared metrics folder
+_waited_here = False
+
+
+def first_wait_in_this_server() -> bool:
+    """True once per web UI server: gunicorn's workers share PROMETHEUS_MULTIPROC_DIR (made per
+    start, removed at exit), where the first worker to wait leaves a marker; a process without
+    it (tests, the Flask dev server) says it once itself."""
+    global _waited_here
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        try:
+            os.close(os.open(os.path.join(folder, _WAIT_MARKER), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+        except OSError:
+            pass  # an unwritable folder: once per process instead
+    first, _waited_here = not _waited_here, True
+    return first
+
+
 class ModelGateway:
     def __init__(self, client: sc.ServingClient, metrics: Metrics, rollout: RolloutView | None = None):
         self.client = client
@@ -25,8 +48,13 @@ class ModelGateway:
         # or "unknown" before the first call; and when (time.monotonic()).
         self.server_state = "unknown"
         self.server_state_at: float | None = None
+        # Until the model server has answered once, "unavailable" and "no version yet" are a
+        # start-up (make run starts both at once; the model loads for seconds): one INFO line
+        # "waiting for the model server", not a WARNING per call.
+        self.seen_up = False
 
     def _note_server_state(self, up: bool) -> None:
+        self.seen_up = self.seen_up or up
         self.server_state = "up" if up else "down"
         self.server_state_at = time.monotonic()
         self.metrics.model_server_up.set(1 if up else 0)
@@ -52,7 +80,15 @@ class ModelGateway:
 
     def _api_error(self, error: sc.ServingError) -> ApiError:
         # The details (addresses, server messages) go to the log, not to the visitor.
-        log.warning("model server call failed: %s", error)
+        if self.seen_up or not isinstance(error, sc.ModelServerUnavailable | sc.NotFound):
+            log.warning("model server call failed: %s", error)
+        elif first_wait_in_this_server():
+            # Said calmly, the details at DEBUG: a model server that is still loading is no failure.
+            why = "no version loaded yet" if isinstance(error, sc.NotFound) else "not answering yet"
+            log.info("waiting for the model server (%s; it may still be starting)", why)
+            log.debug("model server: %s", error)
+        else:
+            log.debug("still waiting for the model server: %s", error)
         if isinstance(error, sc.ModelServerUnavailable):
             return ApiError(503, "the model server is unavailable or too slow; try again shortly")
         if isinstance(error, sc.NotFound):

@@ -365,6 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def next_command(settings: Settings, dry_run: bool) -> str:
+    """What to run after `make gke-up`: the set-up itself after a dry run, else the first deploy."""
+    deploy = f"make images push deploy OVERLAY=gke PROJECT_ID={settings.project} DOMAIN=your-domain.example.com"
+    if dry_run:
+        return (
+            f"next: make gke-up PROJECT_ID={settings.project} runs these (needs gcloud, signed in: "
+            f"gcloud auth login); then {deploy}"
+        )
+    return f"next: {deploy} (kubectl already points at the cluster: make gke-credentials does it again)"
+
+
 def main(argv: list[str] | None = None) -> int:
     from mnist_deploy import gcloud_runner  # runs the steps; imports this module's Step from setup_step
 
@@ -391,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = gcloud_runner.Runner(dry_run=args.dry_run)
         if args.action == "up":
             runner.up(preflight(settings), plan(settings))
+            print(next_command(settings, args.dry_run))
         else:
             runner.down(
                 preflight(settings)[:1],

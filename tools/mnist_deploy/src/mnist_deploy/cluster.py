@@ -220,14 +220,15 @@ def connect(context: str | None = None) -> KubeCluster:
         except ConfigException:
             raise DeployError(
                 f"no Kubernetes cluster configured ({kube_error}). Point KUBECONFIG or "
-                "~/.kube/config at one: for GKE run 'gcloud container clusters get-credentials "
-                "CLUSTER --region REGION --project PROJECT_ID'; locally 'kind create cluster'."
+                "~/.kube/config at one: for GKE run 'make gke-credentials PROJECT_ID=my-project' "
+                "(after 'make gke-up', which makes the cluster); locally 'kind create cluster'."
             ) from None
     try:
         return KubeCluster(api_client)
     except Exception as error:  # discovery is the first request: unreachable, bad credentials
         host = getattr(getattr(api_client, "configuration", None), "host", "of the kubeconfig")
         raise DeployError(
-            f"cannot reach the Kubernetes API server {host} (is the cluster running, "
-            f"is this the right kubectl context?): {str(error).splitlines()[0]}"
+            f"cannot reach the Kubernetes API server {host} (is the cluster running, is this the "
+            f"right kubectl context? For GKE 'make gke-credentials PROJECT_ID=my-project' points "
+            f"kubectl at it): {str(error).splitlines()[0]}"
         ) from None

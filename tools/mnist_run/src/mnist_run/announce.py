@@ -12,6 +12,7 @@ when honcho sends SIGTERM (Ctrl-C).
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -67,7 +68,12 @@ def announce(url: str, poll_seconds: float = 2.0, patience_seconds: float = 30.0
         time.sleep(poll_seconds)
 
 
+def _stop(_signum, _frame):
+    raise KeyboardInterrupt  # honcho's SIGTERM is the normal end: exit 0 like Ctrl-C
+
+
 def main(url: str) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     try:
         announce(url)
     except KeyboardInterrupt:

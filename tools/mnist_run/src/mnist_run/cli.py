@@ -4,6 +4,7 @@
   mnist-run warn-not-listening GRPC_PORT=8500 ...
   mnist-run plan --data-dir D --train-dir T --model-base-path B [mnist-train flags: --epochs 5 ...]
   mnist-run announce http://localhost:8080/
+  mnist-run foreground -- make-serving-command ...   (Ctrl-C stops it; make sees exit 0)
 
 Exit codes: 0 success; 2 bad input (busy port, bad flag, missing file: the message names it).
 """
@@ -82,6 +83,16 @@ def cmd_announce(args) -> int:
     return announce_main(args.url)
 
 
+def cmd_foreground(args) -> int:
+    from mnist_run.foreground import run
+
+    command = args.foreground_command[1:] if args.foreground_command[:1] == ["--"] else args.foreground_command
+    if not command:
+        print("error: mnist-run foreground needs a command after --", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return run(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-run", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-run')}")
@@ -109,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     announce.add_argument("url")
     announce.set_defaults(run=cmd_announce)
 
+    foreground = commands.add_parser(
+        "foreground", help="run a server; Ctrl-C or SIGTERM stops it and counts as success (exit 0)"
+    )
+    foreground.add_argument("foreground_command", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    foreground.set_defaults(run=cmd_foreground)
+
     return parser
 
 
@@ -117,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "plan":
         return cmd_plan(args, rest)
+    if args.command == "foreground":
+        args.foreground_command = [*args.foreground_command, *rest]
+        return args.run(args)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.run(args)

@@ -12,6 +12,9 @@ import random
 import socket
 from dataclasses import dataclass
 
+# The ports of make run's stack: a busy one is most often a `make run` or `make serve` still up.
+STACK_PORTS = ("GRPC_PORT", "REST_PORT", "UI_PORT")
+
 
 @dataclass(frozen=True)
 class PortProblem:
@@ -57,6 +60,8 @@ def check_ports(ports: dict[str, int], host: str = "0.0.0.0", command: str = "ma
         owners[port] = variable
         free, why = port_is_free(port, host)
         if not free:
+            if why == "in use" and variable in STACK_PORTS:  # most often our own, started earlier
+                why = "in use (by a `make run` or `make serve` already up?)"
             problems.append(
                 PortProblem(
                     variable,
