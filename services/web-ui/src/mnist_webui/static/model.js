@@ -30,7 +30,9 @@
   }
 
   const isNumber = (x) => typeof x === "number" && Number.isFinite(x);
-  const pct = (x, digits = 2) => (isNumber(x) ? (x * 100).toFixed(digits) + " %" : "–");
+  // A no-break space before "%": a figure never wraps away from its unit.
+  const PERCENT = "\u00a0%";
+  const pct = (x, digits = 2) => (isNumber(x) ? (x * 100).toFixed(digits) + PERCENT : "–");
   const count = (x) => (isNumber(x) ? x.toLocaleString("en-US") : "–");
   const roleClass = (role) => (role === "stable" || role === "canary" ? "c-" + role : "c-other");
 
@@ -61,12 +63,22 @@
         ["Data", [card.data && card.data.source, splits].filter(Boolean).join(": ") || null, "data"],
       ]),
     );
-    const parameters = Object.entries(card.training_parameters || {}).map(([name, value]) => [
-      name.replaceAll("_", " "),
-      String(value),
-    ]);
+    const given = card.training_parameters || {};
+    const parameters = Object.entries(given).map(([name, value]) => [name.replaceAll("_", " "), String(value)]);
     if (parameters.length) {
-      section.append(el("h5", {}, "Training parameters"), describedList(parameters));
+      // The few that decide the most in the summary line; all of them one click away.
+      const headline = [
+        ["epochs", " epochs"], ["batch_size", "batch size "], ["learning_rate", "learning rate "], ["seed", "seed "],
+      ]
+        .filter(([name]) => given[name] !== undefined)
+        .map(([name, words]) => (name === "epochs" ? given[name] + words : words + given[name]))
+        .join(" · ");
+      section.append(
+        el("details", { class: "parameters" },
+          el("summary", {}, el("strong", {}, "Training parameters"), " ", el("span", { class: "muted" }, headline)),
+          describedList(parameters),
+        ),
+      );
     }
     const gate = card.gate || {};
     const gateLines = [
@@ -133,7 +145,7 @@
   }
 
   function classBars(perClass) {
-    const rowHeight = 22, left = 22, width = 300, barWidth = width - left - 46, top = 4;
+    const rowHeight = 24, left = 18, width = 260, barWidth = width - left - 50, top = 4;
     const chart = svg("svg", {
       class: "class-bars", viewBox: `0 0 ${width} ${top + rowHeight * 10 + 4}`, role: "img",
       "aria-label": "Precision and recall per digit",
@@ -144,12 +156,12 @@
       group.append(
         svg("title", {}, `digit ${row.digit}: precision ${pct(row.precision, 1)}, recall ${pct(row.recall, 1)} (${row.support} digits)`),
         svg("text", { x: 6, y: y + 14, class: "tick" }, String(row.digit)),
-        svg("rect", { x: left, y: y + 2, width: barWidth, height: 8, rx: 2, class: "track" }),
-        svg("rect", { x: left, y: y + 11, width: barWidth, height: 8, rx: 2, class: "track" }),
-        svg("rect", { x: left, y: y + 2, width: (row.precision || 0) * barWidth, height: 8, rx: 2, class: "precision" }),
-        svg("rect", { x: left, y: y + 11, width: (row.recall || 0) * barWidth, height: 8, rx: 2, class: "recall" }),
-        svg("text", { x: left + barWidth + 4, y: y + 9, class: "bar-number" }, pct(row.precision, 1)),
-        svg("text", { x: left + barWidth + 4, y: y + 19, class: "bar-number" }, pct(row.recall, 1)),
+        svg("rect", { x: left, y: y + 2, width: barWidth, height: 9, rx: 2, class: "track" }),
+        svg("rect", { x: left, y: y + 12, width: barWidth, height: 9, rx: 2, class: "track" }),
+        svg("rect", { x: left, y: y + 2, width: (row.precision || 0) * barWidth, height: 9, rx: 2, class: "precision" }),
+        svg("rect", { x: left, y: y + 12, width: (row.recall || 0) * barWidth, height: 9, rx: 2, class: "recall" }),
+        svg("text", { x: left + barWidth + 4, y: y + 10, class: "bar-number" }, pct(row.precision, 1)),
+        svg("text", { x: left + barWidth + 4, y: y + 20, class: "bar-number" }, pct(row.recall, 1)),
       );
       chart.append(group);
     });
@@ -180,12 +192,15 @@
           `accuracy on ${count(evaluation.digits)} held-out ${evaluation.split} digits (${count(evaluation.correct)} right)`),
       ),
       el("p", { class: "accuracy-interval small muted" },
-        `95 % ${interval.method === "wilson" ? "Wilson score" : interval.method} interval: ${pct(interval.low)} – ${pct(interval.high)}`),
-      el("h5", {}, "Confusion matrix"),
-      heatMap(evaluation.confusion_matrix),
-      el("h5", {}, "Precision and recall per digit"),
-      el("p", { class: "legend small" }, el("span", { class: "swatch precision" }), " precision ", el("span", { class: "swatch recall" }), " recall"),
-      classBars(evaluation.per_class),
+        `95${PERCENT} ${interval.method === "wilson" ? "Wilson score" : interval.method} interval: ${pct(interval.low)} – ${pct(interval.high)}`),
+      el("div", { class: "eval-figures" },
+        el("figure", {}, el("figcaption", {}, "Confusion matrix"), heatMap(evaluation.confusion_matrix)),
+        el("figure", {},
+          el("figcaption", {}, "Precision and recall per digit"),
+          el("p", { class: "legend small" }, el("span", { class: "swatch precision" }), " precision ", el("span", { class: "swatch recall" }), " recall"),
+          classBars(evaluation.per_class),
+        ),
+      ),
       el("h5", {}, "Mistakes, most confident first"),
       el("p", { class: "small muted mistakes-count" },
         evaluation.mistakes_total === evaluation.mistakes.length
@@ -199,7 +214,7 @@
   // ---- training curves -----------------------------------------------------------------------
 
   function curveChart(epochs, keys, exported, asPercent, label) {
-    const width = 300, height = 150, left = 40, right = 8, top = 10, bottom = 24;
+    const width = 300, height = 160, left = 40, right = 8, top = 22, bottom = 24;
     const values = epochs.flatMap((e) => keys.map((k) => e[k])).filter(isNumber);
     let low = Math.min(...values), high = Math.max(...values);
     if (asPercent) { low = Math.max(0, Math.floor(low * 20) / 20); high = Math.min(1, Math.ceil(high * 20) / 20); }
@@ -219,7 +234,8 @@
     if (isNumber(exported)) {
       chart.append(
         svg("line", { x1: x(exported), x2: x(exported), y1: top, y2: height - bottom, class: "exported", "data-epoch": exported }),
-        svg("text", { x: x(exported) - 4, y: top + 10, "text-anchor": "end", class: "exported-label" }, `exported: epoch ${exported}`),
+        // Above the plot, so it never sits on a line.
+        svg("text", { x: Math.min(x(exported), width - right), y: top - 8, "text-anchor": x(exported) > width / 2 ? "end" : "start", class: "exported-label" }, `exported: epoch ${exported}`),
       );
     }
     keys.forEach((key) => {
@@ -263,7 +279,7 @@
     const r = body.rollout;
     if (r.policy === "labels") {
       return r.canary !== null && r.canary !== undefined
-        ? `stable v${r.stable} answers ${100 - r.canary_percent} % of predicts, canary v${r.canary} ${r.canary_percent} %`
+        ? `stable v${r.stable} answers ${100 - r.canary_percent}${PERCENT} of predicts, canary v${r.canary} ${r.canary_percent}${PERCENT}`
         : `stable v${r.stable} answers every predict; no canary`;
     }
     return r.summary;
@@ -281,15 +297,16 @@
     container.replaceChildren(...body.versions.map(versionArticle));
     container.classList.toggle("two", body.versions.length > 1);
     container.setAttribute("data-loaded", "true");
+    performance.mark("model-versions-drawn"); // how long the page takes to be useful (make bench-model-page)
   }
 
   // ---- live figures --------------------------------------------------------------------------
 
   const FIGURES = {
     rps: { lines: [["rps", ""]], format: (v) => v.toFixed(1) + " /s" },
-    error_rate: { lines: [["error_rate", ""]], format: (v) => (v * 100).toFixed(1) + " %", ceiling: 0.05 },
+    error_rate: { lines: [["error_rate", ""]], format: (v) => (v * 100).toFixed(1) + PERCENT, ceiling: 0.05 },
     latency: { lines: [["p95_ms", ""], ["p50_ms", " thin"]], format: (v) => v.toFixed(1) + " ms" },
-    mean_confidence: { lines: [["mean_confidence", ""]], format: (v) => (v * 100).toFixed(1) + " %", floor: 0.5, top: 1 },
+    mean_confidence: { lines: [["mean_confidence", ""]], format: (v) => (v * 100).toFixed(1) + PERCENT, floor: 0.5, top: 1 },
   };
 
   function niceCeiling(value) {
@@ -375,6 +392,7 @@
       drawGuard(body.guard);
       drawLegend(body.versions);
       document.querySelectorAll("#live-charts figure.live").forEach((figure) => drawLive(figure, body.versions, body.now));
+      if (!performance.getEntriesByName("model-live-drawn").length) performance.mark("model-live-drawn");
       status.textContent = `live from this web UI's own figures, every ${body.sample_seconds} s · updated ${new Date(body.now * 1000).toLocaleTimeString()}`;
     } catch (error) {
       status.textContent = "live figures unavailable: " + error.message + " (retrying)";
