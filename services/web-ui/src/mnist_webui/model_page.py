@@ -20,7 +20,7 @@ from mnist_common.rollout.model_config import CANARY, STABLE
 from mnist_webui.api import rollout_json
 from mnist_webui.errors import ApiError
 from mnist_webui.extensions import webui
-from mnist_webui.live import LiveFigures, read_totals, verdict_json
+from mnist_webui.live import LiveFigures, verdict_json
 from mnist_webui.model_cards import ModelCards
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ def live_json():
                 {"version": version, "role": roles.get(version), "series": points}
                 for version, points in sorted(series.items())
             ],
-            "guard": verdict_json(state, read_totals(live.metrics), page().policy),
+            # The newest sample's totals (at most LIVE_SAMPLE_SECONDS old): the same figures the
+            # charts end with, without reading every worker's counters once more per request.
+            "guard": verdict_json(state, live.latest_totals(), page().policy),
         }
     )
