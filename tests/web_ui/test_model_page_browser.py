@@ -32,7 +32,6 @@ from mnist_common.dataset import load_split
 from mnist_exporter.held_out import wilson_interval
 from mnist_run.ports import free_port
 from tests.e2e.e2e_helpers import run, venv_command
-from tests.support.chromium import ChromiumMissing, find_chromium
 from tests.support.paths import REPO_ROOT
 from tests.tf_serving.serving_harness import start_standin, wait_available
 
@@ -199,26 +198,6 @@ def load(stack, data_dir):
     yield flow
     flow.stop.set()
     flow.thread.join(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        executable = find_chromium()
-    except ChromiumMissing as missing:
-        pytest.fail(str(missing))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def open_page(browser, stack, width=1280, height=900, **options):
