@@ -21,6 +21,6 @@ ui: $(SETUP_STAMP) ## Web UI under gunicorn in the foreground on UI_PORT, talkin
 	  echo "warning: no held-out digits in $(DATA_DIR) (run 'make data'); drawing and uploads still work" >&2
 	$(warn_if_open)
 	@echo "ui: http://$(HOST):$(UI_PORT)/ -> model '$(MODEL_NAME)' over $(SERVING_PROTOCOL) at $(ui_serving_address)$(if $(ui_serving_given)$(RUN_STACK),,; start the local model server with 'make serve' (or everything with 'make run'))"
-	@HOST="$(HOST)" DATA_DIR="$(DATA_DIR)" ROLLOUT_FILE="$(if $(filter rollout,$(VERSION_POLICY)),$(ROLLOUT_FILE))" SERVING_PROTOCOL="$(SERVING_PROTOCOL)" WEB_WORKERS="$(WEB_WORKERS)" WEB_THREADS="$(WEB_THREADS)" \
+	@HOST="$(HOST)" DATA_DIR="$(DATA_DIR)" MODEL_BASE_PATH="$(MODEL_BASE_PATH)" ROLLOUT_POLICY_FILE="$(ROLLOUT_POLICY)" ROLLOUT_FILE="$(if $(filter rollout,$(VERSION_POLICY)),$(ROLLOUT_FILE))" SERVING_PROTOCOL="$(SERVING_PROTOCOL)" WEB_WORKERS="$(WEB_WORKERS)" WEB_THREADS="$(WEB_THREADS)" \
 	  SERVING_GRPC_ADDRESS="$(ui_grpc_address)" SERVING_REST_URL="$(ui_rest_url)" \
 	  exec $(VENV_BIN)/mnist-run foreground -- $(VENV_BIN)/gunicorn -c python:mnist_webui.gunicorn_conf "mnist_webui:create_app()"

@@ -70,6 +70,11 @@ loadtest: $(SETUP_STAMP) ## Locust, headless, against the running stack; HTML + 
 	 echo "report: $$dir/report.html, statistics: $$dir/locust_stats.csv"; \
 	 $(VENV_BIN)/mnist-loadtest check-slo --slo "$(SLO_FILE)" --html "$$dir/report.html" "$$dir/locust_stats.csv"
 
+.PHONY: bench-model-page
+bench-model-page: $(SETUP_STAMP) ## Time the /model page in headless Chromium against the running stack (make run in another terminal); fails above 1 s
+	@$(VENV_BIN)/mnist-run warn-not-listening UI_PORT=$(UI_PORT)
+	@$(VENV_BIN)/mnist-bench model-page --url http://127.0.0.1:$(UI_PORT) --runs 20
+
 .PHONY: bench
 bench: $(SETUP_STAMP) ## Web UI predict path under locust (BENCH_USERS=50): requests/s and p50/p95/p99; writes artifacts/bench/webui.json
 	@$(VENV_BIN)/mnist-bench webui --procfile Procfile --locustfile $(LOCUSTFILE) \

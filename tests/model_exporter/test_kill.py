@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mnist_exporter import saved_model, validation, warmup
+from mnist_exporter import held_out, saved_model, validation, warmup
 from mnist_exporter.cli import main
 from mnist_exporter.exporter import PAUSE_ENV
 from mnist_exporter.validation import Evaluation, GateReport
@@ -68,6 +68,8 @@ def test_sigterm_before_publish_removes_staging(trained_dir, data_dir, tmp_path,
     monkeypatch.setattr(saved_model, "export_saved_model", fake_export)
     monkeypatch.setattr(warmup, "write_warmup_file", lambda folder, logs: "unused")
     monkeypatch.setattr(validation, "run_gate", lambda *a, **k: passing)
+    evaluated = {"accuracy": 0.9, "digits": 10, "interval": {"low": 0.6, "high": 0.98}}
+    monkeypatch.setattr(held_out, "evaluate_saved_model", lambda *a, **k: evaluated)
     flag = tmp_path / "paused"
     monkeypatch.setenv(PAUSE_ENV, str(flag))
 

@@ -85,6 +85,8 @@ def test_killed_twice_then_finishes_with_the_epoch_counter_continuing(data_dir, 
     assert numbers == list(range(after_second + 1, EPOCHS + 1))
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["epochs"] == EPOCHS and metrics["resumed_from_epoch"] == after_second
+    # The curves keep the epochs of the interrupted runs, each once.
+    assert [entry["epoch"] for entry in metrics["history"]] == list(range(1, EPOCHS + 1))
     assert latest_checkpoint_number(model_dir) == EPOCHS
 
 

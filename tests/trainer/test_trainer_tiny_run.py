@@ -70,6 +70,11 @@ def test_metrics_record_results_and_every_input(tiny_run, data_dir):
     assert metrics["resumed_from_epoch"] == 0 and metrics["num_workers"] == 1
     assert metrics["inputs"]["dataset_sha256"] == metrics["dataset_sha256"]
     assert metrics["inputs"]["learning_rate"] == metrics["learning_rate"]
+    # The curves the /model page draws: one entry per epoch, the exported one marked.
+    (only,) = metrics["history"]
+    assert only["epoch"] == metrics["exported_epoch"] == 1
+    assert only["val_accuracy"] == pytest.approx(metrics["validation_accuracy"], abs=1e-6)
+    assert only["loss"] > 0 and 0 <= only["accuracy"] <= 1
 
 
 def test_saved_model_keeps_the_contract(tiny_run, keras, data_dir):

@@ -7,6 +7,7 @@ import pytest
 from mnist_webui import create_app
 from mnist_webui.config import Settings
 from mnist_webui.samples import HeldOutDigits
+from tests.support.chromium import ChromiumMissing, find_chromium
 from tests.support.models import export_version, fit_tiny_model
 from tests.web_ui.drawing import draw_seven, encode
 from tests.web_ui.webui_fakes import FakeServingClient
@@ -70,3 +71,24 @@ def standin(model_base_path, tmp_path_factory):
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (tests/support/chromium.py finds it; never a downloaded one)."""
+    try:
+        executable = find_chromium()
+    except ChromiumMissing as missing:
+        pytest.fail(str(missing))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

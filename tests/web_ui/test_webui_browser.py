@@ -12,7 +12,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.chromium import ChromiumMissing, find_chromium
 from tests.web_ui.drawing import draw_seven, encode
 from tests.web_ui.webui_servers import StandIn, WebUiServer
 
@@ -31,26 +30,6 @@ def servers(model_base_path, data_dir, tmp_path_factory):
     finally:
         web.stop()
         model_server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        executable = find_chromium()
-    except ChromiumMissing as missing:
-        pytest.fail(str(missing))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Watched:

@@ -3,7 +3,8 @@
     data dir        manifest.json + IDX files           (mnist_common.dataset)
     training dir    model.keras, then metrics.json      trainer -> exporter, make run
     model base path <N>/saved_model.pb ...              exporter -> model server, web UI bench
-    <N>/assets.extra/model_card.json                    exporter -> exporter (regression gate), make run
+    <N>/assets.extra/model_card.json                    exporter -> exporter (regression gate), make run, web UI
+    <N>/assets.extra/evaluation.json                    exporter -> web UI's /model page (held-out figures)
     <N>/assets.extra/tf_serving_warmup_requests         exporter -> model server (TF Serving's own name)
 
 Everything here is names, rules and pure decisions; nothing imports TensorFlow, so make, the
@@ -39,6 +40,8 @@ ASSETS_EXTRA_DIR = "assets.extra"
 MODEL_CARD_FILE = "model_card.json"
 MODEL_CARD_SCHEMA = 1
 WARMUP_FILE = "tf_serving_warmup_requests"
+# The held-out (test split) evaluation, for people to look at; no decision reads it.
+EVALUATION_FILE = "evaluation.json"
 
 
 def is_version_name(name: str) -> bool:
@@ -71,6 +74,10 @@ def model_card_path(base: str, version: int) -> str:
     return storage.join(version_path(base, version), ASSETS_EXTRA_DIR, MODEL_CARD_FILE)
 
 
+def evaluation_path(base: str, version: int) -> str:
+    return storage.join(version_path(base, version), ASSETS_EXTRA_DIR, EVALUATION_FILE)
+
+
 def warmup_path(version_dir: str) -> str:
     return storage.join(version_dir, ASSETS_EXTRA_DIR, WARMUP_FILE)
 
@@ -86,6 +93,10 @@ def read_json_object(path: str) -> dict | None:
 
 def read_model_card(base: str, version: int) -> dict | None:
     return read_json_object(model_card_path(base, version))
+
+
+def read_evaluation(base: str, version: int) -> dict | None:
+    return read_json_object(evaluation_path(base, version))
 
 
 def read_training_metrics(train_dir: str) -> dict | None:

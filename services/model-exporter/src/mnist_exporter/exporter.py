@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mnist_common import pipeline, storage
-from mnist_common.dataset import DatasetError, dataset_sha256, load_split
+from mnist_common.dataset import DatasetError, dataset_sha256, load_split, read_manifest
 from mnist_common.idx import IdxFormatError
 from mnist_exporter import model_card, versions
 from mnist_exporter.errors import GateFailure, InputError
@@ -78,6 +78,34 @@ def _load_validation(data_dir: str):
             f"{MIN_VALIDATION_DIGITS} needed to judge a model"
         )
     return split, digest
+
+
+def _held_out_evaluation(staging: str, data_dir: str, dataset_digest: str) -> str | None:
+    """Evaluate the staged version on the test split and write evaluation.json beside the card.
+
+    For people only (no check reads it), so a data dir without a test split publishes anyway,
+    saying why the version has no evaluation; returns that reason, or None when written."""
+    from mnist_exporter import held_out
+
+    try:
+        split = load_split(data_dir, held_out.SPLIT)
+        source = str(read_manifest(data_dir).get("source", "unknown"))
+    except (FileNotFoundError, DatasetError, IdxFormatError, OSError) as error:
+        reason = f"the data set has no usable {held_out.SPLIT} split ({error})"
+        log.warning("no held-out evaluation written: %s", reason)
+        return reason
+    evaluation = held_out.evaluate_saved_model(
+        staging, split.images, split.labels, dataset_sha256=dataset_digest, source=source
+    )
+    held_out.write_evaluation(staging, evaluation)
+    log.info(
+        "held-out evaluation: accuracy %.4f on %d test digits (95 %% Wilson interval %.4f-%.4f)",
+        evaluation["accuracy"],
+        evaluation["digits"],
+        evaluation["interval"]["low"],
+        evaluation["interval"]["high"],
+    )
+    return None
 
 
 def _baseline(base: str, dataset_digest: str, split, force: bool) -> tuple[int, float] | None:
@@ -208,7 +236,12 @@ def run_export(options: ExportOptions) -> ExportResult:
                 "max_regression": options.max_regression,
                 "forced": options.force,
             },
+            data=model_card.data_summary(read_manifest(options.data_dir)),
         )
+        # After the gate, and never read by it: the evaluation cannot sway what is published.
+        missing = _held_out_evaluation(staging, options.data_dir, dataset_digest)
+        if missing:
+            card["evaluation_missing"] = missing
         model_card.write_card(staging, card)
         _pause_before_publish(staging)
         path = versions.publish(staging, base, version)

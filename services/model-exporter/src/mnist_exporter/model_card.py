@@ -50,6 +50,7 @@ def build_card(
     training_metrics: dict,
     model_sha256: str,
     gate_settings: dict,
+    data: dict | None = None,
 ) -> dict:
     evaluation = report.evaluation
     return {
@@ -58,6 +59,8 @@ def build_card(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "dataset_sha256": dataset_sha256,
+        # Where the digits came from and how many each split holds (the data set's manifest).
+        "data": data or {},
         "source": {"model_keras_sha256": model_sha256},
         "validation": {
             "split": "validation",
@@ -75,6 +78,19 @@ def build_card(
         },
         # Everything the trainer reported: epochs, batch size, learning rate, seed, timings ...
         "training": training_metrics,
+    }
+
+
+def data_summary(manifest: dict) -> dict:
+    """The card's "data" part: the data set's source and its digits per split."""
+    from mnist_common.dataset import SPLITS, labels_file
+
+    files = manifest.get("files") or {}
+    return {
+        "source": manifest.get("source"),
+        "origin": manifest.get("origin"),
+        "seed": manifest.get("seed"),
+        "digits": {split: (files.get(labels_file(split)) or {}).get("count") for split in SPLITS},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -118,10 +119,16 @@ def train(
         )
     )
     training_seconds = 0.0
+    # Loss and accuracy per epoch, kept beside the checkpoints so a resumed run keeps the
+    # epochs it did before (the model page draws them as the training curves).
+    history = EpochHistory(checkpoint_dir, role.is_chief, completed)
     for epoch in range(completed + 1, config.epochs + 1):
         epoch_started = time.monotonic()
         train_figures = loop.train_epoch(batches, steps, check_stop)
         validation = loop.evaluate(data.validation_images, data.validation_labels)
+        # Before the checkpoint: a run killed in between keeps the epoch's figures, and a resume
+        # keeps only the epochs its checkpoint holds.
+        history.add(epoch, train_figures, validation, float(model.optimizer.learning_rate))
         checkpoint.save(completed_epochs=epoch)
         seconds = time.monotonic() - epoch_started
         training_seconds += seconds
@@ -144,6 +151,9 @@ def train(
         "tensorflow_version": tf.__version__,
         "python_version": platform.python_version(),
         "inputs": inputs,
+        # model.keras holds the weights after the last epoch: that is the epoch exported.
+        "history": history.epochs,
+        "exported_epoch": config.epochs,
     }
     if role.is_chief:
         summaries.close()
@@ -177,6 +187,39 @@ def _finished_run(model_dir: str, inputs: dict) -> dict | None:
     if not storage.exists(storage.join(model_dir, artifacts.MODEL_FILE)):
         return None
     return metrics
+
+
+class EpochHistory:
+    """Training and validation loss and accuracy per epoch, in <checkpoints>/history.json.
+
+    Written by the chief with each epoch's checkpoint (a fresh start removes the checkpoints
+    folder and with it the history); a resumed run keeps the epochs up to its checkpoint.
+    """
+
+    FILE = "history.json"
+
+    def __init__(self, checkpoint_dir: str, is_chief: bool, completed_epochs: int):
+        self.path = storage.join(checkpoint_dir, self.FILE)
+        self.is_chief = is_chief
+        recorded = pipeline.read_json_object(self.path) or {}
+        earlier = recorded.get("epochs") if isinstance(recorded.get("epochs"), list) else []
+        self.epochs: list[dict] = [
+            entry for entry in earlier if isinstance(entry, dict) and 0 < entry.get("epoch", 0) <= completed_epochs
+        ]
+
+    def add(self, epoch: int, train, validation, learning_rate: float) -> None:
+        self.epochs.append(
+            {
+                "epoch": epoch,
+                "loss": round(train.loss, 6),
+                "accuracy": round(train.accuracy, 6),
+                "val_loss": round(validation.loss, 6),
+                "val_accuracy": round(validation.accuracy, 6),
+                "learning_rate": learning_rate,
+            }
+        )
+        if self.is_chief:
+            storage.write_bytes_atomic(self.path, json.dumps({"epochs": self.epochs}, indent=2).encode())
 
 
 class _SummaryWriters:

@@ -6,7 +6,7 @@ from flask import Flask
 
 from mnist_common.coalescing import CoalescingClient
 from mnist_common.serving_client import create_client
-from mnist_webui import api, health, iap, metrics_port, pages, security
+from mnist_webui import api, health, iap, metrics_port, model_page, pages, security
 from mnist_webui.config import Settings, settings_from_env
 from mnist_webui.errors import register_error_handlers
 from mnist_webui.extensions import KEY, WebUi
@@ -69,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    model_page.install(app)
     register_error_handlers(app)
     security.install(app)
     return app

@@ -39,6 +39,13 @@ class Settings:
     # A second port that serves only /metrics, without the IAP check (mnist_webui.metrics_port);
     # 0: /metrics on the main port, as locally.
     metrics_port: int = 0
+    # Where the published versions are (the model server's base path): the /model page reads each
+    # version's model card and held-out evaluation there. Empty: the page says it cannot.
+    model_base_path: str = ""
+    # The promote guard's margins (loadtest/rollout.yaml); empty: the guard's defaults.
+    rollout_policy_file: str = ""
+    # How often the /model page's live figures are sampled from this app's own metrics.
+    live_sample_seconds: float = 2.0
 
     def as_flask_config(self) -> dict:
         return {"MNIST_SETTINGS": self, "MAX_CONTENT_LENGTH": self.max_request_bytes}
@@ -81,6 +88,9 @@ def settings_from_env(environ=None) -> Settings:
         rollout_file=environ.get("ROLLOUT_FILE", ""),
         rollout_poll_seconds=_number(environ, "ROLLOUT_POLL_SECONDS", 1.0, float, 0.05),
         metrics_port=_metrics_port(environ),
+        model_base_path=environ.get("MODEL_BASE_PATH", ""),
+        rollout_policy_file=environ.get("ROLLOUT_POLICY_FILE", ""),
+        live_sample_seconds=_number(environ, "LIVE_SAMPLE_SECONDS", 2.0, float, 0.1),
     )
 
 

@@ -1,8 +1,10 @@
-"""mnist-bench: the benchmarks behind `make bench-train`, `make bench-serving` and `make bench`.
+"""mnist-bench: the benchmarks behind `make bench-train`, `make bench-serving`, `make bench` and
+`make bench-model-page`.
 
   mnist-bench train --data-dir D --model-dir M
   mnist-bench serving --model-base-path B --data-dir D --config-dir C ...
   mnist-bench webui --procfile Procfile --locustfile loadtest/locustfile.py ...
+  mnist-bench model-page --url http://127.0.0.1:8080 [--runs N]
 
 Each prints its figures and the commands behind them. Exit codes: 0 done (and, for train, the
 targets met); 1 a target missed or the benchmark failed; 2 bad input (the message names it).
@@ -65,7 +67,13 @@ def _serving(argv: list[str]) -> int:
     return main(argv)
 
 
-BENCHMARKS = {"train": _train, "serving": _serving, "webui": _webui}
+def _model_page(argv: list[str]) -> int:
+    from mnist_bench.model_page import main
+
+    return main(argv)
+
+
+BENCHMARKS = {"train": _train, "serving": _serving, "webui": _webui, "model-page": _model_page}
 
 
 def main(argv: list[str] | None = None) -> int:
