@@ -27,9 +27,9 @@ import struct
 # one per component at most; 32 leaves room for encoders' own scripts (mozjpeg's, say).
 MAX_JPEG_SCANS = 32
 # Scans times the pixels the frame declares: the work of a progressive decode. A 4096x4096 picture
-# (the pixel cap) with 8 scans (a grey progressive one has 6), a 4032x3024 photo with 10, or a
-# 2048x2048 picture with all 32. About half a second of decoding at most.
-MAX_JPEG_SCAN_PIXELS = 8 * 4096 * 4096
+# (the pixel cap) with libjpeg's 10 scans of a colour progressive JPEG, or a 2048x2048 one with all
+# 32: about half a second of one core at most.
+MAX_JPEG_SCAN_PIXELS = 10 * 4096 * 4096
 # Marker segments in one JPEG (restart markers, which sit inside a scan's data, are not counted):
 # a camera's photo has 20-40 (APPn for Exif, ICC and XMP, quantisation and Huffman tables, ...).
 MAX_JPEG_MARKERS = 512

@@ -90,8 +90,9 @@ class EmptyImageError(ImageError):
     """The picture holds no ink: nothing to recognise."""
 
 
-# What Pillow raises for truncated or corrupt data varies by codec.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error)
+# What Pillow raises for truncated or corrupt data varies by codec; a header of unusual sizes has
+# made it divide by zero (ArithmeticError) and index past a table (IndexError) before.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, ArithmeticError, IndexError)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
