@@ -242,3 +242,34 @@ def test_idle_grpc_connections_are_closed_like_the_http_ports(standin_only):
     )
     stub = prediction_service_pb2_grpc.PredictionServiceStub(standin_only.channel)
     assert stub.Predict(request, timeout=30).outputs["classes"].int64_val
+
+
+def test_an_allowed_origin_gets_through_and_the_flag_reads_a_list():
+    """In-process: the REST front end with --rest_api_allowed_origins set answers the listed
+    origin's request (here the fake API's 404) and still refuses any other origin."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tfserving_standin.cli import build_parser, options_from_args
+    from tfserving_standin.core.errors import not_found
+    from tfserving_standin.rest_api.server import RestFrontEnd
+
+    class NoModels:
+        def model_status(self, name, version, label):
+            raise not_found(f"Could not find any versions of model {name}")
+
+    args = build_parser().parse_args(
+        ["--model_base_path=/nowhere", "--rest_api_allowed_origins=http://localhost:8080, https://ui.example"]
+    )
+    allowed = options_from_args(args).allowed_origins
+    assert allowed == frozenset({"http://localhost:8080", "https://ui.example"})
+
+    async def scenario():
+        app = RestFrontEnd(NoModels(), allowed_origins=allowed).make_app()
+        async with TestClient(TestServer(app)) as client:
+            listed = await client.get("/v1/models/mnist", headers={"Origin": "https://ui.example"})
+            other = await client.get("/v1/models/mnist", headers={"Origin": "https://ui.example.evil"})
+            return listed.status, other.status, "Server" in listed.headers
+
+    assert asyncio.run(scenario()) == (404, 403, False)
