@@ -32,8 +32,9 @@ MAX_REQUEST_PIXELS = 4096 * 4096
 MAX_PIXELS_IN_FLIGHT = MAX_REQUEST_PIXELS + 4 * 1024 * 1024
 
 # How long a request may wait for its images to be decoded and predicted before it is answered
-# DEADLINE_EXCEEDED: the largest admitted request decodes in well under a second.
-DECODE_DEADLINE_SECONDS = 4.0
+# DEADLINE_EXCEEDED: the largest admitted request (64 PNGs of 500x500, decoded one after another)
+# takes about a second on a quiet core and several on a busy one.
+DECODE_DEADLINE_SECONDS = 10.0
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_FRAME_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
