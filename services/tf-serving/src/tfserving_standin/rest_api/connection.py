@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from tfserving_standin.rest_api import json_codec as rest_json
 
@@ -55,12 +55,14 @@ class RestConnection(RequestHandler):
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.received_bytes = 0
+        self._refused = False  # an answer that closes the connection is on its way
 
     def data_received(self, data: bytes) -> None:
-        if self._force_close or self._close:
-            return  # answered already (aiohttp's parser refused the request, say)
+        if self._refused or self._force_close or self._close:
+            return
         self.received_bytes += len(data)
         if self.received_bytes > self.max_request_bytes + MAX_HEAD_BYTES and self.transport is not None:
+            self._refused = True
             if not self.transport.is_closing():
                 self.transport.write(
                     error_answer(413, f"Request larger than the limit of {self.max_request_bytes} bytes")
@@ -68,6 +70,10 @@ class RestConnection(RequestHandler):
                 self.transport.close()
             return
         super().data_received(data)
+        # The parser refused the request: aiohttp answers it (handle_error) on its next turn, and
+        # nothing that arrives before then is counted or answered again.
+        if any(isinstance(message, _ErrInfo) for message, _ in self._messages):
+            self._refused = True
 
     def request_answered(self) -> None:
         """The next request's bytes count from here (called when an answer is being written)."""
