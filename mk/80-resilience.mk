@@ -14,7 +14,8 @@ RESILIENCE_DOC := docs/resilience.md
 # Other areas' fault tests whose figures the report cites, each run with the figures plugin.
 OTHER_FAULT_TESTS := tests/tf_serving/test_versions.py tests/model_exporter/test_kill.py \
   tests/trainer/test_trainer_resume.py tests/tf_serving/test_decode_admission.py \
-  tests/tf_serving/test_grpc_load_balancing.py \
+  tests/tf_serving/test_grpc_load_balancing.py tests/tf_serving/test_standin_hardening.py \
+  tests/tf_serving/test_decode_deadline.py \
   tests/web_ui/test_webui_integration.py::test_app_answers_503_while_the_model_server_is_unreachable_and_recovers
 
 .PHONY: checkov-setup

@@ -104,3 +104,22 @@ def test_signature_check_names_every_difference(tmp_path):
     assert "signature 'predict_image_bytes' is missing" in text
     assert len(problems) == 3
     assert set(EXPECTED_SIGNATURES) == {"serving_default", "predict_image_bytes"}
+
+
+def test_image_bytes_refuses_jpegs_of_too_much_decoding_work(loaded_version):
+    """What the real TF Serving runs: the graph counts a JPEG's start-of-scan markers before
+    decode_image and refuses more than MAX_JPEG_SCANS, or scans x pixels over the budget
+    (a 120 KB progressive JPEG of 2,400 scans took 7.5-20 s to decode before)."""
+    from mnist_common.decode_work import MAX_JPEG_SCANS
+    from tests.support import image_bombs
+
+    function = loaded_version.signatures["predict_image_bytes"]
+    for bomb, reason in (
+        (image_bombs.jpeg_scan_bomb(64, MAX_JPEG_SCANS), "scans"),  # 6 + 32 scans of 64x64
+        (image_bombs.jpeg_scan_bomb(2048, 2400), "scans"),
+        (image_bombs.jpeg_scan_bomb(4096, 5), "scans times"),  # 11 scans of 4096x4096
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=reason):
+            function(image_bytes=tf.constant([bomb]))
+    for fine in (image_bombs.progressive_jpeg(256, "RGB"), image_bombs.progressive_jpeg(1024, "L")):
+        assert function(image_bytes=tf.constant([fine]))["classes"].shape == (1,)

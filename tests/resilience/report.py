@@ -26,7 +26,8 @@ SECTIONS = [
         "faults (other areas' tests)",
         "Faults covered by other areas' tests",
         "Recorded from tests/tf_serving/test_versions.py, tests/model_exporter/test_kill.py, "
-        "tests/trainer/test_trainer_resume.py and the web UI's outage test by tests/resilience/figures_plugin.py.",
+        "tests/trainer/test_trainer_resume.py, the model server's decode budget, load balancing, hardening and "
+        "decode deadline tests and the web UI's outage test by tests/resilience/figures_plugin.py.",
     ),
     (
         "fuzz",

@@ -340,3 +340,88 @@ def test_an_upgrade_offer_is_answered_as_http_1_1(stack):
         b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
     )
     assert status == 200 and json.loads(body) == {"status": "ok"}
+
+
+# ------------------------------------------------- methods, targets and upgrades (round three) ----
+
+ODD_REQUESTS = {
+    "CONNECT host:port": (b"CONNECT x:1 HTTP/1.1\r\n\r\n", 405),
+    "CONNECT with a Host": (b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n", 405),
+    "a target that is not a path": (b"GET x:1 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "an absolute URI with a bad port": (b"GET http://x:99999999999/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_REQUESTS))
+def test_odd_methods_and_targets_are_answered_at_once_without_a_traceback(stack, case):
+    request, expected = ODD_REQUESTS[case]
+    log_before = len(stack.web.log_tail(100000))
+    status, headers, body, seconds = exchange(stack.web.port, request)
+    record("abuse", f"web UI: {case}", status=status, seconds=round(seconds, 2))
+    assert_refusal(status, headers, body, expected)
+    assert seconds < AT_ONCE_S
+    logged = stack.web.log_tail(100000)[log_before:]
+    assert "Traceback" not in logged and "Fatal error" not in logged, logged[-2000:]
+
+
+def test_a_websocket_upgrade_is_answered_as_http_1_1_at_once(stack):
+    status, _, body, seconds = exchange(
+        stack.web.port,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    record("abuse", "web UI: WebSocket upgrade", status=status, seconds=round(seconds, 2))
+    # No WebSocket route: not switched (101), answered at once (werkzeug's 400 for an upgrade to
+    # a route that is not a WebSocket one, in the app's error format).
+    assert status in (200, 400) and seconds < AT_ONCE_S, (status, body[:200])
+
+
+def test_a_chunk_extension_counts_towards_the_body_limit(stack):
+    """200 MB of chunk extension carries no body byte: refused once the request's bytes pass the
+    limit, long before the client could send it all (it got 200 at the deadline before)."""
+    sent, answer = 0, b""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", stack.web.port), timeout=30) as sock:
+        sock.sendall(predict_head(b"Transfer-Encoding: chunked\r\n\r\n2;a="))
+        try:
+            while sent < 200 << 20:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    seconds = time.monotonic() - started
+    status, headers, body = parse_answer(answer)
+    record("abuse", "web UI: 200 MB chunk extension", status=status, seconds=round(seconds, 2), bytes_taken=sent)
+    assert_refusal(status, headers, body, 413)
+    assert sent < 16 << 20
+
+
+def test_expect_100_continue_over_the_limit_gets_413_at_once(stack):
+    status, headers, body, seconds = exchange(
+        stack.web.port, predict_head(b"Content-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
+    )
+    record("abuse", "web UI: Expect: 100-continue, 99,999,999 bytes declared", status=status, seconds=round(seconds, 2))
+    assert_refusal(status, headers, body, 413)
+    assert seconds < AT_ONCE_S
+
+
+def test_the_model_servers_rest_refuses_expect_100_continue_over_the_limit_at_once(stack):
+    port = int(stack.standin.rest_url.rsplit(":", 1)[1])
+    status, headers, body, seconds = exchange(
+        port,
+        b"POST /v1/models/mnist:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 99999999\r\nExpect: 100-continue\r\n\r\n",
+    )
+    record(
+        "abuse",
+        "model server REST: Expect: 100-continue, 99,999,999 bytes declared",
+        status=status,
+        seconds=round(seconds, 2),
+    )
+    assert status == 413 and "error" in json.loads(body) and "server" not in headers
+    assert seconds < AT_ONCE_S + 1.5  # the answer at once, then aiohttp lingers 1 s before closing

@@ -204,3 +204,61 @@ def test_a_burst_of_uploads_decodes_at_most_two_pictures_at_once_per_worker(monk
     for thread in threads:
         thread.join(10)
     assert max(most_inside) == 2 and not inside
+
+
+def test_a_picture_that_cannot_get_a_decode_slot_in_time_is_told_to_retry(monkeypatch):
+    """Decodes run in threads, where gunicorn's worker timeout never fires: a picture waits for a
+    slot at most DECODE_SLOT_WAIT_SECONDS, then gets 503, and the slots are whole afterwards."""
+    import threading
+
+    import numpy as np
+
+    from mnist_webui import validation
+    from mnist_webui.errors import ApiError
+
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+
+    def blocking_decode(data: bytes, max_pixels: int) -> np.ndarray:
+        entered.release()
+        assert release.wait(30)
+        return np.zeros((28, 28), dtype=np.float32)
+
+    monkeypatch.setattr(validation.preprocessing, "preprocess_image_bytes", blocking_decode)
+    monkeypatch.setattr(validation, "DECODE_SLOT_WAIT_SECONDS", 0.05)
+    holders = [
+        threading.Thread(target=validation.image_to_mnist, args=(b"x", 100), daemon=True)
+        for _ in range(validation.IMAGE_DECODES_AT_ONCE)
+    ]
+    for holder in holders:
+        holder.start()
+    for _ in holders:
+        assert entered.acquire(timeout=10)  # both slots are held now
+    with pytest.raises(ApiError) as refused:
+        validation.image_to_mnist(b"x", 100)
+    assert refused.value.status == 503 and "retry" in str(refused.value)
+    release.set()
+    for holder in holders:
+        holder.join(10)
+    assert validation.image_to_mnist(b"x", 100).shape == (28, 28)  # the slots came back
+
+
+@pytest.mark.parametrize("size", [(4096, 1), (2048, 1), (1, 1025)])
+def test_long_thin_jpegs_get_a_client_error_not_a_500(client, size, caplog):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", size, 255).save(buffer, format="JPEG")
+    response = client.post("/api/v1/predict", json={"image": base64.b64encode(buffer.getvalue()).decode()})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert isinstance(response.get_json()["error"], str) and "Traceback" not in caplog.text
+
+
+def test_decode_bombs_get_413_from_the_api(client):
+    from tests.support import image_bombs
+
+    for bomb in (image_bombs.jpeg_scan_bomb(2048, 2400), image_bombs.jpeg_marker_flood(100_000)):
+        response = client.post("/api/v1/predict", json={"image": base64.b64encode(bomb).decode()})
+        assert response.status_code == 413 and "JPEG" in response.get_json()["error"]

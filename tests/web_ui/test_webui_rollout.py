@@ -142,3 +142,38 @@ def test_the_state_file_is_schema_checked(tmp_path):
         with pytest.raises(rollout_state.RolloutStateError, match=expected) as error:
             rollout_state.read(str(bad))
         assert str(bad) in str(error.value)
+
+
+HOSTILE_STATES = {
+    "nested 100,000 deep": "[" * 100_000 + "]" * 100_000,
+    "a field nested 100,000 deep": '{"schema": 1, "stable": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "updated_at nested 900 deep": '{"schema": 1, "stable": 2, "updated_at": ' + "[" * 900 + "]" * 900 + "}",
+    "canary_percent nested 900 deep": '{"schema": 1, "stable": 2, "canary": 3, "canary_percent": '
+    + "[" * 900
+    + "]" * 900
+    + "}",
+    "a megabyte of padding": '{"schema": 1, "stable": 2, "updated_at": "' + "x" * (1 << 20) + '"}',
+    "not UTF-8": b'{"schema": 1, "stable": \xff}',
+    "a number of 100,000 digits": '{"schema": 1, "stable": ' + "9" * 100_000 + "}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_STATES))
+def test_a_hostile_state_file_is_refused_and_the_split_in_force_stays(rollout_app, case, caplog):
+    """RecursionError, MemoryError-sized values and odd bytes are a refused file like any other:
+    predicts and /api/v1/model keep answering with the split in force, and the log says why in
+    a line, without a traceback."""
+    app, _, state_file = rollout_app
+    client = app.test_client()
+    assert predict(client)["model"]["label"] in ("stable", "canary")
+    content = HOSTILE_STATES[case]
+    state_file.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(rollout_state.RolloutStateError) as error:
+        rollout_state.read(str(state_file))
+    assert str(state_file) in str(error.value) and len(str(error.value)) < 500
+    for _ in range(50):
+        predict(client)
+    info = client.get("/api/v1/model")
+    assert info.status_code == 200
+    assert (info.get_json()["rollout"]["stable"], info.get_json()["rollout"]["canary"]) == (3, 4)
+    assert "Traceback" not in caplog.text

@@ -15,7 +15,9 @@ pixel is decompressed (ImageTooLargeError), pictures with more pixels than a lim
 than MAX_SIDE or more than MAX_DECODED_BYTES once decoded: a small "decompression bomb" file
 cannot make the process allocate gigabytes. The side bound matters as much as the area: a
 16,777,216 x 1 picture is within the area, and scaling it into the 20-pixel box would take a
-resampling kernel of a gigabyte. Accepted pictures larger than WORKING_SIDE are reduced (box
+resampling kernel of a gigabyte. Before Pillow reads anything, pictures whose structure implies
+more decoding work than their size (a progressive JPEG of thousands of scans, a PNG of millions of
+chunks) are refused too (ImageTooComplexError, mnist_common.decode_work). Accepted pictures larger than WORKING_SIDE are reduced (box
 filter, by an integer factor) right after decoding, so the float steps run on at most
 WORKING_SIDE x WORKING_SIDE pixels whatever the upload's size.
 """
@@ -28,6 +30,8 @@ import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from mnist_common.decode_work import DecodeWorkError, check_decode_work
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20
@@ -78,12 +82,17 @@ class ImageTooLargeError(ImageError):
     """The picture has more pixels than the decoder is allowed to allocate."""
 
 
+class ImageTooComplexError(ImageTooLargeError):
+    """The picture's structure (JPEG scans or markers, PNG chunks) implies too much decoding work."""
+
+
 class EmptyImageError(ImageError):
     """The picture holds no ink: nothing to recognise."""
 
 
-# What Pillow raises for truncated or corrupt data varies by codec.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error)
+# What Pillow raises for truncated or corrupt data varies by codec; a header of unusual sizes has
+# made it divide by zero (ArithmeticError) and index past a table (IndexError) before.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, ArithmeticError, IndexError)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -94,6 +103,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     """
     if not data:
         raise NotAnImageError("the image is empty (0 bytes)")
+    try:
+        check_decode_work(data)  # before Pillow reads a single marker (mnist_common.decode_work)
+    except DecodeWorkError as error:
+        raise ImageTooComplexError(str(error)) from None
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.UnidentifiedImageError:
@@ -137,7 +150,8 @@ def _reduce_to_working_size(image: Image.Image) -> Image.Image:
     at the reduced scale directly (its DCT allows 1/2, 1/4, 1/8), never at full size."""
     factor = -(-max(image.size) // WORKING_SIDE)  # ceiling
     if factor > 1 and image.format == "JPEG":
-        image.draft(image.mode, (image.size[0] // factor, image.size[1] // factor))
+        # At least a pixel a side: a 4096x1 picture asked for 1024x0 and Pillow divided by it.
+        image.draft(image.mode, (max(1, image.size[0] // factor), max(1, image.size[1] // factor)))
     image.load()
     factor = -(-max(image.size) // WORKING_SIDE)
     if factor == 1:

@@ -30,6 +30,9 @@ DTYPES: dict[int, tuple[np.dtype, str, str]] = {
 MAX_FILLED_ELEMENTS = 1 << 22
 # TensorFlow's own bound on a shape's element count (TensorShape keeps it in an int64).
 MAX_ELEMENTS = (1 << 63) - 1
+# Dimensions a tensor may have here: numpy's limit is 64 (TensorFlow's 254), and no signature of a
+# model like this one has more than a handful; 32 holds for numpy 1 too.
+MAX_RANK = 32
 
 
 class TensorDecodeError(ValueError):
@@ -48,6 +51,10 @@ def decode(proto) -> np.ndarray:
     if proto.dtype not in DTYPES:
         raise TensorDecodeError(f"unsupported dtype {dtype_enum_name(proto)}")
     dtype, field, _ = DTYPES[proto.dtype]
+    if len(proto.tensor_shape.dim) > MAX_RANK:
+        raise TensorDecodeError(
+            f"tensor_shape has {len(proto.tensor_shape.dim)} dimensions; at most {MAX_RANK} are accepted"
+        )
     shape = tuple(int(dim.size) for dim in proto.tensor_shape.dim)
     if any(size < 0 for size in shape):
         raise TensorDecodeError(f"tensor_shape {list(shape)} has a negative dimension")

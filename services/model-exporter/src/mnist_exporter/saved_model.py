@@ -6,13 +6,20 @@ predict_image_bytes  image_bytes  string  [-1], encoded PNG or JPEG (REST sends 
                                   inside the graph, so any client can send an image file. An image
                                   whose header declares more than MAX_IMAGE_PIXELS is refused
                                   (INVALID_ARGUMENT) before it is decoded: a PNG of a few hundred KB
-                                  can otherwise decode to hundreds of megapixels.
+                                  can otherwise decode to hundreds of megapixels. So is a JPEG of
+                                  more scans than MAX_JPEG_SCANS, or whose scans times pixels pass
+                                  MAX_JPEG_SCAN_PIXELS (mnist_common.decode_work: a progressive
+                                  JPEG of thousands of scans is seconds of decoding per 100 KB).
+                                  The images of one request are decoded one after another, so a
+                                  request holds one core however many images it sends.
 Both return probabilities float32 [-1, 10] and classes int64 [-1].
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from mnist_common.decode_work import MAX_JPEG_SCAN_PIXELS, MAX_JPEG_SCANS
 
 DEFAULT_SIGNATURE = "serving_default"
 IMAGE_BYTES_SIGNATURE = "predict_image_bytes"
@@ -62,13 +69,35 @@ def _declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
         return tf.cond(is_jpeg, jpeg, png)
 
 
+def _jpeg_scan_markers(encoded: tf.Tensor) -> tf.Tensor:
+    """How many scans a JPEG can have at most: its 0xFF 0xDA byte pairs (the start-of-scan
+    marker). Entropy-coded data never holds one (a 0xFF there is followed by 0x00 or a restart
+    marker), so only a marker segment's payload (an Exif thumbnail, say) can add to the count,
+    which errs on the safe side. One pass over the bytes, before libjpeg sees them."""
+    raw = tf.io.decode_raw(encoded, tf.uint8)
+    pairs = tf.logical_and(tf.equal(raw[:-1], 0xFF), tf.equal(raw[1:], 0xDA))
+    return tf.reduce_sum(tf.cast(pairs, tf.int64))
+
+
 def _decode_one(encoded: tf.Tensor) -> tf.Tensor:
+    pixels = _declared_pixels(encoded)
     small_enough = tf.debugging.assert_less_equal(
-        _declared_pixels(encoded),
+        pixels,
         tf.constant(MAX_IMAGE_PIXELS, tf.int64),
         message=f"image_bytes: the image has more than {MAX_IMAGE_PIXELS} pixels",
     )
-    with tf.control_dependencies([small_enough]):
+    scans = tf.cond(tf.io.is_jpeg(encoded), lambda: _jpeg_scan_markers(encoded), lambda: tf.constant(0, tf.int64))
+    few_scans = tf.debugging.assert_less_equal(
+        scans,
+        tf.constant(MAX_JPEG_SCANS, tf.int64),
+        message=f"image_bytes: the JPEG has more than {MAX_JPEG_SCANS} scans",
+    )
+    little_work = tf.debugging.assert_less_equal(
+        scans * pixels,
+        tf.constant(MAX_JPEG_SCAN_PIXELS, tf.int64),
+        message=f"image_bytes: the JPEG's scans times its pixels pass {MAX_JPEG_SCAN_PIXELS}",
+    )
+    with tf.control_dependencies([small_enough, few_scans, little_work]):
         image = tf.io.decode_image(encoded, channels=1, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
     image = tf.image.resize(image, [28, 28], antialias=True)
@@ -90,7 +119,14 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_INPUT)])
     def predict_image_bytes(self, image_bytes):
-        images = tf.map_fn(_decode_one, image_bytes, fn_output_signature=tf.TensorSpec([28, 28], tf.float32))
+        # One image at a time (map_fn would run ten at once): a request of many images must not
+        # take every core of the server from the other requests.
+        images = tf.map_fn(
+            _decode_one,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([28, 28], tf.float32),
+            parallel_iterations=1,
+        )
         return self.predict_images(images)
 
 

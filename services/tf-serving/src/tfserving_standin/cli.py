@@ -122,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="seconds a REST client has to send a whole request, headers and body, and the longest "
-        "an idle kept-alive connection stays open (default 5)",
+        "an idle kept-alive connection (REST or gRPC) stays open (default 5)",
+    )
+    own.add_argument(
+        "--rest_api_allowed_origins",
+        default="",
+        help="comma-separated web origins (scheme://host:port) whose pages may call the REST API; a "
+        "request with any other Origin header is refused 403 (default: none, so no web page can drive "
+        "the model server; clients that are not browsers send no Origin)",
     )
     own.add_argument(
         "--log_level",
@@ -170,6 +177,7 @@ def options_from_args(args: argparse.Namespace):
         config_file=args.model_config_file,
         config_poll_seconds=args.model_config_file_poll_wait_seconds,
         allow_unavailable_labels=args.allow_version_labels_for_unavailable_models,
+        allowed_origins=frozenset(filter(None, (o.strip() for o in args.rest_api_allowed_origins.split(",")))),
     )
 
 

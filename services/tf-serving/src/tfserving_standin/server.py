@@ -24,6 +24,7 @@ from tfserving_standin.core.manager import ModelManager
 from tfserving_standin.core.metrics import Metrics
 from tfserving_standin.core.server_core import ServerCore, status_text
 from tfserving_standin.grpc_api.dispatch import GrpcFrontEnd
+from tfserving_standin.rest_api.connection import RestRunner
 from tfserving_standin.rest_api.server import RestFrontEnd
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class ServerOptions:
     config_file: str | None = None  # --model_config_file, re-read every config_poll_seconds when > 0
     config_poll_seconds: float = 0.0
     allow_unavailable_labels: bool = False  # --allow_version_labels_for_unavailable_models
+    allowed_origins: frozenset[str] = frozenset()  # --rest_api_allowed_origins: web pages that may call REST
 
 
 def _configure_tensorflow(options: ServerOptions) -> None:
@@ -68,8 +70,17 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
 
     batch_threads = options.batching.num_batch_threads if options.batching else 2
     executor = concurrent.futures.ThreadPoolExecutor(batch_threads, thread_name_prefix="batch")
+    # Encoded images decode on one thread of their own: at most a core, never a pixel predict's.
+    decode_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="decode")
     metrics = Metrics([model.name for model in options.models])
-    manager = ModelManager([], options.batching, executor, metrics, unbatched_threads=batch_threads)
+    manager = ModelManager(
+        [],
+        options.batching,
+        executor,
+        metrics,
+        unbatched_threads=batch_threads,
+        decode_executor=decode_executor,
+    )
     api = ServingApi(manager)
 
     # ServerCore::Create: the first ReloadConfig, labels checked before anything is loaded, then
@@ -80,6 +91,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     except ServingError as error:
         await manager.close()
         executor.shutdown(wait=False)
+        decode_executor.shutdown(wait=False)
         raise StartupError(status_text(error)) from None
     reloader = (
         ConfigReloader(core, options.config_file) if options.config_file and options.config_poll_seconds > 0 else None
@@ -91,20 +103,29 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
         f"{options.host}:{options.grpc_port}",
         options.max_request_bytes,
         logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        idle_seconds=options.client_timeout_seconds,
     )
     await grpc_front_end.start()
     log.info("Running gRPC ModelServer at %s:%d ...", options.host, options.grpc_port)
     runner = None
     if options.rest_port:  # 0 turns REST off, as in TF Serving
-        rest = RestFrontEnd(api, metrics, options.monitoring, options.max_request_bytes, options.client_timeout_seconds)
+        rest = RestFrontEnd(
+            api,
+            metrics,
+            options.monitoring,
+            options.max_request_bytes,
+            options.client_timeout_seconds,
+            options.allowed_origins,
+        )
         # aiohttp closes a connection still waiting for a complete request head when its
         # keep-alive time is up, counted from the connection's start or its last response: that
         # is the deadline for slow (slowloris) clients. The body's deadline is RestFrontEnd's.
         # After an answer given before the whole body arrived (413, 408), aiohttp reads and drops
         # what the client still sends for lingering_time, so the client sees the answer and not a
         # reset: 1 s rather than aiohttp's 10, so a slow client is cut within the timeout + 1 s.
-        runner = web.AppRunner(
+        runner = RestRunner(
             rest.make_app(),
+            options.max_request_bytes,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=2.0,
@@ -143,3 +164,4 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
             await runner.cleanup()
         await manager.close()
         executor.shutdown(wait=True)
+        decode_executor.shutdown(wait=True)

@@ -11,6 +11,12 @@ chunk framing are errors, answered here with 400 at once. On top of uvicorn's pr
   request is in, the deadline no longer applies: the app's time is gunicorn's worker timeout.
 - a request target longer than URL_LIMIT_BYTES gets 414, a head larger than HEAD_LIMIT_BYTES 431,
   counted as bytes arrive, so a long header cannot grow in memory first.
+- every byte a request sends counts, head, body and chunk framing (a chunk extension carries no
+  body but can be hundreds of megabytes): past max_request_bytes plus HEAD_LIMIT_BYTES it gets 413
+  at once, not at the deadline.
+- CONNECT (a proxy's method) gets 405 and a request target that is not a path 400, at once; an
+  upgrade to WebSocket is not taken up (the worker runs no WebSocket protocol), so the request is
+  answered as HTTP/1.1 like any other.
 - every answer written here is JSON {"error", "status"} with the app's security headers.
 """
 
@@ -45,8 +51,9 @@ def error_answer(status: int, reason: str) -> bytes:
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
-    # Set by the worker (mnist_webui.worker) from WEB_CLIENT_TIMEOUT.
+    # Set by the worker (mnist_webui.worker) from WEB_CLIENT_TIMEOUT and the body limit.
     client_timeout: float = 5.0
+    max_request_bytes: int = 1 << 20
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -98,19 +105,26 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._bytes_since_armed += len(data)
         if not self._head_complete:
             self._head_bytes += len(data)
+        if self._bytes_since_armed > self.max_request_bytes + HEAD_LIMIT_BYTES and not self._request_received():
+            self.refuse(413, f"the request is larger than {self.max_request_bytes} bytes (body and framing)")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
             cause = error.__cause__ or error.__context__
             if isinstance(cause, RequestRefused):
                 self.refuse(cause.status, cause.reason)
+            elif isinstance(cause, httptools.HttpParserError):  # uvicorn's parse of the target
+                self.logger.info("malformed request target from %s: %s", self.client, cause)
+                self.refuse(400, "malformed request target: send a path")
             else:
                 raise
             return
         except httptools.HttpParserUpgrade:
-            # An offer to upgrade (curl's "Upgrade: h2c", say) that this server does not take up:
-            # the request itself is answered as HTTP/1.1, as uvicorn does.
+            # An offer to upgrade (curl's "Upgrade: h2c", a WebSocket handshake) that this server
+            # does not take up: the request itself is answered as HTTP/1.1, as uvicorn does.
             return
+
         except httptools.HttpParserError as error:
             self.logger.info("malformed request from %s: %s", self.client, error)
             self.refuse(400, "malformed HTTP request (framing, line endings or headers)")
@@ -137,6 +151,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_url(self, url: bytes) -> None:
+        if self.parser.get_method() == b"CONNECT":
+            raise RequestRefused(405, "CONNECT is not supported: this is not a proxy")
         super().on_url(url)
         if len(self.url) > URL_LIMIT_BYTES:
             raise RequestRefused(414, f"request target longer than {URL_LIMIT_BYTES} bytes")

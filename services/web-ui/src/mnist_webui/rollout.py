@@ -63,6 +63,14 @@ class RolloutView:
             log.error("rollout state not applied, the split in force stays: %s", error)
             self._stamp = stamp  # not read again until it changes
             return
+        except Exception as error:  # noqa: BLE001 - whatever the file holds, predicts go on
+            log.error(
+                "rollout state %s not applied, the split in force stays: cannot be read (%s)",
+                self.path,
+                type(error).__name__,
+            )
+            self._stamp = stamp
+            return
         self._stamp = stamp
         if state is not None and state != self._state:
             log.info("rollout: %s (generation %d)", state.describe(), state.generation)

@@ -119,18 +119,25 @@ def decode_base64_image(text) -> bytes:
 # WEB_THREADS. The others wait here for a slot; drawings and small uploads take milliseconds.
 IMAGE_DECODES_AT_ONCE = 2
 _decode_slots = threading.BoundedSemaphore(IMAGE_DECODES_AT_ONCE)
+# The longest a picture waits for a slot: decodes run in threads, where gunicorn's worker timeout
+# never fires, so a request that cannot get a slot in this time is told to retry (503) instead of
+# holding its thread. A decode within the bounds (mnist_common.decode_work) takes well under 1 s.
+DECODE_SLOT_WAIT_SECONDS = 5.0
 
 
 def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
+    if not _decode_slots.acquire(timeout=DECODE_SLOT_WAIT_SECONDS):
+        raise ApiError(503, "too many pictures are being decoded right now; retry shortly, or send pixels")
     try:
-        with _decode_slots:
-            return preprocessing.preprocess_image_bytes(data, max_pixels=max_pixels)
+        return preprocessing.preprocess_image_bytes(data, max_pixels=max_pixels)
     except preprocessing.ImageTooLargeError as error:
         raise ApiError(413, str(error)) from None
     except preprocessing.NotAnImageError as error:
         raise ApiError(415, f"{error}; send a PNG or JPEG") from None
     except preprocessing.ImageError as error:
         raise ApiError(400, str(error)) from None
+    finally:
+        _decode_slots.release()
 
 
 def parse_predict_request(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:

@@ -45,6 +45,7 @@ class BufferedRequestWorker(UvicornWorker):
         "http": DeadlineHttpProtocol,
         "lifespan": "off",  # a WSGI app has no start-up or shutdown events
         "server_header": False,  # no version advertised
+        "ws": "none",  # no WebSocket route: an upgrade request is answered as plain HTTP/1.1
     }
 
     def __init__(self, *args, **kwargs):
@@ -52,7 +53,11 @@ class BufferedRequestWorker(UvicornWorker):
         # One protocol class per worker with this worker's deadline (uvicorn builds the protocol).
         self.CONFIG_KWARGS = {
             **self.CONFIG_KWARGS,
-            "http": type("ConfiguredHttpProtocol", (DeadlineHttpProtocol,), {"client_timeout": timeout}),
+            "http": type(
+                "ConfiguredHttpProtocol",
+                (DeadlineHttpProtocol,),
+                {"client_timeout": timeout, "max_request_bytes": settings_from_env().max_request_bytes},
+            ),
         }
         super().__init__(*args, **kwargs)
         self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import reprlib
 
 from mnist_common import storage
 
@@ -50,20 +51,25 @@ class RolloutState:
         return dataclasses.asdict(self) | {"schema": SCHEMA}
 
 
+def _shown(value) -> str:
+    """A value for an error message: cut short, however large or deeply nested the file made it."""
+    return reprlib.repr(value)
+
+
 def _is_version(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def check(state: RolloutState) -> None:
     if not _is_version(state.stable):
-        raise RolloutStateError(f"stable must be a version number >= 1, not {state.stable!r}")
+        raise RolloutStateError(f"stable must be a version number >= 1, not {_shown(state.stable)}")
     for name in ("canary", "previous_stable"):
         value = getattr(state, name)
         if value is not None and not _is_version(value):
-            raise RolloutStateError(f"{name} must be a version number >= 1 or null, not {value!r}")
+            raise RolloutStateError(f"{name} must be a version number >= 1 or null, not {_shown(value)}")
     percent = state.canary_percent
     if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
-        raise RolloutStateError(f"canary_percent must be a number from 0 to 100, not {percent!r}")
+        raise RolloutStateError(f"canary_percent must be a number from 0 to 100, not {_shown(percent)}")
     if state.canary is None and percent != 0:
         raise RolloutStateError(f"canary_percent is {percent:g} but there is no canary")
     if state.canary is not None and state.canary == state.stable:
@@ -80,12 +86,12 @@ def from_json(data, source: str) -> RolloutState:
     if unknown:
         raise RolloutStateError(f"{source}: unknown field(s) {', '.join(unknown)}")
     if data.get("schema") != SCHEMA:
-        raise RolloutStateError(f"{source}: schema must be {SCHEMA}, not {data.get('schema')!r}")
+        raise RolloutStateError(f"{source}: schema must be {SCHEMA}, not {_shown(data.get('schema'))}")
     if "stable" not in data:
         raise RolloutStateError(f"{source}: the field stable is missing")
     generation = data.get("generation", 0)
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
-        raise RolloutStateError(f"{source}: generation must be an integer >= 0, not {generation!r}")
+        raise RolloutStateError(f"{source}: generation must be an integer >= 0, not {_shown(generation)}")
     try:
         return RolloutState(
             stable=data["stable"],
@@ -93,15 +99,30 @@ def from_json(data, source: str) -> RolloutState:
             canary_percent=data.get("canary_percent", 0),
             previous_stable=data.get("previous_stable"),
             generation=generation,
-            updated_at=str(data.get("updated_at", "")),
+            updated_at=_text(data.get("updated_at", ""), "updated_at"),
         )
     except RolloutStateError as error:
         raise RolloutStateError(f"{source}: {error}") from None
 
 
+def _text(value, name: str) -> str:
+    # str() of a deeply nested list would recurse as deep as the nesting.
+    if not isinstance(value, str):
+        raise RolloutStateError(f"{name} must be a string, not {type(value).__name__}")
+    return value
+
+
+# A state is a few hundred bytes; a file much larger than this is not one (and is not parsed).
+MAX_STATE_BYTES = 64 << 10
+
+
 def parse(raw: bytes, source: str) -> RolloutState:
+    if len(raw) > MAX_STATE_BYTES:
+        raise RolloutStateError(f"{source}: {len(raw)} bytes; a rollout state is at most {MAX_STATE_BYTES}")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise RolloutStateError(f"{source}: not JSON of the schema: it nests deeper than the parser goes") from None
     except ValueError as error:
         raise RolloutStateError(f"{source}: not JSON: {error}") from None
     return from_json(data, source)

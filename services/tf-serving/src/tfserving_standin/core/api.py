@@ -7,11 +7,14 @@ drift apart.
 
 from __future__ import annotations
 
+import asyncio
+
+import grpc
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, status_pb2
 
-from tfserving_standin.core.decode_budget import DecodeBudget, request_cost
-from tfserving_standin.core.errors import invalid_argument
+from tfserving_standin.core.decode_budget import DECODE_DEADLINE_SECONDS, DecodeBudget, request_cost
+from tfserving_standin.core.errors import ServingError, invalid_argument
 from tfserving_standin.core.manager import ModelManager
 
 _STATE_ENUM = get_model_status_pb2.ModelVersionStatus.State
@@ -20,9 +23,15 @@ _METHOD_NAMES = {"classify": "tensorflow/serving/classify", "regress": "tensorfl
 
 
 class ServingApi:
-    def __init__(self, manager: ModelManager, decode_budget: DecodeBudget | None = None):
+    def __init__(
+        self,
+        manager: ModelManager,
+        decode_budget: DecodeBudget | None = None,
+        decode_deadline_seconds: float = DECODE_DEADLINE_SECONDS,
+    ):
         self.manager = manager
         self.decode_budget = decode_budget or DecodeBudget()
+        self.decode_deadline_seconds = decode_deadline_seconds
 
     def model_status(self, name: str, version=None, label=None) -> get_model_status_pb2.GetModelStatusResponse:
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -65,12 +74,28 @@ class ServingApi:
                 )
         cost = self.decode_budget.admit(request_cost(inputs))
         try:
-            outputs = await self.manager.batcher(state, signature).submit(inputs, rows)
+            submitted = self.manager.batcher(state, signature).submit(inputs, rows)
+            if signature.takes_encoded_images:
+                outputs = await self._within_decode_deadline(submitted)
+            else:
+                outputs = await submitted
         finally:
             self.decode_budget.release(cost)
         if output_filter:
             outputs = {alias: outputs[alias] for alias in output_filter}
         return outputs
+
+    async def _within_decode_deadline(self, submitted):
+        """A request that decodes images is answered within the deadline, whatever its images cost:
+        one slow decode must not hold its client, or the queue behind it, for longer."""
+        try:
+            return await asyncio.wait_for(submitted, self.decode_deadline_seconds)
+        except TimeoutError:
+            raise ServingError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"Decoding the request's images took longer than {self.decode_deadline_seconds:g} s; "
+                "send fewer or simpler images",
+            ) from None
 
     def unsupported_method(self, name: str, version, label, signature_name: str, method: str):
         """:classify / :regress against this model's predict signatures: TF Serving's refusal."""

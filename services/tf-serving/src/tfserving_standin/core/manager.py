@@ -47,6 +47,7 @@ class ModelManager:
         batch_executor: concurrent.futures.Executor,
         metrics=None,
         unbatched_threads: int = 2,
+        decode_executor: concurrent.futures.Executor | None = None,
     ):
         self.models = {model.name: model for model in models}  # the source config in force
         # The label map in force (ServerCore's model_labels_to_versions_): set only by
@@ -54,6 +55,9 @@ class ModelManager:
         self.labels: dict[str, dict[str, int]] | None = None
         self._batching = batching
         self._batch_executor = batch_executor
+        # Signatures that decode encoded images run here, so a slow decode never holds a thread
+        # that pixel predicts are waiting for (core/decode_budget.py).
+        self._decode_executor = decode_executor or batch_executor
         self._load_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load")
         self._metrics = metrics
         self._unbatched_threads = unbatched_threads
@@ -98,9 +102,8 @@ class ModelManager:
             on_batch = None
             if self._metrics:
                 on_batch = self._metrics.batch_observer(state.servable.model_name, state.version, signature.name)
-            batcher = Batcher(
-                signature, self._batching, self._batch_executor, on_batch, unbatched_threads=self._unbatched_threads
-            )
+            executor = self._decode_executor if signature.takes_encoded_images else self._batch_executor
+            batcher = Batcher(signature, self._batching, executor, on_batch, unbatched_threads=self._unbatched_threads)
             state.batchers[signature.name] = batcher
         return batcher
 

@@ -58,6 +58,11 @@ class Signature:
     outputs: dict[str, TensorSpec]
     function: object  # the loaded ConcreteFunction
 
+    @property
+    def takes_encoded_images(self) -> bool:
+        """A string input: encoded pictures the signature decodes (predict_image_bytes)."""
+        return any(spec.np_dtype.kind == "O" for spec in self.inputs.values())
+
     def check_inputs(self, inputs: dict[str, np.ndarray]) -> int:
         """Validate a request's tensors against the signature; returns its number of rows."""
         if set(inputs) != set(self.inputs):
@@ -88,6 +93,9 @@ class Signature:
                 raise invalid_argument(f"Input {name} is a scalar; a batch (leading dimension) is needed")
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise invalid_argument(f"Input {name} contains NaN or Infinity; values must be finite numbers")
+            if array.shape[0] == 0:
+                # Answered here, not by the model: its layers' shapes are no part of the API.
+                raise invalid_argument(f"Input {name} has 0 rows (its 0th dimension); send at least one")
             if rows is None:
                 rows = array.shape[0]
             elif array.shape[0] != rows:

@@ -195,10 +195,19 @@ class _FrontEndLink(asyncio.Protocol):
 class GrpcFrontEnd:
     """Starts the gRPC front-end process on `address` and serves the calls it forwards."""
 
-    def __init__(self, api: ServingApi, metrics, address: str, max_message_bytes: int, log_level: str = "WARNING"):
+    def __init__(
+        self,
+        api: ServingApi,
+        metrics,
+        address: str,
+        max_message_bytes: int,
+        log_level: str = "WARNING",
+        idle_seconds: float = 5.0,
+    ):
         self._methods = GrpcMethods(api, metrics)
         self._address = address
         self._max_message_bytes = max_message_bytes
+        self._idle_seconds = idle_seconds
         self._log_level = log_level
         self._process: subprocess.Popen | None = None
         self._link: _FrontEndLink | None = None
@@ -214,6 +223,7 @@ class GrpcFrontEnd:
             f"--bridge_fd={bridge_fd}",
             f"--parent_pid={os.getpid()}",
             f"--max_message_bytes={self._max_message_bytes}",
+            f"--idle_seconds={self._idle_seconds:g}",
             f"--log_level={self._log_level}",
         ]
 

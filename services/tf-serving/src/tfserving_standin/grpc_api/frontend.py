@@ -116,7 +116,7 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         return self._handlers.get(handler_call_details.method)
 
 
-async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: int) -> int:
+async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: int, idle_seconds: float) -> int:
     loop = asyncio.get_running_loop()
     limit = bridge.frame_limit(max_message_bytes)
     _, link = await loop.connect_accepted_socket(lambda: ModelServerLink(limit), bridge_socket)
@@ -125,6 +125,12 @@ async def _serve(address: str, bridge_socket: socket.socket, max_message_bytes: 
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Idle connections close as the REST port's do (--client_timeout_seconds): a connection
+            # with no call in flight for that long gets GOAWAY and is closed, and one that has not
+            # finished its HTTP/2 handshake by then is dropped. gRPC's defaults keep both forever
+            # (max_connection_idle) or for two minutes (handshake).
+            ("grpc.max_connection_idle_ms", int(idle_seconds * 1000)),
+            ("grpc.server_handshake_timeout_ms", int(idle_seconds * 1000)),
         ]
     )
     server.add_generic_rpc_handlers((ForwardingHandler(link),))
@@ -167,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bridge_fd", type=int, required=True)
     parser.add_argument("--parent_pid", type=int, required=True)
     parser.add_argument("--max_message_bytes", type=int, required=True)
+    parser.add_argument("--idle_seconds", type=float, default=5.0)
     parser.add_argument("--log_level", default="WARNING")
     args = parser.parse_args(argv)
     _die_with_parent(args.parent_pid)
     logs.configure("tfserving-standin", args.log_level)  # the parent checked LOG_FORMAT
     bridge_socket = socket.socket(fileno=args.bridge_fd)
-    event_loop.exit_now(event_loop.run(_serve(args.address, bridge_socket, args.max_message_bytes)))
+    event_loop.exit_now(event_loop.run(_serve(args.address, bridge_socket, args.max_message_bytes, args.idle_seconds)))
 
 
 if __name__ == "__main__":

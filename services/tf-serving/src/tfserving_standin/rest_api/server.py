@@ -17,10 +17,12 @@ import urllib.parse
 
 import orjson
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 
 from tfserving_standin.core.api import ServingApi, metadata_json, status_json
 from tfserving_standin.core.errors import ServingError, invalid_argument
 from tfserving_standin.rest_api import json_codec as rest_json
+from tfserving_standin.rest_api.connection import drop_server_header
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ class _SlowClient(Exception):
     """The client did not send its request body within the client timeout."""
 
 
+class _ClientGone(Exception):
+    """The connection closed before the request body was read: nobody is left to answer."""
+
+
 class RestFrontEnd:
     def __init__(
         self,
@@ -61,8 +67,10 @@ class RestFrontEnd:
         monitoring=None,
         max_request_bytes: int = 4 << 20,
         client_timeout_seconds: float = 5.0,
+        allowed_origins: frozenset[str] = frozenset(),
     ):
         self._api = api
+        self._allowed_origins = allowed_origins
         self._client_timeout = client_timeout_seconds
         self._metrics = metrics
         self._metrics_path = monitoring.prometheus_path if monitoring and monitoring.prometheus_enabled else None
@@ -72,11 +80,52 @@ class RestFrontEnd:
         app = web.Application(client_max_size=self._max_request_bytes, handler_args={"max_field_size": 16384})
         # [\s\S], not ".": a path may hold an encoded newline (%0A), which "." does not match;
         # aiohttp would then answer its own text 404 instead of a JSON error.
-        app.router.add_route("*", "/{tail:[\\s\\S]*}", self._dispatch)
+        app.router.add_route("*", "/{tail:[\\s\\S]*}", self._dispatch, expect_handler=self._expect)
+        app.on_response_prepare.append(drop_server_header)
         return app
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """`Expect: 100-continue`: a body declared over the limit is refused before it is invited."""
+        if request.version != HttpVersion11:
+            return None
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            response = _json_response(rest_json.error_body("Only Expect: 100-continue is supported"), 417)
+            response.force_close()
+            return response
+        if request.content_length is not None and request.content_length > self._max_request_bytes:
+            response = _json_response(
+                rest_json.error_body(f"Request body larger than the limit of {self._max_request_bytes} bytes"), 413
+            )
+            response.force_close()
+            return response
+        if self._foreign_origin(request):
+            return self._refuse_origin(request)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper is still to come
+        return None
+
+    def _foreign_origin(self, request: web.Request) -> bool:
+        """A browser names the page's origin on cross-origin requests (and on every POST); a
+        "simple" request (text/plain, a form) is sent without a preflight, so the only defence
+        is to refuse it here. Clients that are not browsers send no Origin."""
+        origin = request.headers.get("Origin")
+        return origin is not None and origin not in self._allowed_origins
+
+    def _refuse_origin(self, request: web.Request) -> web.Response:
+        response = _json_response(
+            rest_json.error_body(
+                "Requests from web pages of another origin are refused; "
+                "allow the origin with --rest_api_allowed_origins"
+            ),
+            403,
+        )
+        response.force_close()  # the body, if any, is not read
+        return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.raw_path
+        if self._foreign_origin(request):
+            return self._refuse_origin(request)
         if self._metrics_path and path == self._metrics_path and self._metrics is not None:
             if request.method != "GET":
                 return web.Response(status=405, text="Use GET\n")
@@ -128,6 +177,9 @@ class RestFrontEnd:
             )
             response.force_close()  # the rest of the body may still be on its way
             return response
+        except _ClientGone:
+            status = "CANCELLED"
+            return _json_response(rest_json.error_body("The client closed the connection"), 499)
         except web.HTTPRequestEntityTooLarge:
             status = "RESOURCE_EXHAUSTED"
             return _json_response(
@@ -148,6 +200,8 @@ class RestFrontEnd:
                 body = await request.read()
         except TimeoutError:
             raise _SlowClient from None
+        except ConnectionError:  # the client left, or the connection refused the request (413)
+            raise _ClientGone from None
         document = rest_json.parse_body(body)
         signature_name = rest_json.signature_name(document)
         if method != "predict":
