@@ -25,6 +25,7 @@ import json
 import pytest
 
 from mnist_common.rollout import configmap, runner
+from mnist_common.rollout import state as rollout_state
 from mnist_deploy import deploy, publish
 from mnist_deploy.waiting import Poller
 from tests.deploy.renders import find
@@ -273,3 +274,103 @@ def test_the_control_plane_range_is_declared_once_and_only_for_those_ports(rende
         {"port": 8501, "protocol": "TCP"},
         {"port": "metrics", "protocol": "TCP"},
     ]
+
+
+# ---- the rollout command line (make canary/promote/rollback OVERLAY=...) -----------------------
+
+
+def request_of_client_call(method: str, name: str = "") -> Request:
+    """The request behind a kubernetes client call, from the client's own naming of its
+    operations (kubernetes-client/python, generated from the API's OpenAPI operation ids:
+    read_* is GET on a named object, list_* GET on a collection, connect_get_*_proxy_with_path
+    GET on the proxy subresource; the dynamic client's server_side_apply is a PATCH)."""
+    if method == "server_side_apply":
+        return Request("patch", "configmaps", name)
+    resource = {"config_map": "configmaps", "pod": "pods"}
+    if method.startswith("connect_"):
+        http, _, rest = method.removeprefix("connect_").partition("_namespaced_")
+        kind, _, sub = rest.removesuffix("_with_path").partition("_")
+        return Request({"get": "get", "post": "create"}[http], f"{resource[kind]}/{sub}", name)
+    action, _, kind = method.partition("_namespaced_")
+    return Request({"read": "get", "list": "list"}[action], resource[kind], name)
+
+
+class RecordingKubeClient:
+    """CoreV1Api and DynamicClient, as far as mnist_rollout.cluster_state uses them, over one
+    ConfigMap, two TF Serving pods answering from it and two web UI pods; records each call."""
+
+    def __init__(self, data: dict):
+        from types import SimpleNamespace as Obj
+
+        self.data, self.requests = dict(data), []
+        self.resources = Obj(get=lambda **kwargs: Obj(**kwargs))
+
+        def pod(name, ports):
+            container = Obj(ports=[Obj(name=n, container_port=p) for n, p in ports.items()])
+            return Obj(
+                metadata=Obj(name=name, deletion_timestamp=None),
+                status=Obj(phase="Running"),
+                spec=Obj(containers=[container]),
+            )
+
+        self.pods = {
+            configmap.SERVING_COMPONENT: [pod(f"tf-serving-{i}", {"grpc": 8500, "http": 8501}) for i in "ab"],
+            configmap.WEB_UI_COMPONENT: [
+                pod(f"web-ui-{i}", {"http": 8080, "metrics": METRICS_PORT_NUMBER}) for i in "ab"
+            ],
+        }
+        self.obj = Obj
+
+    def read_namespaced_config_map(self, name, namespace):
+        self.requests.append(request_of_client_call("read_namespaced_config_map", name))
+        return self.obj(data=dict(self.data))
+
+    def server_side_apply(self, resource, body, namespace, field_manager, force_conflicts):
+        self.requests.append(request_of_client_call("server_side_apply", body["metadata"]["name"]))
+        self.data = dict(body["data"])
+
+    def list_namespaced_pod(self, namespace, label_selector):
+        self.requests.append(request_of_client_call("list_namespaced_pod"))
+        return self.obj(items=self.pods[label_selector.partition("=")[2]])
+
+    def connect_get_namespaced_pod_proxy_with_path(self, name, namespace, path):
+        pod, _, port = name.partition(":")
+        self.requests.append(request_of_client_call("connect_get_namespaced_pod_proxy_with_path", pod))
+        assert port.isdigit(), f"the pod proxy dials {name} verbatim (ResourceLocation)"
+        if pod.startswith("web-ui"):
+            assert (int(port), path) == (METRICS_PORT_NUMBER, "metrics")
+            return 'webui_predictions_total{label="stable",outcome="ok",version="1"} 5.0\n'
+        from google.protobuf import text_format
+        from tensorflow_serving.config import model_server_config_pb2
+
+        assert int(port) == configmap.SERVING_REST_PORT
+        text = self.data[configmap.MODELS_CONFIG]
+        entry = text_format.Parse(text, model_server_config_pb2.ModelServerConfig()).model_config_list.config[0]
+        if "/labels/" in path:
+            version = dict(entry.version_labels)[path.rsplit("/", 1)[1]]
+            return json.dumps({"model_version_status": [{"version": str(version), "state": "AVAILABLE"}]})
+        versions = entry.model_version_policy.specific.versions
+        return json.dumps({"model_version_status": [{"version": str(v), "state": "AVAILABLE"} for v in versions]})
+
+
+def test_every_request_of_the_rollout_command_line_is_allowed_by_the_rendered_role(renders):
+    from mnist_rollout import cli, cluster_state
+
+    state = configmap.stamped(
+        rollout_state.from_json({"schema": 1, "stable": 1, "canary": 2, "canary_percent": 30}, "test"), None
+    )
+    client = RecordingKubeClient(configmap.manifest(state, [1, 2, 3], cluster_state.NAMESPACE)["data"])
+    access = cluster_state.KubeAccess.__new__(cluster_state.KubeAccess)
+    access._core = access._dynamic = client
+    access.namespace, access._ports = cluster_state.NAMESPACE, {}
+    quick = ["--timeout", "5", "--quiet-seconds", "0.05"]
+    # v3 replaces the canary v2 (loaded everywhere, labels moved, split, v2 drained), then rolled back.
+    assert cli.main(["canary", "--cluster", "--model-version", "3", *quick], cluster=access) == 0
+    assert cli.main(["rollback", "--cluster", *quick], cluster=access) == 0
+    asked = set(client.requests)
+    assert {r.resource for r in asked} == {"configmaps", "pods", "pods/proxy"}
+    assert Request("get", "pods/proxy", "web-ui-b") in asked and Request("get", "pods/proxy", "tf-serving-a") in asked
+    for target in ("overlays/local", "overlays/gke"):
+        role = find(renders[target], "Role", "mnist-rollout")
+        denied = sorted(str(r) for r in asked if not any(rule_allows(rule, r) for rule in role["rules"]))
+        assert not denied, f"{target}: the Role mnist-rollout does not allow {denied}"
