@@ -27,6 +27,7 @@ import pytest
 from mnist_common.rollout import configmap, runner
 from mnist_common.rollout import state as rollout_state
 from mnist_deploy import deploy, publish
+from mnist_deploy import policy as policy_rules
 from mnist_deploy.waiting import Poller
 from tests.deploy.renders import find
 from tests.deploy.test_export_goes_to_canary import ServingCluster
@@ -190,16 +191,6 @@ def test_the_role_allows_nothing_the_rollout_does_not_ask_for(renders, clock, li
 # ---- the network: the pod proxy's traffic reaches the ports it dials ---------------------------
 
 
-def selects(selector: dict, labels: dict) -> bool:
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        inside = labels.get(expression["key"]) in expression.get("values", [])
-        if (expression["operator"] == "In") != inside:
-            return False
-    return True
-
-
 def port_admitted(rule_ports: list[dict] | None, number: int, named: dict[str, int]) -> bool:
     if not rule_ports:
         return True
@@ -251,7 +242,8 @@ def test_the_network_policies_admit_the_control_plane_to_the_ports_the_rollout_d
         admitted = [
             policy["metadata"]["name"]
             for policy in policies
-            if "Ingress" in policy["spec"].get("policyTypes", []) and selects(policy["spec"]["podSelector"], labels)
+            if "Ingress" in policy["spec"].get("policyTypes", [])
+            and policy_rules.selects(policy["spec"]["podSelector"], labels)
             for rule in policy["spec"].get("ingress") or []
             if port_admitted(rule.get("ports"), number, named) and any(map(from_control_plane, rule.get("from") or []))
         ]
