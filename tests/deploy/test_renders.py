@@ -155,24 +155,28 @@ def test_only_the_web_ui_reaches_tf_serving(renders):
     deny_all = [p for p in policies if p["spec"]["podSelector"] == {} and not p["spec"].get("ingress")]
     assert deny_all, "no default-deny ingress policy"
     serving_labels = find(gke, "Deployment", "tf-serving")["spec"]["template"]["metadata"]["labels"]
-    sources = []
+    sources = []  # (peer, the ports of its rule that are TF Serving's)
     for network_policy in policies:
         if network_policy["spec"]["podSelector"] and policy.selects(
             network_policy["spec"]["podSelector"], serving_labels
         ):
             for rule in network_policy["spec"].get("ingress", []):
-                ports = {port["port"] for port in rule.get("ports", [])}
-                if ports & {8500, 8501}:
-                    sources.extend(rule.get("from", [{"anything": True}]))
-    pod_sources = [source for source in sources if "namespaceSelector" not in source]
+                ports = {port["port"] for port in rule.get("ports", [])} & {8500, 8501}
+                if ports:
+                    sources.extend((source, ports) for source in rule.get("from", [{"anything": True}]))
+    pod_sources = [source for source, _ in sources if "namespaceSelector" not in source and "ipBlock" not in source]
     assert pod_sources == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "web-ui"}}}]
-    # Apart from the web UI, only Managed Prometheus' collector pods reach the metrics port.
-    for source in sources:
-        assert source in pod_sources or source == {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "collector"}},
-        }
-    assert all("ipBlock" not in source for source in sources)
+    # Apart from the web UI, only Managed Prometheus' collector pods reach the metrics port, and
+    # the API server's pod proxy (the control plane's range, its Konnectivity agents) the REST
+    # port, for the model rollout (tests/deploy/test_rollout_access.py): never gRPC's 8500.
+    rollout = find(gke, "NetworkPolicy", "rollout-from-control-plane")["spec"]["ingress"][0]["from"]
+    collector = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "collector"}},
+    }
+    for source, ports in sources:
+        assert source in pod_sources or (source in [collector, *rollout] and ports == {8501}), source
+    assert [source for source, _ in sources if "ipBlock" in source] == [rollout[0]]
 
 
 def test_ingress_is_behind_iap_with_a_managed_certificate(renders):

@@ -106,6 +106,10 @@ def test_web_ui_port_admits_only_google_front_ends_and_metrics(renders, target):
         for rule in obj["spec"].get("ingress") or []:
             peers = rule.get("from")
             assert peers, f"{obj['metadata']['name']}: ingress to the web UI from any source"
+            if obj["metadata"]["name"] == "rollout-from-control-plane":
+                # The API server's pod proxy (the model rollout): the metrics port only, never 8080.
+                assert {p["port"] for p in rule["ports"]} == {8501, "metrics"}
+                continue
             blocks = {p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p}
             namespaces = [p for p in peers if "namespaceSelector" in p]
             assert blocks <= GOOGLE_FRONT_ENDS and (blocks or namespaces)

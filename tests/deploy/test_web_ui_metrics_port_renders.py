@@ -60,7 +60,7 @@ def test_managed_prometheus_scrapes_it_by_name(renders):
     assert monitoring["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
 
 
-def test_only_the_collector_is_admitted_to_it(renders):
+def test_only_the_collector_and_the_pod_proxy_are_admitted_to_it(renders):
     gke = renders["overlays/gke"]
     port = metrics_port(gke)
     template, _ = web_ui_container(gke)
@@ -72,4 +72,14 @@ def test_only_the_collector_is_admitted_to_it(renders):
             ports = [p["port"] for p in rule.get("ports", [])]
             if not ports or "metrics" in ports or port in ports:
                 admitted.extend(rule.get("from", [{"anyone": True}]))
-    assert admitted == [COLLECTOR]
+    # Besides the collector, the API server's pod proxy, which the rollout reads every pod's
+    # figures through (the control plane's range and its Konnectivity agents; test_rollout_access).
+    rollout = find(gke, "NetworkPolicy", "rollout-from-control-plane")["spec"]["ingress"][0]["from"]
+    assert admitted == [COLLECTOR, *rollout]
+    assert rollout == [
+        {"ipBlock": {"cidr": rollout[0]["ipBlock"]["cidr"]}},
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "konnectivity-agent"}},
+        },
+    ]

@@ -49,7 +49,8 @@ class MountedCluster:
         self.mount, self.base_path = mount, base_path
         self.data: dict = {}
         self.serving: dict[str, str] = {}  # pod -> REST URL
-        self.web_ui: dict[str, str] = {}  # pod -> URL
+        self.web_ui: dict[str, str] = {}  # pod -> URL (its HTTP port, what the load uses)
+        self.web_ui_ports: dict[str, dict[str, str]] = {}  # pod -> {container port name: URL}
         self.applies = 0
 
     def read_configmap(self):
@@ -68,7 +69,11 @@ class MountedCluster:
 
     def pod_get(self, pod, port, path):
         if pod in self.web_ui:
-            url = f"{self.web_ui[pod]}/{path}"
+            # As in the cluster: the rollout reads the web UI's own `metrics` port (METRICS_PORT,
+            # no IAP check); /metrics on the HTTP port is 404 there.
+            if port not in self.web_ui_ports[pod]:
+                raise OSError(f"{pod}: no container port {port}")
+            url = f"{self.web_ui_ports[pod][port]}/{path}"
         else:
             assert port == configmap.SERVING_REST_PORT
             url = f"{self.serving[pod]}/{path}"
@@ -102,10 +107,11 @@ class Load:
 
 
 def start_web_ui(tmp_path, name, standin, rollout_file, data_dir):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = dict(
         os.environ,
         UI_PORT=str(port),
+        METRICS_PORT=str(metrics_port),  # as the rendered Deployment sets it from its `metrics` port
         SERVING_GRPC_ADDRESS=standin.grpc_target,
         SERVING_REST_URL=standin.rest_url,
         SERVING_PROTOCOL="grpc",
@@ -129,7 +135,7 @@ def start_web_ui(tmp_path, name, standin, rollout_file, data_dir):
     while time.monotonic() < deadline:
         try:
             if requests.get(f"{url}/readyz", timeout=2).ok:
-                return process, log, url
+                return process, log, url, f"http://127.0.0.1:{metrics_port}"
         except requests.RequestException:
             time.sleep(0.2)
     pytest.fail(f"web UI {name} did not become ready")
@@ -169,7 +175,8 @@ def test_one_write_is_refused_by_tf_serving_and_the_phased_rollout_succeeds(tmp_
         for index, replica in enumerate(replicas):
             web_uis.append(start_web_ui(tmp_path, f"web-ui-{index}", replica, mount / configmap.ROLLOUT_JSON, data_dir))
             cluster.web_ui[f"web-ui-{index}"] = web_uis[-1][2]
-        load = Load([url for _, _, url in web_uis])
+            cluster.web_ui_ports[f"web-ui-{index}"] = {configmap.WEB_UI_METRICS_PORT: web_uis[-1][3]}
+        load = Load([url for _, _, url, _ in web_uis])
         for thread in load.threads:
             thread.start()
         try:
@@ -227,7 +234,7 @@ def test_one_write_is_refused_by_tf_serving_and_the_phased_rollout_succeeds(tmp_
         state = json.loads((mount / configmap.ROLLOUT_JSON).read_text())
         assert (state["stable"], state["canary"]) == (1, None)
     finally:
-        for process, log, _ in web_uis:
+        for process, log, _, _ in web_uis:
             process.terminate()
             process.wait(timeout=30)
             log.close()

@@ -54,6 +54,7 @@ class DeployAccess:
     def __init__(self, cluster: Cluster, namespace: str):
         self.cluster, self.namespace = cluster, namespace
         self._metadata: dict = {}
+        self._ports: dict[str, dict[str, int]] = {}
 
     def read_configmap(self) -> dict | None:
         live = self.cluster.get(rollout_configmap(self.namespace))
@@ -72,14 +73,27 @@ class DeployAccess:
 
     def pods(self, component: str) -> list[str]:
         found = self.cluster.list_pods(self.namespace, f"app.kubernetes.io/component={component}")
-        return sorted(
-            pod["metadata"]["name"]
+        running = [
+            pod
             for pod in found
             if (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
-        )
+        ]
+        for pod in running:  # the pod proxy takes a port number: named ports are looked up here
+            self._ports[pod["metadata"]["name"]] = {
+                port["name"]: port["containerPort"]
+                for container in (pod.get("spec") or {}).get("containers") or []
+                for port in container.get("ports") or []
+                if port.get("name")
+            }
+        return sorted(pod["metadata"]["name"] for pod in running)
 
     def pod_get(self, pod: str, port, path: str) -> str:
-        return self.cluster.pod_proxy_get(self.namespace, pod, port, path)
+        # The API server's pod proxy dials `pod:port` as given (pkg/registry/core/pod/strategy.go,
+        # ResourceLocation): a port name such as the web UI's `metrics` would not connect.
+        number = port if isinstance(port, int) else self._ports.get(pod, {}).get(port)
+        if number is None:
+            raise OSError(f"pod {pod} has no container port named {port}")
+        return self.cluster.pod_proxy_get(self.namespace, pod, number, path)
 
 
 def publish_export(

@@ -7,8 +7,8 @@ kubernetes client of the kubeconfig's context (or in-cluster).
     pod_get                            GET through the API server's pod proxy: each TF Serving
                                        replica's REST API (port 8501), each web UI pod's `metrics` port
 
-What it needs: RBAC get/patch on configmaps/model-rollout, list on pods, get on pods/proxy in the
-namespace; a NetworkPolicy letting the API server (the control plane's range) reach those ports.
+What it needs is in the manifests: the Role mnist-rollout (kustomize/base/rollout-access.yaml)
+and the NetworkPolicy rollout-from-control-plane (components/network-policies).
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ the rest is here, shared: `ConfigMapStore` writes the ConfigMap one key at a tim
 reaches TF Serving in phases (versions, then labels) before the web UI's split changes, and
 `ClusterServers` reports every TF Serving replica (GET /v1/models/<name> and /labels/<label> of
 each pod, through the API server's pod proxy) and the predicts every web UI pod counted (its
-`metrics` port, webui_predictions_total by version). What that needs from the cluster:
-RBAC get/list on pods and get on pods/proxy in the namespace, get and patch on the ConfigMap; and
-a NetworkPolicy that lets the API server (the control plane's address range) reach TF Serving's
-port 8501 and the web UI's metrics port.
+`metrics` port, webui_predictions_total by version). What that needs from the cluster is in
+the manifests: the Role `mnist-rollout` (kustomize/base/rollout-access.yaml: list on pods, get on
+pods/proxy, get and patch on this ConfigMap) and the NetworkPolicy `rollout-from-control-plane`
+(components/network-policies: the control plane's range and its Konnectivity agents may reach
+TF Serving's port 8501 and the web UI's metrics port). The pod proxy takes a port number, so each
+adapter looks the `metrics` port up in the pods it listed.
 """
 
 from __future__ import annotations
