@@ -1,0 +1,188 @@
+"""The pipeline's steps as KFP container components: the project's own images and commands, nothing
+installed at run time. Each step is the same command a make target or a cluster Job runs.
+
+    step          image                  command         make target / cluster Job
+    prepare-data  mnist-trainer          mnist-data      make data      / Job mnist-data
+    train         mnist-trainer          mnist-train     make train     / Job mnist-train (or the TFJob)
+    export        mnist-model-exporter   mnist-export    make export    / Job mnist-export
+    evaluate      mnist-model-exporter   mnist-evaluate  (the held-out test split; KFP's Metrics)
+    publish       mnist-model-exporter   mnist-publish   make canary    / the deploy's publish
+
+STEPS declares, per step, what the compiled IR must hold (tests/pipeline checks it): the image,
+the command, and whether KFP may reuse a cached result. Steps that change shared state (publish a
+version, move the rollout) or read it (evaluate reads the published version) are never cached.
+"""
+
+# No `from __future__ import annotations`: KFP reads the parameter types from the annotations.
+import dataclasses
+
+from kfp import dsl
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output, OutputPath
+
+from mnist_kfp.parameters import Images
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    image: str  # "trainer" or "exporter": the Images field
+    command: str
+    cached: bool
+
+
+STEPS = {
+    "prepare-data": Step("trainer", "mnist-data", cached=True),
+    "train": Step("trainer", "mnist-train", cached=True),
+    "export": Step("exporter", "mnist-export", cached=False),
+    "evaluate": Step("exporter", "mnist-evaluate", cached=False),
+    "publish": Step("exporter", "mnist-publish", cached=False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Components:
+    prepare_data: object
+    train: object
+    export: object
+    evaluate: object
+    publish: object
+
+
+def build(images: Images) -> Components:
+    """The five components, bound to the given image references."""
+
+    @dsl.container_component
+    def prepare_data(source: str, seed: int, cache_dir: str, data: Output[Dataset]):
+        return dsl.ContainerSpec(
+            image=images.trainer,
+            command=[STEPS["prepare-data"].command],
+            args=["--source", source, "--seed", seed, "--cache-dir", cache_dir, "--out", data.path],
+        )
+
+    @dsl.container_component
+    def train(
+        data: Input[Dataset],
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        seed: int,
+        model: Output[Model],
+        train_limit: int = None,  # noqa: RUF013 (KFP's way to declare an optional input)
+    ):
+        return dsl.ContainerSpec(
+            image=images.trainer,
+            command=[STEPS["train"].command],
+            args=[
+                "--data-dir",
+                data.path,
+                "--model-dir",
+                model.path,
+                "--epochs",
+                epochs,
+                "--batch-size",
+                batch_size,
+                "--learning-rate",
+                learning_rate,
+                "--seed",
+                seed,
+                dsl.IfPresentPlaceholder(input_name="train_limit", then=["--limit", train_limit]),
+            ],
+        )
+
+    @dsl.container_component
+    def export(
+        data: Input[Dataset],
+        model: Input[Model],
+        model_base_path: str,
+        model_name: str,
+        min_accuracy: float,
+        max_regression: float,
+        keep_versions: int,
+        rollout_state_file: str,
+        result: OutputPath(str),
+    ):
+        return dsl.ContainerSpec(
+            image=images.exporter,
+            command=[STEPS["export"].command],
+            args=[
+                "--train-dir",
+                model.path,
+                "--data-dir",
+                data.path,
+                "--model-base-path",
+                model_base_path,
+                "--model-name",
+                model_name,
+                "--min-accuracy",
+                min_accuracy,
+                "--max-regression",
+                max_regression,
+                "--keep-versions",
+                keep_versions,
+                "--protect-state-file",
+                rollout_state_file,
+                "--result-file",
+                result,
+            ],
+        )
+
+    @dsl.container_component
+    def evaluate(
+        data: Input[Dataset],
+        export_result: str,
+        model_base_path: str,
+        metrics: Output[Metrics],
+        confusion_matrix: Output[ClassificationMetrics],
+        model_card: Output[Markdown],
+    ):
+        return dsl.ContainerSpec(
+            image=images.exporter,
+            command=[STEPS["evaluate"].command],
+            args=[
+                "--data-dir",
+                data.path,
+                "--model-base-path",
+                model_base_path,
+                "--export-result",
+                export_result,
+                "--metrics-out",
+                metrics.path,
+                "--confusion-matrix-out",
+                confusion_matrix.path,
+                "--model-card-out",
+                model_card.path,
+                # KFP's executor input: the command writes the artifacts' metadata (the figures
+                # the Kubeflow UI shows) to the ExecutorOutput file it names.
+                "--executor-input",
+                dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
+            ],
+        )
+
+    @dsl.container_component
+    def publish(
+        export_result: str,
+        canary_percent: float,
+        rollout_state_file: str,
+        model_config_file: str,
+        served_base_path: str,
+        model_name: str,
+    ):
+        return dsl.ContainerSpec(
+            image=images.exporter,
+            command=[STEPS["publish"].command],
+            args=[
+                "--export-result",
+                export_result,
+                "--canary-percent",
+                canary_percent,
+                "--state-file",
+                rollout_state_file,
+                "--model-config-file",
+                model_config_file,
+                "--served-base-path",
+                served_base_path,
+                "--model-name",
+                model_name,
+            ],
+        )
+
+    return Components(prepare_data, train, export, evaluate, publish)

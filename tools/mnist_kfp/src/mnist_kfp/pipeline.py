@@ -1,0 +1,99 @@
+"""The pipeline: prepare data -> train -> export (the validation gate) -> evaluate -> publish.
+
+A gate refusal (mnist-export exits 3, naming each failed check) fails the export step, and KFP
+runs nothing that depends on it: nothing is evaluated or published. The version reaches the
+rollout as the canary at canary_percent (the first version ever published becomes stable).
+
+Compiled by `python -m mnist_kfp compile` (make pipeline) to KFP's IR YAML.
+"""
+
+# No `from __future__ import annotations`: KFP reads the parameter types from the annotations.
+from kfp import compiler, dsl
+
+from mnist_kfp.components import STEPS, build
+from mnist_kfp.parameters import Images
+
+NAME = "mnist"
+DESCRIPTION = "MNIST: prepare data, train, export through the validation gate, evaluate on held-out digits, publish as canary"
+# Where the cluster's steps keep the MNIST download between runs (the pod's writable /tmp).
+CLUSTER_CACHE_DIR = "/tmp/mnist-cache"
+# What the cluster's trainer Job asks for (kustomize/base/trainer-job.yaml).
+TRAIN_RESOURCES = {"cpu_request": "1", "cpu_limit": "2", "memory_request": "2G", "memory_limit": "4G"}
+
+
+def build_pipeline(images: Images, defaults: dict):
+    """The pipeline function, its parameters defaulting to `defaults` (mnist_kfp.parameters)."""
+    steps = build(images)
+    d = defaults
+
+    @dsl.pipeline(name=NAME, description=DESCRIPTION)
+    def mnist(
+        model_base_path: str,
+        data_source: str = d["data_source"],
+        data_seed: int = 0,
+        data_cache_dir: str = CLUSTER_CACHE_DIR,
+        epochs: int = d["epochs"],
+        batch_size: int = d["batch_size"],
+        learning_rate: float = d["learning_rate"],
+        seed: int = d["seed"],
+        train_limit: int = None,  # noqa: RUF013 (optional: all training digits unless given)
+        model_name: str = d["model_name"],
+        min_accuracy: float = d["min_accuracy"],
+        max_regression: float = d["max_regression"],
+        keep_versions: int = d["keep_versions"],
+        canary_percent: float = d["canary_percent"],
+        rollout_state_file: str = "",
+        model_config_file: str = "",
+        served_base_path: str = "",
+    ):
+        data = steps.prepare_data(source=data_source, seed=data_seed, cache_dir=data_cache_dir)
+        trained = steps.train(
+            data=data.outputs["data"],
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            train_limit=train_limit,
+        )
+        (
+            trained.set_cpu_request(TRAIN_RESOURCES["cpu_request"])
+            .set_cpu_limit(TRAIN_RESOURCES["cpu_limit"])
+            .set_memory_request(TRAIN_RESOURCES["memory_request"])
+            .set_memory_limit(TRAIN_RESOURCES["memory_limit"])
+        )
+        exported = steps.export(
+            data=data.outputs["data"],
+            model=trained.outputs["model"],
+            model_base_path=model_base_path,
+            model_name=model_name,
+            min_accuracy=min_accuracy,
+            max_regression=max_regression,
+            keep_versions=keep_versions,
+            rollout_state_file=rollout_state_file,
+        )
+        evaluated = steps.evaluate(
+            data=data.outputs["data"], export_result=exported.outputs["result"], model_base_path=model_base_path
+        )
+        published = steps.publish(
+            export_result=exported.outputs["result"],
+            canary_percent=canary_percent,
+            rollout_state_file=rollout_state_file,
+            model_config_file=model_config_file,
+            served_base_path=served_base_path,
+            model_name=model_name,
+        ).after(evaluated)
+        for name, task in (
+            ("prepare-data", data),
+            ("train", trained),
+            ("export", exported),
+            ("evaluate", evaluated),
+            ("publish", published),
+        ):
+            task.set_display_name(name)
+            task.set_caching_options(STEPS[name].cached)
+
+    return mnist
+
+
+def compile_to(path: str, images: Images, defaults: dict) -> None:
+    compiler.Compiler().compile(build_pipeline(images, defaults), package_path=path)
