@@ -25,12 +25,21 @@ GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 # CONTENT_TAGS='name=tag ...' on the command line hands in tags computed before (Cloud Build).
 CONTENT_TAGS = $(eval CONTENT_TAGS := $$(shell PYTHONPATH=tools/mnist_deploy/src $(PYTHON) -m mnist_deploy.content_tags))$(CONTENT_TAGS)
 image_tag = $(or $(IMAGE_TAG),$(patsubst $(1)=%,%,$(filter $(1)=%,$(CONTENT_TAGS))))
-# For shell loops over IMAGES: `$(shell_tag)` sets $$tag from $$name.
-shell_tag = tag=$$(for t in $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))=$(call image_tag,$(firstword $(subst =, ,$(pair))))); do [ "$${t%%=*}" = "$$name" ] && echo "$${t\#*=}"; done)
 IMAGE_PLATFORM ?= linux/amd64
-DOCKER ?= docker
+# Debian's docker.io CLI where it is installed (it builds with BuildKit without the buildx plugin;
+# a newer CLI without buildx refuses DOCKER_BUILDKIT=1), else the docker on PATH.
+DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
+# The images' Python base: empty builds FROM the Dockerfiles' pinned python:3.11-slim (from Docker
+# Hub); where no registry answers, `make base-image` makes $(BASE_IMAGE) from Debian packages and
+# PYTHON_IMAGE=$(BASE_IMAGE) builds on it.
+PYTHON_IMAGE ?=
+BASE_IMAGE ?= mnist-python-base:3.11-bookworm
 # image name = directory under services/ that holds its Dockerfile
 IMAGES := mnist-trainer=trainer mnist-model-exporter=model-exporter mnist-web-ui=web-ui
+# For shell loops: one word per image, NAME=DIR=TAG; `$(read_image_row)` splits $$row into
+# $$name, $$dir and $$tag.
+IMAGE_ROWS = $(foreach pair,$(IMAGES),$(pair)=$(call image_tag,$(firstword $(subst =, ,$(pair)))))
+read_image_row = IFS== read -r name dir tag <<<"$$row"
 
 # Rendering and deploying. OVERLAY is a directory under kustomize/overlays (local or gke).
 OVERLAY ?= local
@@ -39,6 +48,7 @@ GCS_BUCKET ?= $(if $(PROJECT_ID),$(PROJECT_ID)-mnist,)
 DOMAIN ?=
 STATIC_IP_NAME ?= mnist-web-ui
 KIND_CLUSTER ?= kind
+KIND ?= kind
 DELETE_STORAGE ?=
 # Stage timeouts for `make deploy`, as STAGE=SECONDS pairs (stages: setup data training export
 # serving), e.g. DEPLOY_TIMEOUTS="training=10800 serving=600"; empty keeps mnist-deploy's defaults.
@@ -66,22 +76,29 @@ image-tags: ## Print each image's tag (name=tag, one a line): its content hash, 
 	@$(foreach pair,$(IMAGES),echo '$(firstword $(subst =, ,$(pair)))=$(call image_tag,$(firstword $(subst =, ,$(pair))))';)
 
 .PHONY: images
-images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, each tagged by its content (or IMAGE_TAG)
-	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; dir=$${pair#*=}; $(shell_tag); \
-	  echo "== $(REGISTRY)/$$name:$$tag"; \
+images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, each tagged by its content (or IMAGE_TAG); PYTHON_IMAGE=... for another base
+	@for row in $(IMAGE_ROWS); do \
+	  $(read_image_row); started=$$(date +%s); \
+	  echo "== building $(REGISTRY)/$$name:$$tag (services/$$dir/Dockerfile)"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(IMAGE_PLATFORM) \
-	    --build-arg GIT_COMMIT=$(GIT_COMMIT) \
-	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$$tag . ; \
+	    --build-arg GIT_COMMIT=$(GIT_COMMIT) --build-arg CONTENT_TAG=$$tag \
+	    $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$$tag . || \
+	    { echo "error: the image $$name did not build (services/$$dir/Dockerfile; output above)$(if $(PYTHON_IMAGE),,. Without a registry: make base-image then PYTHON_IMAGE=$(BASE_IMAGE))" >&2; exit 1; }; \
+	  echo "== built $(REGISTRY)/$$name:$$tag in $$(( $$(date +%s) - started )) s"; \
 	done
+
+.PHONY: base-image
+base-image: ## Make the Python base image BASE_IMAGE from Debian packages (debootstrap; root), for hosts without a registry
+	DOCKER=$(DOCKER) tools/base-image/build.sh $(BASE_IMAGE)
 
 .PHONY: push
 push: _need-docker _need-tag ## Push the images to REGISTRY (default: Artifact Registry of PROJECT_ID in REGION)
 	@test "$(REGISTRY)" != "$(LOCAL_REGISTRY)" || { echo "error: nowhere to push: set PROJECT_ID (Artifact Registry $(REGION)-docker.pkg.dev/PROJECT_ID/mnist) or REGISTRY=host/path" >&2; exit 2; }
-	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; $(shell_tag); \
+	@for row in $(IMAGE_ROWS); do \
+	  $(read_image_row); \
 	  $(DOCKER) image inspect $(REGISTRY)/$$name:$$tag >/dev/null 2>&1 || { echo "error: $(REGISTRY)/$$name:$$tag is not built: run 'make images' first" >&2; exit 2; }; \
-	  $(DOCKER) push $(REGISTRY)/$$name:$$tag || { $(push_hint); exit 1; }; \
+	  $(DOCKER) push $(REGISTRY)/$$name:$$tag || { echo "error: pushing $(REGISTRY)/$$name:$$tag failed" >&2; $(push_hint); exit 1; }; \
 	done
 
 # Said when a push fails: the usual cause with Artifact Registry is Docker not being logged in.
@@ -129,8 +146,11 @@ iap-audience: ## After the first GKE deploy: give the web UI its IAP audience (C
 
 .PHONY: kind-load
 kind-load: _need-tag ## Load the built images into the kind cluster KIND_CLUSTER (for OVERLAY=local)
-	@command -v kind >/dev/null || { echo "error: 'kind' not found: install it (https://kind.sigs.k8s.io/docs/user/quick-start/)" >&2; exit 2; }
-	@for pair in $(IMAGES); do name=$${pair%%=*}; $(shell_tag); kind load docker-image --name $(KIND_CLUSTER) $(REGISTRY)/$$name:$$tag; done
+	@command -v $(KIND) >/dev/null || { echo "error: '$(KIND)' not found: install it (https://kind.sigs.k8s.io/docs/user/quick-start/)" >&2; exit 2; }
+	@for row in $(IMAGE_ROWS); do \
+	  $(read_image_row); \
+	  $(KIND) load docker-image --name $(KIND_CLUSTER) $(REGISTRY)/$$name:$$tag || { echo "error: loading $(REGISTRY)/$$name:$$tag into kind cluster $(KIND_CLUSTER) failed (built? run 'make images')" >&2; exit 1; }; \
+	done
 
 .PHONY: render
 render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) to artifacts/deploy/OVERLAY.yaml, images set
