@@ -8,9 +8,8 @@ installed at run time. Each step is the same command a make target or a cluster 
     evaluate      mnist-model-exporter   mnist-evaluate  (the held-out test split; KFP's Metrics)
     publish       mnist-model-exporter   mnist-publish   make canary    / the deploy's publish
 
-STEPS declares, per step, what the compiled IR must hold (tests/pipeline checks it): the image,
-the command, and whether KFP may reuse a cached result. Steps that change shared state (publish a
-version, move the rollout) or read it (evaluate reads the published version) are never cached.
+mnist_kfp.steps declares, per step, the image, the command and whether KFP may reuse a cached
+result; the components below are built from it and tests/pipeline checks the compiled IR against it.
 """
 
 # No `from __future__ import annotations`: KFP reads the parameter types from the annotations.
@@ -20,22 +19,7 @@ from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output, OutputPath
 
 from mnist_kfp.parameters import Images
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    image: str  # "trainer" or "exporter": the Images field
-    command: str
-    cached: bool
-
-
-STEPS = {
-    "prepare-data": Step("trainer", "mnist-data", cached=True),
-    "train": Step("trainer", "mnist-train", cached=True),
-    "export": Step("exporter", "mnist-export", cached=False),
-    "evaluate": Step("exporter", "mnist-evaluate", cached=False),
-    "publish": Step("exporter", "mnist-publish", cached=False),
-}
+from mnist_kfp.steps import STEPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +34,15 @@ class Components:
 def build(images: Images) -> Components:
     """The five components, bound to the given image references."""
 
+    def image(step: str) -> str:
+        return getattr(images, STEPS[step].image)
+
     @dsl.container_component
-    def prepare_data(source: str, seed: int, cache_dir: str, data: Output[Dataset]):
+    def prepare_data(data_source: str, data_seed: int, data_cache_dir: str, data: Output[Dataset]):
         return dsl.ContainerSpec(
-            image=images.trainer,
+            image=image("prepare-data"),
             command=[STEPS["prepare-data"].command],
-            args=["--source", source, "--seed", seed, "--cache-dir", cache_dir, "--out", data.path],
+            args=["--source", data_source, "--seed", data_seed, "--cache-dir", data_cache_dir, "--out", data.path],
         )
 
     @dsl.container_component
@@ -69,7 +56,7 @@ def build(images: Images) -> Components:
         train_limit: int = None,  # noqa: RUF013 (KFP's way to declare an optional input)
     ):
         return dsl.ContainerSpec(
-            image=images.trainer,
+            image=image("train"),
             command=[STEPS["train"].command],
             args=[
                 "--data-dir",
@@ -101,7 +88,7 @@ def build(images: Images) -> Components:
         result: OutputPath(str),
     ):
         return dsl.ContainerSpec(
-            image=images.exporter,
+            image=image("export"),
             command=[STEPS["export"].command],
             args=[
                 "--train-dir",
@@ -135,7 +122,7 @@ def build(images: Images) -> Components:
         model_card: Output[Markdown],
     ):
         return dsl.ContainerSpec(
-            image=images.exporter,
+            image=image("evaluate"),
             command=[STEPS["evaluate"].command],
             args=[
                 "--data-dir",
@@ -167,7 +154,7 @@ def build(images: Images) -> Components:
         model_name: str,
     ):
         return dsl.ContainerSpec(
-            image=images.exporter,
+            image=image("publish"),
             command=[STEPS["publish"].command],
             args=[
                 "--export-result",

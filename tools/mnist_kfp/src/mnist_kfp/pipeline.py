@@ -46,7 +46,7 @@ def build_pipeline(images: Images, defaults: dict):
         model_config_file: str = "",
         served_base_path: str = "",
     ):
-        data = steps.prepare_data(source=data_source, seed=data_seed, cache_dir=data_cache_dir)
+        data = steps.prepare_data(data_source=data_source, data_seed=data_seed, data_cache_dir=data_cache_dir)
         trained = steps.train(
             data=data.outputs["data"],
             epochs=epochs,
