@@ -24,7 +24,10 @@ def executor_input(tmp_path) -> dict:
     artifact = {"name": "a", "type": {"schemaTitle": "system.Metrics"}, "uri": "file:///kfp/out"}
     return {
         "outputs": {
-            "artifacts": {name: {"artifacts": [artifact | {"name": name}]} for name in ("metrics", "confusion_matrix", "model_card")},
+            "artifacts": {
+                name: {"artifacts": [artifact | {"name": name}]}
+                for name in ("metrics", "confusion_matrix", "model_card")
+            },
             "outputFile": os.fspath(tmp_path / "kfp" / "executor_output.json"),
         }
     }
@@ -41,7 +44,12 @@ def run_evaluate(tmp_path, base, data_dir, result=RESULT, extra=()):
 
 
 def test_evaluate_writes_the_test_figures_in_kfps_formats(tmp_path, published_base, data_dir, capsys):
-    assert run_evaluate(tmp_path, published_base, data_dir, extra=["--executor-input", json.dumps(executor_input(tmp_path))]) == 0
+    assert (
+        run_evaluate(
+            tmp_path, published_base, data_dir, extra=["--executor-input", json.dumps(executor_input(tmp_path))]
+        )
+        == 0
+    )
     test = load_split(os.fspath(data_dir), "test")
     figures = json.loads((tmp_path / "metrics").read_text())
     matrix = json.loads((tmp_path / "cm").read_text())
@@ -64,8 +72,8 @@ def test_evaluate_writes_the_test_figures_in_kfps_formats(tmp_path, published_ba
     ("result", "message"),
     [
         (json.dumps({"version": 9}), "version 9 is not published there"),
-        ("not json", "is not {\"version\": N, ...}"),
-        (json.dumps({"version": True}), "is not {\"version\": N, ...}"),
+        ("not json", 'is not {"version": N, ...}'),
+        (json.dumps({"version": True}), 'is not {"version": N, ...}'),
     ],
 )
 def test_evaluate_refuses_a_version_it_cannot_judge(tmp_path, published_base, data_dir, capsys, result, message):

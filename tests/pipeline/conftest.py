@@ -16,7 +16,10 @@ from tests.support.paths import REPO_ROOT
 
 KFP_PYTHON = pathlib.Path(os.environ.get("KFP_PYTHON", REPO_ROOT / "artifacts" / "kfp" / "venv" / "bin" / "python"))
 SOURCES = ["tools/mnist_kfp/src", "services/trainer/src", "libs/mnist_common/src"]
-IMAGES = {"mnist-trainer": "registry.test/mnist-trainer:c-trainer1", "mnist-model-exporter": "registry.test/mnist-model-exporter:c-export1"}
+IMAGES = {
+    "mnist-trainer": "registry.test/mnist-trainer:c-trainer1",
+    "mnist-model-exporter": "registry.test/mnist-model-exporter:c-export1",
+}
 MAKE_DEFAULTS = {
     "DATA_SOURCE": "mnist",
     "MODEL_NAME": "mnist",

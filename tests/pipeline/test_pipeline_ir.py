@@ -117,7 +117,12 @@ def test_a_trainer_setting_the_env_file_leaves_out_takes_the_trainers_default(tm
     env.write_text("# only two\nEPOCHS=3\nSEED=5\n")
     defaults = parameters.training_defaults(env)
     trainer = {option.env: option.default for option in OPTIONS}
-    assert defaults == {"epochs": 3, "seed": 5, "batch_size": trainer["BATCH_SIZE"], "learning_rate": trainer["LEARNING_RATE"]}
+    assert defaults == {
+        "epochs": 3,
+        "seed": 5,
+        "batch_size": trainer["BATCH_SIZE"],
+        "learning_rate": trainer["LEARNING_RATE"],
+    }
     env.write_text("EPOCHS=zero\n")
     with pytest.raises(parameters.ParameterError, match="EPOCHS='zero'"):
         parameters.training_defaults(env)
@@ -144,7 +149,11 @@ def test_train_args_parse_with_mnist_trains_own_parser_to_the_defaults(compiled)
 
     config = parse_config(resolved_args(compiled, "train"), environ={})
     env = parameters.training_env()
-    assert (config.epochs, config.batch_size, config.seed) == (int(env["EPOCHS"]), int(env["BATCH_SIZE"]), int(env["SEED"]))
+    assert (config.epochs, config.batch_size, config.seed) == (
+        int(env["EPOCHS"]),
+        int(env["BATCH_SIZE"]),
+        int(env["SEED"]),
+    )
     assert config.learning_rate == float(env["LEARNING_RATE"]) and config.limit is None
     assert (config.data_dir, config.model_dir) == ("/kfp/inputs/data", "/kfp/outputs/model")
 
@@ -175,7 +184,9 @@ def test_prepare_data_args_are_flags_mnist_data_has(compiled):
 
 def test_evaluate_hands_the_ui_kfps_metrics_artifacts_and_the_executor_input(compiled):
     component = compiled["components"][tasks(compiled)["evaluate"]["componentRef"]["name"]]
-    outputs = {name: spec["artifactType"]["schemaTitle"] for name, spec in component["outputDefinitions"]["artifacts"].items()}
+    outputs = {
+        name: spec["artifactType"]["schemaTitle"] for name, spec in component["outputDefinitions"]["artifacts"].items()
+    }
     assert outputs == {
         "metrics": "system.Metrics",
         "confusion_matrix": "system.ClassificationMetrics",

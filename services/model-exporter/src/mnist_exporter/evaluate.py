@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
     parser.add_argument("--data-dir", required=True, help="prepared MNIST data; its test split is evaluated")
     parser.add_argument("--model-base-path", required=True, help="where the version is published (local or gs://)")
-    parser.add_argument("--export-result", required=True, help="mnist-export's result: {\"version\": N, ...}")
+    parser.add_argument("--export-result", required=True, help='mnist-export\'s result: {"version": N, ...}')
     parser.add_argument("--metrics-out", required=True, help="the figures as JSON")
     parser.add_argument("--confusion-matrix-out", required=True, help="the confusion matrix (KFP's format) as JSON")
     parser.add_argument("--model-card-out", required=True, help="the model card as Markdown")

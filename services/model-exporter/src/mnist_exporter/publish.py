@@ -30,15 +30,19 @@ def canary_percent(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"{value:g} must be above 0 and below 100: a new version is never given all traffic at once")
+        raise argparse.ArgumentTypeError(
+            f"{value:g} must be above 0 and below 100: a new version is never given all traffic at once"
+        )
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('mnist-model-exporter')}")
-    parser.add_argument("--export-result", required=True, help="mnist-export's result: {\"version\": N, ...}")
-    parser.add_argument("--canary-percent", type=canary_percent, required=True, help="the new version's share (CANARY_PERCENT)")
+    parser.add_argument("--export-result", required=True, help='mnist-export\'s result: {"version": N, ...}')
+    parser.add_argument(
+        "--canary-percent", type=canary_percent, required=True, help="the new version's share (CANARY_PERCENT)"
+    )
     parser.add_argument("--state-file", required=True, help="the rollout state (rollout.json)")
     parser.add_argument("--model-config-file", required=True, help="the model server's --model_config_file to render")
     parser.add_argument(

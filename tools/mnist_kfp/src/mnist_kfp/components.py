@@ -17,7 +17,6 @@ import dataclasses
 
 from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output, OutputPath
-
 from mnist_kfp.parameters import Images
 from mnist_kfp.steps import STEPS
 

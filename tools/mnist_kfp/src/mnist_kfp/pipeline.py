@@ -9,12 +9,14 @@ Compiled by `python -m mnist_kfp compile` (make pipeline) to KFP's IR YAML.
 
 # No `from __future__ import annotations`: KFP reads the parameter types from the annotations.
 from kfp import compiler, dsl
-
-from mnist_kfp.components import STEPS, build
+from mnist_kfp.components import build
 from mnist_kfp.parameters import Images
+from mnist_kfp.steps import STEPS
 
 NAME = "mnist"
-DESCRIPTION = "MNIST: prepare data, train, export through the validation gate, evaluate on held-out digits, publish as canary"
+DESCRIPTION = (
+    "MNIST: prepare data, train, export through the validation gate, evaluate on held-out digits, publish as canary"
+)
 # Where the cluster's steps keep the MNIST download between runs (the pod's writable /tmp).
 CLUSTER_CACHE_DIR = "/tmp/mnist-cache"
 # What the cluster's trainer Job asks for (kustomize/base/trainer-job.yaml).

@@ -11,10 +11,7 @@ import hashlib
 import sys
 
 import yaml
-
-from mnist_kfp.local_run import typed_arguments
-from mnist_kfp.local_run import ir_parameter_types
-from mnist_kfp.local_run import LocalRunError
+from mnist_kfp.local_run import LocalRunError, ir_parameter_types, typed_arguments
 from mnist_kfp.pipeline import NAME
 
 
