@@ -25,8 +25,8 @@ KFP_NAMESPACE ?=
 KFP_EXPERIMENT ?= mnist
 KFP_MODEL_BASE_PATH ?= $(if $(GCS_BUCKET),gs://$(GCS_BUCKET)/models/$(MODEL_NAME),)
 # The trainer's settings a local run or a submission overrides when given to make (make
-# pipeline-local EPOCHS=2 TRAIN_LIMIT=2000); unset ones keep the compiled defaults (training.env).
-PIPELINE_TRAINING_SETTINGS := EPOCHS=epochs BATCH_SIZE=batch_size LEARNING_RATE=learning_rate SEED=seed TRAIN_LIMIT=train_limit
+# pipeline-local EPOCHS=2); unset ones keep the compiled defaults (training.env).
+PIPELINE_TRAINING_SETTINGS := EPOCHS=epochs BATCH_SIZE=batch_size LEARNING_RATE=learning_rate SEED=seed
 pipeline_overrides = $(foreach pair,$(PIPELINE_TRAINING_SETTINGS),$(if $($(firstword $(subst =, ,$(pair)))),--set $(lastword $(subst =, ,$(pair)))=$($(firstword $(subst =, ,$(pair))))))
 
 .PHONY: kfp-setup
@@ -47,7 +47,7 @@ pipeline: $(KFP_STAMP) _need-tag ## Compile the KFP v2 pipeline of the content-t
 	  --default KEEP_VERSIONS=$(KEEP_VERSIONS) --default CANARY_PERCENT=$(CANARY_PERCENT)
 
 .PHONY: pipeline-local
-pipeline-local: data pipeline _need-docker ## Run the pipeline here (kfp.local, Docker) on the built images, publishing into MODEL_BASE_PATH and the rollout (EPOCHS= TRAIN_LIMIT= ...)
+pipeline-local: data pipeline _need-docker ## Run the pipeline here (kfp.local, Docker) on the built images, publishing into MODEL_BASE_PATH and the rollout (EPOCHS= MIN_ACCURACY= ...)
 	@$(KFP) local --package $(PIPELINE_PACKAGE) --pipeline-root $(PIPELINE_LOCAL_ROOT) \
 	  --model-base-path "$(MODEL_BASE_PATH)" --rollout-file "$(ROLLOUT_FILE)" --model-config-file "$(MODEL_CONFIG_FILE)" \
 	  --data-cache-dir "$(dir $(abspath $(DATA_DIR)))cache" --set data_source=$(DATA_SOURCE) \

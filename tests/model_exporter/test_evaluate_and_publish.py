@@ -132,3 +132,116 @@ def test_export_keeps_the_versions_the_rollout_state_names(tmp_path, base_copy, 
     assert export_main([*export_args(trained_dir, data_dir, unprotected, "--republish", "--keep-versions", "1")]) == 0
     assert sorted(os.listdir(unprotected)) == ["3"]
     assert export_main([*args, "--protect-state-file", os.fspath(tmp_path / "absent.json")]) == 0
+
+
+class FakeApiServer:
+    """A loopback stand-in for the two API server calls mnist-publish makes: GET the ConfigMap and
+    PATCH it by server-side apply (Kubernetes' apply-patch content type), recorded as received."""
+
+    def __init__(self, data: dict | None):
+        import http.server
+        import threading
+
+        self.data, self.requests = data, []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status: int, body: dict):
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path, self.headers.get("Authorization"), None, None))
+                if fake.data is None:
+                    self._answer(404, {"kind": "Status", "code": 404})
+                else:
+                    self._answer(200, {"kind": "ConfigMap", "data": fake.data})
+
+            def do_PATCH(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(
+                    ("PATCH", self.path, self.headers.get("Authorization"), self.headers["Content-Type"], body)
+                )
+                fake.data = body["data"]
+                self._answer(200, body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def publish_to_cluster(fake, version: int, capsys=None):
+    from mnist_exporter.kube_api import InClusterApi
+
+    api = InClusterApi(fake.url, token="pod-token", ca_file=False)
+    argv = [
+        "--export-result",
+        json.dumps({"version": version}),
+        "--canary-percent",
+        "10",
+        "--configmap-namespace",
+        "mnist",
+    ]
+    return publish.main(argv, api=api)
+
+
+def test_publish_to_a_cluster_applies_the_rollout_configmap_whole(capsys):
+    fake = FakeApiServer({})
+    try:
+        assert publish_to_cluster(fake, 1) == 0
+        assert publish_to_cluster(fake, 2) == 0
+    finally:
+        fake.close()
+    method, path, auth, content_type, body = fake.requests[-1]
+    assert (method, auth, content_type) == ("PATCH", "Bearer pod-token", "application/apply-patch+yaml")
+    assert path == "/api/v1/namespaces/mnist/configmaps/model-rollout?fieldManager=mnist-rollout&force=true"
+    state = json.loads(body["data"]["rollout.json"])
+    assert (state["stable"], state["canary"], state["canary_percent"]) == (1, 2, 10)
+    assert json.loads(body["data"]["published.json"]) == {"versions": [1, 2]}
+    assert 'version_labels { key: "canary" value: 2 }' in body["data"]["models.config"]
+    assert (
+        "ConfigMap mnist/model-rollout: stable v1 at 100 %, no canary -> stable v1 at 90 %, canary v2 at 10 %"
+        in capsys.readouterr().out
+    )
+
+
+def test_publish_to_a_cluster_without_the_deploys_configmap_is_refused(capsys):
+    fake = FakeApiServer(None)
+    try:
+        assert publish_to_cluster(fake, 1) == 2
+    finally:
+        fake.close()
+    assert "no ConfigMap model-rollout in mnist: deploy the system first" in capsys.readouterr().err
+    assert [request[0] for request in fake.requests] == ["GET"]
+
+
+def test_publish_outside_a_pod_says_so(capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    argv = ["--export-result", RESULT, "--canary-percent", "10", "--configmap-namespace", "mnist"]
+    assert publish.main(argv) == 2
+    assert "works only inside the cluster" in capsys.readouterr().err
+
+
+def test_publish_wants_one_target_not_both(tmp_path, capsys):
+    argv = ["--export-result", RESULT, "--canary-percent", "10", "--configmap-namespace", "mnist"]
+    assert publish.main([*argv, "--state-file", os.fspath(tmp_path / "r.json")]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_export_writes_its_result_into_a_folder_it_makes(tmp_path, base_copy, trained_dir, data_dir):
+    result = tmp_path / "kfp" / "export" / "result"
+    args = export_args(trained_dir, data_dir, base_copy, "--result-file", os.fspath(result))
+    assert export_main(args) == 0
+    assert json.loads(result.read_text()) == {"version": 1, "published": False}

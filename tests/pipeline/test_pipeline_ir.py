@@ -107,7 +107,6 @@ def test_the_defaults_are_training_env_and_makes(compiled):
     assert defaults["data_source"] == MAKE_DEFAULTS["DATA_SOURCE"]
     specs = compiled["root"]["inputDefinitions"]["parameters"]
     assert "defaultValue" not in specs["model_base_path"], "where to publish has no default: a run must say"
-    assert specs["train_limit"].get("isOptional") and "defaultValue" not in specs["train_limit"]
 
 
 def test_a_trainer_setting_the_env_file_leaves_out_takes_the_trainers_default(tmp_path):

@@ -126,7 +126,7 @@ def test_make_serve_loads_the_version_and_predicts_a_held_out_digit(published):
 
 
 def test_a_refused_gate_stops_the_run_naming_the_export_step_and_the_check(built_images, tmp_path):
-    done = pipeline_local(tmp_path, "EPOCHS=1", "TRAIN_LIMIT=300", "MIN_ACCURACY=0.999")
+    done = pipeline_local(tmp_path, "EPOCHS=1", "MIN_ACCURACY=0.999")
     assert done.returncode == 1, done.stdout[-3000:]
     message = done.stderr.strip().splitlines()[-1]
     assert message.startswith("pipeline-local: error: step export failed (exit 3, refused by the validation gate")

@@ -156,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_result(path: str, version: int | None, published: bool) -> None:
     """The export's outcome for a program: the deploy reads it from the pod's status (the
-    kubelet keeps the file's content as the terminated container's message)."""
+    kubelet keeps the file's content as the terminated container's message). Its folder is made
+    when missing, as a Kubeflow pipeline's output parameter file's may be."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
         out.write(json.dumps({"version": version, "published": published}) + "\n")
 

@@ -52,7 +52,6 @@ def build(images: Images) -> Components:
         learning_rate: float,
         seed: int,
         model: Output[Model],
-        train_limit: int = None,  # noqa: RUF013 (KFP's way to declare an optional input)
     ):
         return dsl.ContainerSpec(
             image=image("train"),
@@ -70,7 +69,6 @@ def build(images: Images) -> Components:
                 learning_rate,
                 "--seed",
                 seed,
-                dsl.IfPresentPlaceholder(input_name="train_limit", then=["--limit", train_limit]),
             ],
         )
 
@@ -150,6 +148,7 @@ def build(images: Images) -> Components:
         rollout_state_file: str,
         model_config_file: str,
         served_base_path: str,
+        rollout_namespace: str,
         model_name: str,
     ):
         return dsl.ContainerSpec(
@@ -166,6 +165,8 @@ def build(images: Images) -> Components:
                 model_config_file,
                 "--served-base-path",
                 served_base_path,
+                "--configmap-namespace",
+                rollout_namespace,
                 "--model-name",
                 model_name,
             ],

@@ -6,10 +6,16 @@ calling user, so what they write belongs to whoever ran make. Before anything ru
 IR names must be built here (nothing is pulled: the images are this checkout's). A failed step ends
 the run with one line naming the step, its exit code and the reason its command gave.
 
-kfp.local's own container runner (kfp/local/docker_task_handler.py, run_docker_container) starts
-containers with auto_remove and reports success when the container is gone before its exit code is
-read; a gate refusal must never read as success, so this module runs each container itself, waits
-for its exit code, then removes it.
+Two places where kfp.local 2.17 differs from the KFP backend are brought in line here:
+- its container runner (kfp/local/docker_task_handler.py, run_docker_container) starts containers
+  with auto_remove and reports success when the container is gone before its exit code is read; a
+  gate refusal must never read as success, so each container is run here, its exit code waited
+  for, then removed;
+- it records a step's output artifacts only when the step writes an ExecutorOutput file naming
+  them (kfp/local/executor_output_utils.py, get_outputs_from_executor_output), which container
+  components other than evaluate do not; the backend's launcher registers every output artifact
+  the executor input declares, merged with what the file says (backend/src/v2/component/
+  launcher_v2.go, uploadOutputArtifacts), and so does this module.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ ROLLOUT_MOUNT = "/mnt/rollout"
 CACHE_MOUNT = "/mnt/mnist-cache"
 # A step's exit code and what it means (the commands' documented codes).
 EXIT_MEANINGS = {2: "bad input", 3: "refused by the validation gate", 143: "terminated"}
-REASON = re.compile(r"error|REFUSED|failed check|must be|not a valid|no such", re.IGNORECASE)
+# The lines that say why: the command's own (mnist-export: REFUSED ..., failed check ...,
+# mnist-train: error: ...) or a Python exception's last line; never TensorFlow's C++ log lines.
+REASON = re.compile(r"^(mnist-[\w-]+: |failed check |\w+(Error|Exception): )")
+NOISE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:|WARNING: All log messages before absl)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -105,6 +114,7 @@ def reason_of(run: ContainerRun | None) -> str:
     if run is None:
         return "its container did not start"
     lines = [ANSI.sub("", line).strip() for line in run.lines if line.strip()]
+    lines = [line for line in lines if not NOISE.match(line)]
     chosen = [line for line in lines if REASON.search(line)] or lines[-3:]
     meaning = EXIT_MEANINGS.get(run.exit_code or 0, "")
     prefix = f"exit {run.exit_code}" + (f", {meaning}" if meaning else "")
@@ -132,6 +142,17 @@ class ContainerRunner:
         finally:
             container.remove(force=True)
         return run.exit_code
+
+
+def outputs_with_declared_artifacts(executor_input, component_spec) -> dict:
+    """kfp.local's get_outputs_for_task, with every declared output artifact, as the backend has."""
+    from kfp.local import executor_output_utils
+
+    written = executor_output_utils.load_executor_output(executor_input.outputs.output_file)
+    for name, declared in executor_input.outputs.artifacts.items():
+        if name not in written.artifacts:
+            written.artifacts[name].CopyFrom(declared)
+    return executor_output_utils.get_outputs_from_executor_output(written, executor_input, component_spec)
 
 
 def host_paths(args) -> HostPaths:
@@ -169,6 +190,7 @@ def local_arguments(paths: HostPaths) -> dict[str, str]:
         "rollout_state_file": f"{ROLLOUT_MOUNT}/{os.path.basename(paths.rollout_file)}",
         "model_config_file": f"{ROLLOUT_MOUNT}/{os.path.basename(paths.model_config_file)}",
         "served_base_path": paths.model_base_path,
+        "rollout_namespace": "",
     }
 
 
@@ -190,7 +212,7 @@ def run(args) -> int:
 
     import docker
     from kfp import components, local
-    from kfp.local import docker_task_handler
+    from kfp.local import docker_task_handler, executor_output_utils
 
     try:
         client = docker.from_env()
@@ -209,6 +231,7 @@ def run(args) -> int:
 
     runner = ContainerRunner()
     docker_task_handler.run_docker_container = runner
+    executor_output_utils.get_outputs_for_task = outputs_with_declared_artifacts
     local.init(
         runner=local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", mounts=mounts(paths)),
         pipeline_root=paths.pipeline_root,
@@ -220,7 +243,7 @@ def run(args) -> int:
         pipeline(**arguments)
     except RuntimeError as error:
         text = ANSI.sub("", str(error))
-        found = re.search(r"Task '?([\w-]+)'? finished with status", text)
+        found = re.search(r"(?:Inner task failed: |Task )'?([\w-]+)'?", text)
         last = runner.runs[-1] if runner.runs else None
         step = found.group(1) if found else "?"
         raise LocalRunError(f"step {step} failed ({reason_of(last)}); nothing after it ran", 1) from None

@@ -2,7 +2,9 @@
 
 A gate refusal (mnist-export exits 3, naming each failed check) fails the export step, and KFP
 runs nothing that depends on it: nothing is evaluated or published. The version reaches the
-rollout as the canary at canary_percent (the first version ever published becomes stable).
+rollout as the canary at canary_percent (the first version ever published becomes stable): on a
+cluster the ConfigMap model-rollout in rollout_namespace, locally (make pipeline-local) the
+rollout files given as rollout_state_file and model_config_file, with rollout_namespace empty.
 
 Compiled by `python -m mnist_kfp compile` (make pipeline) to KFP's IR YAML.
 """
@@ -19,6 +21,8 @@ DESCRIPTION = (
 )
 # Where the cluster's steps keep the MNIST download between runs (the pod's writable /tmp).
 CLUSTER_CACHE_DIR = "/tmp/mnist-cache"
+# Where the cluster's rollout lives (the ConfigMap model-rollout; kustomize/base/namespace.yaml).
+ROLLOUT_NAMESPACE = "mnist"
 # What the cluster's trainer Job asks for (kustomize/base/trainer-job.yaml).
 TRAIN_RESOURCES = {"cpu_request": "1", "cpu_limit": "2", "memory_request": "2G", "memory_limit": "4G"}
 
@@ -38,7 +42,6 @@ def build_pipeline(images: Images, defaults: dict):
         batch_size: int = d["batch_size"],
         learning_rate: float = d["learning_rate"],
         seed: int = d["seed"],
-        train_limit: int = None,  # noqa: RUF013 (optional: all training digits unless given)
         model_name: str = d["model_name"],
         min_accuracy: float = d["min_accuracy"],
         max_regression: float = d["max_regression"],
@@ -47,6 +50,7 @@ def build_pipeline(images: Images, defaults: dict):
         rollout_state_file: str = "",
         model_config_file: str = "",
         served_base_path: str = "",
+        rollout_namespace: str = ROLLOUT_NAMESPACE,
     ):
         data = steps.prepare_data(data_source=data_source, data_seed=data_seed, data_cache_dir=data_cache_dir)
         trained = steps.train(
@@ -55,7 +59,6 @@ def build_pipeline(images: Images, defaults: dict):
             batch_size=batch_size,
             learning_rate=learning_rate,
             seed=seed,
-            train_limit=train_limit,
         )
         (
             trained.set_cpu_request(TRAIN_RESOURCES["cpu_request"])
@@ -82,6 +85,7 @@ def build_pipeline(images: Images, defaults: dict):
             rollout_state_file=rollout_state_file,
             model_config_file=model_config_file,
             served_base_path=served_base_path,
+            rollout_namespace=rollout_namespace,
             model_name=model_name,
         ).after(evaluated)
         for name, task in (
