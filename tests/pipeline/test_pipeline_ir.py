@@ -11,12 +11,13 @@ import re
 import subprocess
 
 import pytest
+import yaml
 from mnist_kfp import parameters
 from mnist_kfp.steps import ORDER, STEPS
 
 from tests.pipeline.conftest import IMAGES, MAKE_DEFAULTS, compile_args, kfp_module
 from tests.support.make import make
-from tests.support.paths import VENV_BIN
+from tests.support.paths import KUSTOMIZE, VENV_BIN
 
 IMAGE_FIELD = {"trainer": "mnist-trainer", "exporter": "mnist-model-exporter"}
 PLACEHOLDER = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([\w-]+)'\](?:\.(path|output_file))?\}\}")
@@ -105,6 +106,10 @@ def test_the_defaults_are_training_env_and_makes(compiled):
     assert defaults["keep_versions"] == int(MAKE_DEFAULTS["KEEP_VERSIONS"])
     assert defaults["canary_percent"] == float(MAKE_DEFAULTS["CANARY_PERCENT"])
     assert defaults["data_source"] == MAKE_DEFAULTS["DATA_SOURCE"]
+    assert (
+        defaults["rollout_namespace"]
+        == yaml.safe_load((KUSTOMIZE / "base" / "namespace.yaml").read_text())["metadata"]["name"]
+    )
     specs = compiled["root"]["inputDefinitions"]["parameters"]
     assert "defaultValue" not in specs["model_base_path"], "where to publish has no default: a run must say"
 
