@@ -36,9 +36,12 @@ PYTHON_IMAGE ?=
 BASE_IMAGE ?= mnist-python-base:3.11-bookworm
 # image name = directory under services/ that holds its Dockerfile
 IMAGES := mnist-trainer=trainer mnist-model-exporter=model-exporter mnist-web-ui=web-ui
-# For shell loops: one word per image, NAME=DIR=TAG; `$(read_image_row)` splits $$row into
-# $$name, $$dir and $$tag.
-IMAGE_ROWS = $(foreach pair,$(IMAGES),$(pair)=$(call image_tag,$(firstword $(subst =, ,$(pair)))))
+# Which images make images / push / kind-load / run-containers' check handle (default: all three),
+# e.g. IMAGE_NAMES=mnist-web-ui after a web-UI-only change.
+IMAGE_NAMES ?= $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair))))
+# For shell loops: one word per selected image, NAME=DIR=TAG; `$(read_image_row)` splits $$row
+# into $$name, $$dir and $$tag.
+IMAGE_ROWS = $(foreach pair,$(IMAGES),$(if $(filter $(firstword $(subst =, ,$(pair))),$(IMAGE_NAMES)),$(pair)=$(call image_tag,$(firstword $(subst =, ,$(pair))))))
 read_image_row = IFS== read -r name dir tag <<<"$$row"
 
 # Rendering and deploying. OVERLAY is a directory under kustomize/overlays (local or gke).
@@ -69,6 +72,7 @@ _need-docker:
 	@command -v $(DOCKER) >/dev/null || { echo "error: '$(DOCKER)' not found: install Docker (https://docs.docker.com/engine/install/) or set DOCKER=podman" >&2; exit 2; }
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "error: '$(DOCKER)' cannot reach a Docker engine: start it (or check DOCKER_HOST / your permissions)" >&2; exit 2; }
 _need-tag:
+	@test -z "$(filter-out $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))),$(IMAGE_NAMES))" || { echo "error: IMAGE_NAMES: no image $(filter-out $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))),$(IMAGE_NAMES)); the images are $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair))))" >&2; exit 2; }
 	@test -n "$(call image_tag,mnist-web-ui)" || { echo "error: no content tag for the images (not a git work tree?): set IMAGE_TAG=..." >&2; exit 2; }
 
 .PHONY: image-tags
@@ -91,6 +95,51 @@ images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images,
 .PHONY: base-image
 base-image: ## Make the Python base image BASE_IMAGE from Debian packages (debootstrap; root), for hosts without a registry
 	DOCKER=$(DOCKER) tools/base-image/build.sh $(BASE_IMAGE)
+
+# make run-containers: the local stack from the built images, as they ship. Data comes from
+# make data; training and export run in the trainer and exporter images when MODEL_BASE_PATH
+# holds no version yet; then the model server (SERVING_IMAGE: tensorflow/serving, or any image
+# whose tensorflow_model_server takes TF Serving's flags) and the web UI image. Every container
+# runs as you (files stay yours; as root, as the images' user 10001), with a read-only root file
+# system and no capabilities.
+# As root, the images' own user 10001 instead (a container never runs as root), owning what it writes.
+CONTAINERS_NETWORK := mnist-containers
+CONTAINER_USER = $(shell if [ "$$(id -u)" = 0 ]; then echo 10001:10001; else echo "$$(id -u):$$(id -g)"; fi)
+container_flags = --rm --user $(CONTAINER_USER) --read-only --tmpfs /tmp --cap-drop ALL \
+  --security-opt no-new-privileges --network $(CONTAINERS_NETWORK)
+image_of = $(REGISTRY)/$(1):$(call image_tag,$(1))
+
+.PHONY: run-containers
+run-containers: _need-docker _need-tag data ## The local stack from the built images (make images): train/export in their images if no version yet, then SERVING_IMAGE + the web UI image
+	@for row in $(IMAGE_ROWS); do $(read_image_row); \
+	  $(DOCKER) image inspect $(REGISTRY)/$$name:$$tag >/dev/null 2>&1 || { echo "error: $(REGISTRY)/$$name:$$tag is not built: run 'make images' first" >&2; exit 2; }; done
+	$(warn_if_open)
+	@$(DOCKER) network inspect $(CONTAINERS_NETWORK) >/dev/null 2>&1 || $(DOCKER) network create $(CONTAINERS_NETWORK) >/dev/null
+	@mkdir -p "$(TRAIN_DIR)" "$(MODEL_BASE_PATH)"
+	@[ "$$(id -u)" != 0 ] || chown -R $(CONTAINER_USER) "$(TRAIN_DIR)" "$(MODEL_BASE_PATH)"
+	@if ! ls "$(MODEL_BASE_PATH)" | grep -qE '^[0-9]+$$'; then \
+	  echo "run-containers: no version in $(MODEL_BASE_PATH): training and exporting in the images"; \
+	  $(DOCKER) run $(container_flags) -v "$(abspath $(DATA_DIR))":/mnt/storage/data/mnist:ro \
+	    -v "$(abspath $(TRAIN_DIR))":/mnt/storage/training $(call image_of,mnist-trainer) \
+	    mnist-train --data-dir=/mnt/storage/data/mnist --model-dir=/mnt/storage/training $(PLAN_TRAIN_FLAGS) && \
+	  $(DOCKER) run $(container_flags) -v "$(abspath $(DATA_DIR))":/mnt/storage/data/mnist:ro \
+	    -v "$(abspath $(TRAIN_DIR))":/mnt/storage/training:ro -v "$(abspath $(MODEL_BASE_PATH))":/mnt/storage/models/mnist \
+	    $(call image_of,mnist-model-exporter) mnist-export --train-dir=/mnt/storage/training \
+	    --data-dir=/mnt/storage/data/mnist --model-base-path=/mnt/storage/models/mnist $(EXPORT_FLAGS); fi
+	@echo "run-containers: $(SERVING_IMAGE) (gRPC $(HOST):$(GRPC_PORT), REST $(HOST):$(REST_PORT)) and $(call image_of,mnist-web-ui) (http://$(HOST):$(UI_PORT)); Ctrl-C stops both"
+	@trap '$(DOCKER) rm -f mnist-containers-tf-serving >/dev/null 2>&1 || true' EXIT INT TERM; \
+	 $(DOCKER) run -d $(container_flags) --name mnist-containers-tf-serving --network-alias tf-serving \
+	  -p $(HOST):$(GRPC_PORT):8500 -p $(HOST):$(REST_PORT):8501 \
+	  -v "$(abspath $(MODEL_BASE_PATH))":/models/mnist:ro -v "$(abspath $(SERVING_CONFIG_DIR))":/etc/tf-serving:ro \
+	  --entrypoint tensorflow_model_server $(SERVING_IMAGE) \
+	  --port=8500 --rest_api_port=8501 --model_config_file=/etc/tf-serving/models.config \
+	  --monitoring_config_file=/etc/tf-serving/monitoring.config \
+	  --enable_batching=true --batching_parameters_file=/etc/tf-serving/batching_parameters.txt \
+	  --file_system_poll_wait_seconds=$(POLL_SECONDS) >/dev/null; \
+	 $(DOCKER) run $(container_flags) --init --name mnist-containers-web-ui -p $(HOST):$(UI_PORT):8080 \
+	  -e MODEL_NAME=$(MODEL_NAME) -e SERVING_GRPC_ADDRESS=tf-serving:8500 -e SERVING_REST_URL=http://tf-serving:8501 \
+	  -e DATA_DIR=/mnt/storage/data/mnist -v "$(abspath $(DATA_DIR))":/mnt/storage/data/mnist:ro \
+	  $(call image_of,mnist-web-ui)
 
 .PHONY: push
 push: _need-docker _need-tag ## Push the images to REGISTRY (default: Artifact Registry of PROJECT_ID in REGION)

@@ -152,12 +152,15 @@ def test_tensorflow_comes_in_only_as_the_cpu_build_and_only_where_needed():
 
 def test_the_web_ui_image_generates_the_protos_and_ships_no_tensorflow():
     build = stages((REPO_ROOT / "services" / "web-ui" / "Dockerfile").read_text())[0]
-    unpack = re.search(
-        r"pip install --no-deps --target (\S+) -c requirements/constraints.txt\s*\\\s*\n\s*(.+?)\s*\\", build
+    download = re.search(
+        r"pip download --no-deps --dest (\S+) -c requirements/constraints.txt\s*\\\s*\n\s*(.+?)\s*\\", build
     )
-    assert unpack and unpack.group(2).split() == ["tensorflow", "tensorflow-serving-api"]
-    assert f"python -m mnist_serving_protos.generate --source {unpack.group(1)}" in build
-    assert f"rm -rf {unpack.group(1)}" in build
+    assert download and download.group(2).split() == ["tensorflow", "tensorflow-serving-api"]
+    extract = re.search(r"zipfile.*\\\s*\n\s*(\S+) (\S+)/\*\.whl", build)
+    assert extract and extract.group(2) == download.group(1), "the message modules come out of the downloaded wheels"
+    sources = extract.group(1)
+    assert f"python -m mnist_serving_protos.generate --source {sources}" in build
+    assert f"rm -rf {sources} {download.group(1)}" in build
     assert "! /opt/venv/bin/pip show --quiet tensorflow" in build
 
 

@@ -92,3 +92,13 @@ def test_a_failed_kind_load_names_the_image(tmp_path):
     kind, _ = recording_tool(tmp_path, "kind", fail_when="mnist-trainer")
     result = make("kind-load", f"KIND={kind}", "IMAGE_TAG=t1")
     assert result.returncode != 0 and "loading mnist.local/mnist-trainer:t1 into kind cluster" in result.stderr
+
+
+def test_image_names_picks_the_images_and_refuses_an_unknown_one(tmp_path, tags):
+    docker, log = recording_tool(tmp_path, "docker")
+    result = make("images", f"DOCKER={docker}", "IMAGE_NAMES=mnist-web-ui")
+    assert result.returncode == 0, result.stderr
+    (build,) = calls(log)
+    assert f"-t mnist.local/mnist-web-ui:{tags['mnist-web-ui']} ." in build
+    result = make("push", f"DOCKER={docker}", "REGISTRY=127.0.0.1:5999/mnist", "IMAGE_NAMES=mnist-webui")
+    assert result.returncode == 2 and "IMAGE_NAMES: no image mnist-webui" in result.stderr
