@@ -3,8 +3,7 @@ every step in its container, the version lands in MODEL_BASE_PATH and the rollou
 `make serve` then loads it and predicts a real held-out digit. A refused gate, an image that is not
 built and a bad parameter each end the run with one line naming the step and the reason.
 
-The images are built first (`make images`, on the Debian base image where no registry answers:
-`make base-image`); Docker's layer cache makes that quick when they are already built.
+The images are built first (`make images`, as .ci/run does before `make test`).
 """
 
 from __future__ import annotations
@@ -25,21 +24,15 @@ from tests.support.paths import DATA_DIR
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-BASE_IMAGE = "mnist-python-base:3.11-bookworm"
 # A quick but real training: 2 epochs reach about 97 % (make quick-model's recipe and gate).
 QUICK = ("EPOCHS=2", "MIN_ACCURACY=0.95")
 
 
-def docker_has(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=60).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def built_images():
-    if not docker_has(BASE_IMAGE):
-        done = make("base-image", timeout=1200)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    done = make("images", f"PYTHON_IMAGE={BASE_IMAGE}", timeout=3000)
+    """make images, as .ci/run does before make test (PYTHON_IMAGE from the environment where no
+    registry answers): Docker's layer cache makes it quick when the images are built already."""
+    done = make("images", "IMAGE_NAMES=mnist-trainer mnist-model-exporter", timeout=3000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 

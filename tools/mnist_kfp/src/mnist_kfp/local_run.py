@@ -250,13 +250,19 @@ def run(args) -> int:
 
     metrics = newest_output(paths.pipeline_root, before, "evaluate", "metrics")
     if metrics:
-        figures = json.loads(open(metrics).read())
+        with open(metrics) as handle:
+            figures = json.load(handle)
         print(
             f"pipeline-local: version {figures['version']} published in {paths.model_base_path}: test accuracy "
             f"{figures['test_accuracy']:.4f} on {figures['test_digits']} held-out digits; evaluation in "
             f"{os.path.dirname(metrics)}"
         )
-    print(f"pipeline-local: rollout {paths.rollout_file}: {open(paths.rollout_file).read().strip()}")
+    with open(paths.rollout_file) as handle:
+        state = json.load(handle)
+    roles = f"stable v{state['stable']}" + (
+        f", canary v{state['canary']} at {state['canary_percent']:g} %" if state.get("canary") else ""
+    )
+    print(f"pipeline-local: rollout {paths.rollout_file}: {roles}; 'make serve' serves it")
     return 0
 
 
