@@ -1,5 +1,5 @@
 """`make pipeline-submit`: upload the compiled pipeline to a Kubeflow cluster (a new version of the
-pipeline `mnist`, named by the package's content hash) and start a run of it, through kfp.Client.
+pipeline `mnist`, named by the package's content hash and the time) and start a run of it, through kfp.Client.
 
 Refused, before anything is sent, without a host or without model_base_path (the bucket the
 cluster's TF Serving reads, gs://BUCKET/models/mnist): a run needs both.
@@ -7,6 +7,7 @@ cluster's TF Serving reads, gs://BUCKET/models/mnist): a run needs both.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import sys
 
@@ -42,7 +43,9 @@ def main(args) -> int:
 
     import kfp
 
-    version_name = f"{NAME}-{hashlib.sha256(raw).hexdigest()[:12]}"
+    # The package's content hash says what ran; the time keeps a resubmission's name unique.
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    version_name = f"{NAME}-{hashlib.sha256(raw).hexdigest()[:12]}-{stamp}"
     client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
     namespace = args.namespace or None
     pipeline_id = client.get_pipeline_id(NAME)
