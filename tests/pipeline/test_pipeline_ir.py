@@ -235,3 +235,9 @@ def test_pipeline_submit_refuses_without_a_host(tmp_path):
     assert done.returncode == 2 and "no Kubeflow Pipelines host: set KFP_HOST" in done.stderr
     done = kfp_module("submit", "--host", "http://127.0.0.1:9", "--package", str(package))
     assert done.returncode == 2 and "model_base_path is not set" in done.stderr
+
+
+def test_make_pipeline_submit_without_a_host_says_what_to_set(tmp_path):
+    done = make("pipeline-submit", "KFP_HOST=", "GCS_BUCKET=b", f"PIPELINE_PACKAGE={tmp_path}/mnist.yaml", timeout=300)
+    assert done.returncode != 0
+    assert "pipeline-submit: error: no Kubeflow Pipelines host: set KFP_HOST=" in done.stderr

@@ -130,8 +130,18 @@ class ContainerRunner:
     def __call__(self, client, image: str, command: list[str], volumes: dict, **run_args) -> int:
         run = ContainerRun(image)
         self.runs.append(run)
+        # Named and labelled, so a container left by a killed run is easy to find on a shared engine.
+        name = f"mnist-pipeline-local-{os.getpid()}-{len(self.runs)}"
         container = client.containers.run(
-            image=image, command=command, detach=True, stdout=True, stderr=True, volumes=volumes, **run_args
+            image=image,
+            command=command,
+            detach=True,
+            stdout=True,
+            stderr=True,
+            volumes=volumes,
+            name=name,
+            labels={"app.kubernetes.io/part-of": "mnist", "mnist.pipeline-local": "true"},
+            **run_args,
         )
         try:
             for chunk in container.logs(stream=True, follow=True):
