@@ -23,7 +23,9 @@ from tests.support.make import VENV, make
 from tests.support.paths import DATA_DIR
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.slow
+# Each step is a container start and a TensorFlow import; a whole run with 2 epochs takes 2-4
+# minutes on 2 cores, so these tests get more than pytest.ini's 300 s each.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 # A quick but real training: 2 epochs reach about 97 % (make quick-model's recipe and gate).
 QUICK = ("EPOCHS=2", "MIN_ACCURACY=0.95")
 
@@ -45,6 +47,13 @@ def local_settings(root) -> list[str]:
         f"PIPELINE_PACKAGE={root}/mnist.yaml",
         f"DATA_DIR={DATA_DIR}",
     ]
+
+
+def error_line(done: subprocess.CompletedProcess) -> str:
+    """The one line pipeline-local ends a failed run with (make's own line follows it)."""
+    lines = [line for line in done.stderr.splitlines() if line.startswith("pipeline-local: error: ")]
+    assert len(lines) == 1, done.stderr[-3000:]
+    return lines[0]
 
 
 def pipeline_local(root, *settings: str) -> subprocess.CompletedProcess:
@@ -121,7 +130,7 @@ def test_make_serve_loads_the_version_and_predicts_a_held_out_digit(published):
 def test_a_refused_gate_stops_the_run_naming_the_export_step_and_the_check(built_images, tmp_path):
     done = pipeline_local(tmp_path, "EPOCHS=1", "MIN_ACCURACY=0.999")
     assert done.returncode != 0, done.stdout[-3000:]  # make's own status for a failed recipe: 2
-    message = done.stderr.strip().splitlines()[-1]
+    message = error_line(done)
     assert message.startswith("pipeline-local: error: step export failed (exit 3, refused by the validation gate")
     assert "failed check min-accuracy" in message and "nothing after it ran" in message
     assert not (tmp_path / "models" / "mnist" / "1").exists() and not (tmp_path / "state" / "rollout.json").exists()
@@ -131,7 +140,7 @@ def test_a_refused_gate_stops_the_run_naming_the_export_step_and_the_check(built
 def test_a_bad_parameter_stops_the_run_naming_the_train_step_and_the_setting(built_images, tmp_path):
     done = pipeline_local(tmp_path, "EPOCHS=0")
     assert done.returncode != 0, done.stdout[-3000:]  # make's own status for a failed recipe: 2
-    message = done.stderr.strip().splitlines()[-1]
+    message = error_line(done)
     assert message.startswith("pipeline-local: error: step train failed (exit 2, bad input")
     assert "--epochs: '0' must be at least 1" in message
 
@@ -146,7 +155,7 @@ def test_a_parameter_of_the_wrong_type_is_refused_before_anything_runs(built_ima
 def test_an_image_that_is_not_built_stops_the_run_naming_its_steps(tmp_path):
     done = pipeline_local(tmp_path, "IMAGE_TAG=never-built-here")
     assert done.returncode != 0
-    message = done.stderr.strip().splitlines()[-1]
+    message = error_line(done)
     assert "step train: image mnist.local/mnist-trainer:never-built-here" in message
     assert "step export: image mnist.local/mnist-model-exporter:never-built-here" in message
     assert "Run 'make images'" in message
