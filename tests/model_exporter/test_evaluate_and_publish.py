@@ -159,7 +159,9 @@ class FakeApiServer:
 
             def do_GET(self):
                 fake.requests.append(("GET", self.path, self.headers.get("Authorization"), None, None))
-                if fake.data is None:
+                if self.path.startswith("/api/v1/namespaces/mnist/pods?"):
+                    self._answer(200, {"kind": "PodList", "items": []})  # no model server running yet
+                elif fake.data is None:
                     self._answer(404, {"kind": "Status", "code": 404})
                 else:
                     self._answer(200, {"kind": "ConfigMap", "data": fake.data})
@@ -204,15 +206,19 @@ def test_publish_to_a_cluster_applies_the_rollout_configmap_whole(capsys):
         assert publish_to_cluster(fake, 2) == 0
     finally:
         fake.close()
-    method, path, auth, content_type, body = fake.requests[-1]
-    assert (method, auth, content_type) == ("PATCH", "Bearer pod-token", "application/apply-patch+yaml")
-    assert path == "/api/v1/namespaces/mnist/configmaps/model-rollout?fieldManager=mnist-rollout&force=true"
+    patches = [request for request in fake.requests if request[0] == "PATCH"]
+    for _, path, auth, content_type, _ in patches:
+        assert (auth, content_type) == ("Bearer pod-token", "application/apply-patch+yaml")
+        assert path == "/api/v1/namespaces/mnist/configmaps/model-rollout?fieldManager=mnist-rollout&force=true"
+    # The rollout's phases, one key a write: published, the model server's config, the web UI's split.
+    body = patches[-1][4]
+    assert list(body["data"]) == ["published.json", "models.config", "rollout.json"]
     state = json.loads(body["data"]["rollout.json"])
     assert (state["stable"], state["canary"], state["canary_percent"]) == (1, 2, 10)
     assert json.loads(body["data"]["published.json"]) == {"versions": [1, 2]}
     assert 'version_labels { key: "canary" value: 2 }' in body["data"]["models.config"]
     assert (
-        "ConfigMap mnist/model-rollout: stable v1 at 100 %, no canary -> stable v1 at 90 %, canary v2 at 10 %"
+        "stable v1 at 100 %, no canary -> stable v1 at 90 %, canary v2 at 10 % (ConfigMap model-rollout"
         in capsys.readouterr().out
     )
 
@@ -223,8 +229,8 @@ def test_publish_to_a_cluster_without_the_deploys_configmap_is_refused(capsys):
         assert publish_to_cluster(fake, 1) == 2
     finally:
         fake.close()
-    assert "no ConfigMap model-rollout in mnist: deploy the system first" in capsys.readouterr().err
-    assert [request[0] for request in fake.requests] == ["GET"]
+    assert "the cluster has no ConfigMap model-rollout in mnist: run make deploy first" in capsys.readouterr().err
+    assert [request[0] for request in fake.requests] == ["GET"]  # nothing written
 
 
 def test_publish_outside_a_pod_says_so(capsys, monkeypatch):

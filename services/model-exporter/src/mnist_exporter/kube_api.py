@@ -1,11 +1,11 @@
 """The Kubernetes API from inside a pod, for the one object a pipeline step changes: the ConfigMap
-model-rollout (mnist_common.rollout.configmap). Plain HTTPS with the pod's service-account token,
+model-rollout (mnist_common.rollout.configmap), and the pods the rollout watches. Plain HTTPS with the pod's service-account token,
 as every in-cluster client does (the kubernetes client's load_incluster_config reads the same
 environment variables and files), so the exporter image needs no Kubernetes client library.
 
-A change is one server-side apply of the whole ConfigMap as field manager `mnist-rollout`, the
-same request the rollout tool makes (tools/mnist_rollout's cluster_state: PATCH with content type
-application/apply-patch+yaml, force=true; JSON is YAML).
+A ConfigMap write is a server-side apply as field manager `mnist-rollout` (PATCH with content
+type application/apply-patch+yaml, force=true; JSON is YAML); the rollout's phases also read the
+TF Serving and web UI pods through the API server's pod proxy, as make deploy does.
 """
 
 from __future__ import annotations
@@ -72,3 +72,25 @@ class InClusterApi:
             raise KubeApiError(
                 f"the API server refused ConfigMap {meta['name']}: {answer.status_code} {answer.text[:300]}"
             )
+
+    def running_pods(self, namespace: str, label_selector: str) -> list[str]:
+        answer = self._request("GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": label_selector})
+        if answer.status_code != 200:
+            raise KubeApiError(
+                f"listing pods {label_selector} in {namespace}: {answer.status_code} {answer.text[:300]}"
+            )
+        return sorted(
+            pod["metadata"]["name"]
+            for pod in answer.json().get("items", [])
+            if (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+        )
+
+    def pod_proxy_get(self, namespace: str, pod: str, port, path: str) -> str:
+        """GET through the API server's pod proxy; OSError when it does not answer 200."""
+        try:
+            answer = self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}")
+        except KubeApiError as error:
+            raise OSError(str(error)) from None
+        if answer.status_code != 200:
+            raise OSError(f"{pod}:{port}/{path}: {answer.status_code}")
+        return answer.text

@@ -5,11 +5,13 @@ publisher shares (mnist_common.rollout.transitions.publish: the first version be
 later one the canary at the given share, never 100 % at once) to one of:
   --state-file + --model-config-file   the local stack's files (make pipeline-local), each written
                                        whole; `make serve` and `make promote` read the same two
-  --configmap-namespace NS             the cluster's ConfigMap model-rollout in NS, read and applied
-                                       whole through the Kubernetes API from inside the pod, as
-                                       make deploy does after its export Job
+  --configmap-namespace NS             the cluster's ConfigMap model-rollout in NS, through the
+                                       Kubernetes API from inside the pod, in the rollout's phases
+                                       (mnist_common.rollout.runner), as make deploy does after its
+                                       export Job
 
-Exit codes: 0 done (or unchanged); 2 bad flag, or a state file that does not parse.
+Exit codes: 0 done (or unchanged); 2 bad flag, a state that does not parse, or the API refused;
+1 a phase did not take effect in time.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import argparse
 import sys
 from importlib import metadata
 
-from mnist_common import storage
-from mnist_common.rollout import configmap, model_config
+from mnist_common.rollout import configmap, runner, steps
 from mnist_common.rollout import state as rollout_state
+from mnist_common.rollout.local import LocalFiles
 from mnist_common.rollout.transitions import publish
 from mnist_exporter.evaluate import EvaluationInputError, export_version
 from mnist_exporter.kube_api import InClusterApi, KubeApiError
@@ -71,32 +73,49 @@ def main(argv: list[str] | None = None, api: InClusterApi | None = None) -> int:
     try:
         version = export_version(args.export_result)
         if args.configmap_namespace:
-            return _publish_to_cluster(api or InClusterApi.from_pod(), args.configmap_namespace, version, args)
-        current = rollout_state.read(args.state_file)
+            access = PodAccess(api or InClusterApi.from_pod(), args.configmap_namespace)
+            store = configmap.ConfigMapStore(access, args.model_name)
+            state, published = store.read()
+            store.write_published([*published, version])
+            servers = configmap.ClusterServers(access, args.model_name)
+            servers = servers if servers.replicas() else None
+        else:
+            store = LocalFiles(args.state_file, args.model_config_file, args.model_name, args.served_base_path)
+            state, servers = rollout_state.read(args.state_file), None  # the local server is not reachable from here
+        new = publish(state, version, args.canary_percent)
+        if new == state:
+            print(f"mnist-publish: unchanged: {state.describe()} (version {version} is already served)")
+            return 0
+        print(f"mnist-publish: {state.describe() if state else 'no rollout yet'} -> {new.describe()} ({store.where})")
+        runner.run(store, servers, steps.plan(state, new), state, runner.Limits(), say=print)
     except (EvaluationInputError, rollout_state.RolloutStateError, KubeApiError) as error:
         print(f"mnist-publish: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    new = publish(current, version, args.canary_percent)
-    if new == current:
-        print(f"mnist-publish: unchanged: {current.describe()} (version {version} is already served)")
-        return 0
-    written = rollout_state.write(args.state_file, new, current)
-    text = model_config.render(model_config.server_config(written), args.model_name, args.served_base_path)
-    storage.write_bytes_atomic(args.model_config_file, text.encode())
-    print(f"mnist-publish: {current.describe() if current else 'no rollout yet'} -> {written.describe()}")
+    except runner.RolloutTimeout as error:
+        print(f"mnist-publish: error: publishing v{version}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _publish_to_cluster(api: InClusterApi, namespace: str, version: int, args) -> int:
-    data = api.read_config_map(namespace, configmap.NAME)
-    if data is None:
-        raise KubeApiError(f"no ConfigMap {configmap.NAME} in {namespace}: deploy the system first (make deploy)")
-    current, _ = configmap.read_data(data, f"ConfigMap {namespace}/{configmap.NAME}")
-    manifest, written = configmap.after_publish(data, version, args.canary_percent, namespace)
-    api.apply(manifest, configmap.FIELD_MANAGER)
-    before = current.describe() if current else "no rollout yet"
-    print(f"mnist-publish: ConfigMap {namespace}/{configmap.NAME}: {before} -> {written.describe()}")
-    return 0
+class PodAccess:
+    """configmap.KubeAccess over the pod's own API access: the rollout's store and runner carry out
+    the publish in the same phases as make canary and make deploy (the version loads on every TF
+    Serving replica before a label names it, then the web UI's split moves)."""
+
+    def __init__(self, api: InClusterApi, namespace: str):
+        self.api, self.namespace = api, namespace
+
+    def read_configmap(self) -> dict | None:
+        return self.api.read_config_map(self.namespace, configmap.NAME)
+
+    def apply_configmap(self, manifest: dict) -> None:
+        self.api.apply(manifest, configmap.FIELD_MANAGER)
+
+    def pods(self, component: str) -> list[str]:
+        return self.api.running_pods(self.namespace, f"app.kubernetes.io/component={component}")
+
+    def pod_get(self, pod: str, port, path: str) -> str:
+        return self.api.pod_proxy_get(self.namespace, pod, port, path)
 
 
 if __name__ == "__main__":
