@@ -52,7 +52,7 @@ pipeline-local: data pipeline _need-docker ## Run the pipeline here (kfp.local, 
 	  --model-base-path "$(MODEL_BASE_PATH)" --rollout-file "$(ROLLOUT_FILE)" --model-config-file "$(MODEL_CONFIG_FILE)" \
 	  --data-cache-dir "$(dir $(abspath $(DATA_DIR)))cache" --set data_source=$(DATA_SOURCE) \
 	  --set model_name=$(MODEL_NAME) --set min_accuracy=$(MIN_ACCURACY) --set max_regression=$(MAX_REGRESSION) \
-	  --set keep_versions=$(KEEP_VERSIONS) --set canary_percent=$(CANARY_PERCENT) $(pipeline_overrides)
+	  --set keep_versions=$(KEEP_VERSIONS) $(if $(CANARY_PERCENT),--set canary_percent=$(CANARY_PERCENT)) $(pipeline_overrides)
 
 .PHONY: pipeline-submit
 pipeline-submit: pipeline ## Upload the pipeline to a Kubeflow cluster and start a run (KFP_HOST=, KFP_NAMESPACE=, KFP_MODEL_BASE_PATH= or GCS_BUCKET=)

@@ -220,6 +220,14 @@ def test_compile_refuses_what_cannot_make_a_pipeline(tmp_path, images, defaults,
     assert not (tmp_path / "p.yaml").exists()
 
 
+def test_an_empty_canary_percent_is_the_rollouts_default(tmp_path):
+    from mnist_common.rollout.transitions import DEFAULT_CANARY_PERCENT
+
+    assert parameters.make_defaults([f"{k}={v}" for k, v in MAKE_DEFAULTS.items()] + ["CANARY_PERCENT="])[
+        "canary_percent"
+    ] == float(DEFAULT_CANARY_PERCENT)
+
+
 def test_make_pipeline_compiles_the_content_tagged_images_with_makes_settings():
     tags = dict(line.split("=", 1) for line in make("image-tags").stdout.split())
     dry = make("-n", "pipeline", "CANARY_PERCENT=7").stdout

@@ -3,7 +3,8 @@
     training   kustomize/base/training.env (what the cluster's Job and TFJob read), and for a
                setting the file leaves out, mnist-train's own default (mnist_trainer.config.OPTIONS)
     the rest   make's variables (MIN_ACCURACY, MAX_REGRESSION, KEEP_VERSIONS, CANARY_PERCENT,
-               DATA_SOURCE, MODEL_NAME), which `make pipeline` hands over as NAME=value pairs
+               DATA_SOURCE, MODEL_NAME), which `make pipeline` hands over as NAME=value pairs; an
+               empty CANARY_PERCENT is the rollout's default, as for make export and make deploy
 
 Pure Python: the compile step and the tests read it without the Kubeflow Pipelines SDK.
 """
@@ -77,6 +78,10 @@ def make_defaults(pairs: list[str]) -> dict[str, object]:
     unknown = sorted(set(given) - set(FROM_MAKE))
     if unknown:
         raise ParameterError(f"unknown setting(s) {', '.join(unknown)}: expected {', '.join(FROM_MAKE)}")
+    if given.get("CANARY_PERCENT") == "":  # make's empty CANARY_PERCENT: the rollout's own default
+        from mnist_common.rollout.transitions import DEFAULT_CANARY_PERCENT
+
+        given["CANARY_PERCENT"] = str(DEFAULT_CANARY_PERCENT)
     defaults = {}
     for name, (parameter, kind) in FROM_MAKE.items():
         if name not in given:
