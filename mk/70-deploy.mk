@@ -25,12 +25,24 @@ GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 # CONTENT_TAGS='name=tag ...' on the command line hands in tags computed before (Cloud Build).
 CONTENT_TAGS = $(eval CONTENT_TAGS := $$(shell PYTHONPATH=tools/mnist_deploy/src $(PYTHON) -m mnist_deploy.content_tags))$(CONTENT_TAGS)
 image_tag = $(or $(IMAGE_TAG),$(patsubst $(1)=%,%,$(filter $(1)=%,$(CONTENT_TAGS))))
-# For shell loops over IMAGES: `$(shell_tag)` sets $$tag from $$name.
-shell_tag = tag=$$(for t in $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))=$(call image_tag,$(firstword $(subst =, ,$(pair))))); do [ "$${t%%=*}" = "$$name" ] && echo "$${t\#*=}"; done)
 IMAGE_PLATFORM ?= linux/amd64
-DOCKER ?= docker
+# Debian's docker.io CLI where it is installed (it builds with BuildKit without the buildx plugin;
+# a newer CLI without buildx refuses DOCKER_BUILDKIT=1), else the docker on PATH.
+DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
+# The images' Python base: empty builds FROM the Dockerfiles' pinned python:3.11-slim (from Docker
+# Hub); where no registry answers, `make base-image` makes $(BASE_IMAGE) from Debian packages and
+# PYTHON_IMAGE=$(BASE_IMAGE) builds on it.
+PYTHON_IMAGE ?=
+BASE_IMAGE ?= mnist-python-base:3.11-bookworm
 # image name = directory under services/ that holds its Dockerfile
 IMAGES := mnist-trainer=trainer mnist-model-exporter=model-exporter mnist-web-ui=web-ui
+# Which images make images / push / kind-load / run-containers' check handle (default: all three),
+# e.g. IMAGE_NAMES=mnist-web-ui after a web-UI-only change.
+IMAGE_NAMES ?= $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair))))
+# For shell loops: one word per selected image, NAME=DIR=TAG; `$(read_image_row)` splits $$row
+# into $$name, $$dir and $$tag.
+IMAGE_ROWS = $(foreach pair,$(IMAGES),$(if $(filter $(firstword $(subst =, ,$(pair))),$(IMAGE_NAMES)),$(pair)=$(call image_tag,$(firstword $(subst =, ,$(pair))))))
+read_image_row = IFS== read -r name dir tag <<<"$$row"
 
 # Rendering and deploying. OVERLAY is a directory under kustomize/overlays (local or gke).
 OVERLAY ?= local
@@ -39,6 +51,7 @@ GCS_BUCKET ?= $(if $(PROJECT_ID),$(PROJECT_ID)-mnist,)
 DOMAIN ?=
 STATIC_IP_NAME ?= mnist-web-ui
 KIND_CLUSTER ?= kind
+KIND ?= kind
 DELETE_STORAGE ?=
 # Stage timeouts for `make deploy`, as STAGE=SECONDS pairs (stages: setup data training export
 # serving), e.g. DEPLOY_TIMEOUTS="training=10800 serving=600"; empty keeps mnist-deploy's defaults.
@@ -59,6 +72,7 @@ _need-docker:
 	@command -v $(DOCKER) >/dev/null || { echo "error: '$(DOCKER)' not found: install Docker (https://docs.docker.com/engine/install/) or set DOCKER=podman" >&2; exit 2; }
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "error: '$(DOCKER)' cannot reach a Docker engine: start it (or check DOCKER_HOST / your permissions)" >&2; exit 2; }
 _need-tag:
+	@test -z "$(filter-out $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))),$(IMAGE_NAMES))" || { echo "error: IMAGE_NAMES: no image $(filter-out $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair)))),$(IMAGE_NAMES)); the images are $(foreach pair,$(IMAGES),$(firstword $(subst =, ,$(pair))))" >&2; exit 2; }
 	@test -n "$(call image_tag,mnist-web-ui)" || { echo "error: no content tag for the images (not a git work tree?): set IMAGE_TAG=..." >&2; exit 2; }
 
 .PHONY: image-tags
@@ -66,22 +80,74 @@ image-tags: ## Print each image's tag (name=tag, one a line): its content hash, 
 	@$(foreach pair,$(IMAGES),echo '$(firstword $(subst =, ,$(pair)))=$(call image_tag,$(firstword $(subst =, ,$(pair))))';)
 
 .PHONY: images
-images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, each tagged by its content (or IMAGE_TAG)
-	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; dir=$${pair#*=}; $(shell_tag); \
-	  echo "== $(REGISTRY)/$$name:$$tag"; \
+images: _need-docker _need-tag ## Build the trainer, exporter and web-UI images, each tagged by its content (or IMAGE_TAG); PYTHON_IMAGE=... for another base
+	@for row in $(IMAGE_ROWS); do \
+	  $(read_image_row); started=$$(date +%s); \
+	  echo "== building $(REGISTRY)/$$name:$$tag (services/$$dir/Dockerfile)"; \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build --platform $(IMAGE_PLATFORM) \
-	    --build-arg GIT_COMMIT=$(GIT_COMMIT) \
-	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$$tag . ; \
+	    --build-arg GIT_COMMIT=$(GIT_COMMIT) --build-arg CONTENT_TAG=$$tag \
+	    $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+	    -f services/$$dir/Dockerfile -t $(REGISTRY)/$$name:$$tag . || \
+	    { echo "error: the image $$name did not build (services/$$dir/Dockerfile; output above)$(if $(PYTHON_IMAGE),,. Without a registry: make base-image then PYTHON_IMAGE=$(BASE_IMAGE))" >&2; exit 1; }; \
+	  echo "== built $(REGISTRY)/$$name:$$tag in $$(( $$(date +%s) - started )) s"; \
 	done
+
+.PHONY: base-image
+base-image: ## Make the Python base image BASE_IMAGE from Debian packages (debootstrap; root), for hosts without a registry
+	DOCKER=$(DOCKER) tools/base-image/build.sh $(BASE_IMAGE)
+
+# make run-containers: the local stack from the built images, as they ship. Data comes from
+# make data; training and export run in the trainer and exporter images when MODEL_BASE_PATH
+# holds no version yet; then the model server (SERVING_IMAGE: tensorflow/serving, or any image
+# whose tensorflow_model_server takes TF Serving's flags) and the web UI image. Every container
+# runs as you (files stay yours; as root, as the images' user 10001), with a read-only root file
+# system and no capabilities.
+# As root, the images' own user 10001 instead (a container never runs as root), owning what it writes.
+CONTAINERS_NETWORK := mnist-containers
+CONTAINER_USER = $(shell if [ "$$(id -u)" = 0 ]; then echo 10001:10001; else echo "$$(id -u):$$(id -g)"; fi)
+container_flags = --rm --user $(CONTAINER_USER) --read-only --tmpfs /tmp --cap-drop ALL \
+  --security-opt no-new-privileges --network $(CONTAINERS_NETWORK)
+image_of = $(REGISTRY)/$(1):$(call image_tag,$(1))
+
+.PHONY: run-containers
+run-containers: _need-docker _need-tag data ## The local stack from the built images (make images): train/export in their images if no version yet, then SERVING_IMAGE + the web UI image
+	@for row in $(IMAGE_ROWS); do $(read_image_row); \
+	  $(DOCKER) image inspect $(REGISTRY)/$$name:$$tag >/dev/null 2>&1 || { echo "error: $(REGISTRY)/$$name:$$tag is not built: run 'make images' first" >&2; exit 2; }; done
+	$(warn_if_open)
+	@$(DOCKER) network inspect $(CONTAINERS_NETWORK) >/dev/null 2>&1 || $(DOCKER) network create $(CONTAINERS_NETWORK) >/dev/null
+	@mkdir -p "$(TRAIN_DIR)" "$(MODEL_BASE_PATH)"
+	@[ "$$(id -u)" != 0 ] || chown -R $(CONTAINER_USER) "$(TRAIN_DIR)" "$(MODEL_BASE_PATH)"
+	@if ! ls "$(MODEL_BASE_PATH)" | grep -qE '^[0-9]+$$'; then \
+	  echo "run-containers: no version in $(MODEL_BASE_PATH): training and exporting in the images"; \
+	  $(DOCKER) run $(container_flags) -v "$(abspath $(DATA_DIR))":/mnt/storage/data/mnist:ro \
+	    -v "$(abspath $(TRAIN_DIR))":/mnt/storage/training $(call image_of,mnist-trainer) \
+	    mnist-train --data-dir=/mnt/storage/data/mnist --model-dir=/mnt/storage/training $(PLAN_TRAIN_FLAGS) && \
+	  $(DOCKER) run $(container_flags) -v "$(abspath $(DATA_DIR))":/mnt/storage/data/mnist:ro \
+	    -v "$(abspath $(TRAIN_DIR))":/mnt/storage/training:ro -v "$(abspath $(MODEL_BASE_PATH))":/mnt/storage/models/mnist \
+	    $(call image_of,mnist-model-exporter) mnist-export --train-dir=/mnt/storage/training \
+	    --data-dir=/mnt/storage/data/mnist --model-base-path=/mnt/storage/models/mnist $(EXPORT_FLAGS); fi
+	@echo "run-containers: $(SERVING_IMAGE) (gRPC $(HOST):$(GRPC_PORT), REST $(HOST):$(REST_PORT)) and $(call image_of,mnist-web-ui) (http://$(HOST):$(UI_PORT)); Ctrl-C stops both"
+	@trap '$(DOCKER) rm -f mnist-containers-tf-serving >/dev/null 2>&1 || true' EXIT INT TERM; \
+	 $(DOCKER) run -d $(container_flags) --name mnist-containers-tf-serving --network-alias tf-serving \
+	  -p $(HOST):$(GRPC_PORT):8500 -p $(HOST):$(REST_PORT):8501 \
+	  -v "$(abspath $(MODEL_BASE_PATH))":/models/mnist:ro -v "$(abspath $(SERVING_CONFIG_DIR))":/etc/tf-serving:ro \
+	  --entrypoint tensorflow_model_server $(SERVING_IMAGE) \
+	  --port=8500 --rest_api_port=8501 --model_config_file=/etc/tf-serving/models.config \
+	  --monitoring_config_file=/etc/tf-serving/monitoring.config \
+	  --enable_batching=true --batching_parameters_file=/etc/tf-serving/batching_parameters.txt \
+	  --file_system_poll_wait_seconds=$(POLL_SECONDS) >/dev/null; \
+	 $(DOCKER) run $(container_flags) --init --name mnist-containers-web-ui -p $(HOST):$(UI_PORT):8080 \
+	  -e MODEL_NAME=$(MODEL_NAME) -e SERVING_GRPC_ADDRESS=tf-serving:8500 -e SERVING_REST_URL=http://tf-serving:8501 \
+	  -e DATA_DIR=/mnt/storage/data/mnist -v "$(abspath $(DATA_DIR))":/mnt/storage/data/mnist:ro \
+	  $(call image_of,mnist-web-ui)
 
 .PHONY: push
 push: _need-docker _need-tag ## Push the images to REGISTRY (default: Artifact Registry of PROJECT_ID in REGION)
 	@test "$(REGISTRY)" != "$(LOCAL_REGISTRY)" || { echo "error: nowhere to push: set PROJECT_ID (Artifact Registry $(REGION)-docker.pkg.dev/PROJECT_ID/mnist) or REGISTRY=host/path" >&2; exit 2; }
-	@for pair in $(IMAGES); do \
-	  name=$${pair%%=*}; $(shell_tag); \
+	@for row in $(IMAGE_ROWS); do \
+	  $(read_image_row); \
 	  $(DOCKER) image inspect $(REGISTRY)/$$name:$$tag >/dev/null 2>&1 || { echo "error: $(REGISTRY)/$$name:$$tag is not built: run 'make images' first" >&2; exit 2; }; \
-	  $(DOCKER) push $(REGISTRY)/$$name:$$tag || { $(push_hint); exit 1; }; \
+	  $(DOCKER) push $(REGISTRY)/$$name:$$tag || { echo "error: pushing $(REGISTRY)/$$name:$$tag failed" >&2; $(push_hint); exit 1; }; \
 	done
 
 # Said when a push fails: the usual cause with Artifact Registry is Docker not being logged in.
@@ -134,8 +200,11 @@ iap-audience: ## After the first GKE deploy: give the web UI its IAP audience (C
 
 .PHONY: kind-load
 kind-load: _need-tag ## Load the built images into the kind cluster KIND_CLUSTER (for OVERLAY=local)
-	@command -v kind >/dev/null || { echo "error: 'kind' not found: install it (https://kind.sigs.k8s.io/docs/user/quick-start/)" >&2; exit 2; }
-	@for pair in $(IMAGES); do name=$${pair%%=*}; $(shell_tag); kind load docker-image --name $(KIND_CLUSTER) $(REGISTRY)/$$name:$$tag; done
+	@command -v $(KIND) >/dev/null || { echo "error: '$(KIND)' not found: install it (https://kind.sigs.k8s.io/docs/user/quick-start/)" >&2; exit 2; }
+	@for row in $(IMAGE_ROWS); do \
+	  $(read_image_row); \
+	  $(KIND) load docker-image --name $(KIND_CLUSTER) $(REGISTRY)/$$name:$$tag || { echo "error: loading $(REGISTRY)/$$name:$$tag into kind cluster $(KIND_CLUSTER) failed (built? run 'make images')" >&2; exit 1; }; \
+	done
 
 .PHONY: render
 render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) to artifacts/deploy/OVERLAY.yaml, images set

@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a version retention never deletes, e.g. the rollout's stable and canary (repeatable)",
     )
     add(
+        "--protect-state-file",
+        default="",
+        metavar="ROLLOUT_FILE",
+        help="never delete the versions this rollout state serves or may roll back to (stable, canary, "
+        "previous stable); a missing file protects none (the Kubeflow pipeline's export)",
+    )
+    add(
         "--keep",
         dest="keep",
         type=_positive_int,
@@ -150,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_result(path: str, version: int | None, published: bool) -> None:
     """The export's outcome for a program: the deploy reads it from the pod's status (the
-    kubelet keeps the file's content as the terminated container's message)."""
+    kubelet keeps the file's content as the terminated container's message). Its folder is made
+    when missing, as a Kubeflow pipeline's output parameter file's may be."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
         out.write(json.dumps({"version": version, "published": published}) + "\n")
 
@@ -188,8 +199,27 @@ def _install_sigterm_handler():
         return None
 
 
+def _rollout_versions(state_file: str) -> tuple[int, ...]:
+    """The versions the rollout state in state_file may still serve (none without the file)."""
+    from mnist_common.rollout import state as rollout_state
+
+    try:
+        current = rollout_state.read(state_file)
+    except rollout_state.RolloutStateError as error:
+        raise InputError(f"--protect-state-file: {error}") from None
+    if current is None:
+        return ()
+    return (*current.versions, *filter(None, [current.previous_stable]))
+
+
 def _run(args) -> int:
     from mnist_exporter.exporter import ExportOptions, run_export
+
+    try:
+        protected = (*args.protect, *(_rollout_versions(args.protect_state_file) if args.protect_state_file else ()))
+    except InputError as error:
+        print(f"mnist-export: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
 
     options = ExportOptions(
         train_dir=args.train_dir,
@@ -201,7 +231,7 @@ def _run(args) -> int:
         force=args.force,
         keep=args.keep,
         republish=args.republish,
-        protect=tuple(args.protect),
+        protect=tuple(sorted(set(protected))),
     )
     try:
         result = run_export(options)
