@@ -7,8 +7,9 @@
    installed, for both protocols; else loadgen.py (raw HTTP/1.1, and a grpc.aio client), which
    costs about as much CPU as the server and so measures less than the server can do.
 3. KServe's Python model server (--kserve-python: its own venv, `make kserve-setup`) on the same
-   SavedModel, V1 REST, one worker, under the same load generator: the tool a user would pick
-   instead; the table ends with the stand-in/KServe ratios.
+   SavedModel, V1 REST, one worker, with the stand-in's TensorFlow thread settings, under the same
+   load generator: the tool a user would pick instead; the table ends with the stand-in/KServe
+   ratios.
 4. A naive Flask app calling keras model.predict per request, under the same load generator.
 
 Prints a table and the commands behind it; writes the figures to --out (JSON), with the machine's
@@ -32,6 +33,12 @@ import urllib.request
 from mnist_common.pipeline import published_versions, version_path
 from mnist_run.ports import free_port
 
+# TensorFlow's thread pools, the same for the stand-in and for KServe (one thread per op, as
+# `make serve` runs the stand-in: SERVING_TF_THREADS in mk/40-serve.mk), so that the comparison
+# measures the servers around the model rather than two threading settings.
+TF_INTRA_OP_THREADS = 1
+TF_INTER_OP_THREADS = 1
+
 
 def latest_version(base_path: pathlib.Path) -> pathlib.Path | None:
     versions = published_versions(str(base_path))
@@ -51,8 +58,8 @@ def untrained_export(workdir: pathlib.Path) -> pathlib.Path:
 def in_process_rates(version_dir: pathlib.Path, seconds: float, batch: int) -> dict:
     code = f"""
 import json, time, numpy as np, tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(1)  # as the stand-in runs it: one thread per call
-tf.config.threading.set_inter_op_parallelism_threads(1)
+tf.config.threading.set_intra_op_parallelism_threads({TF_INTRA_OP_THREADS})  # as the stand-in runs it
+tf.config.threading.set_inter_op_parallelism_threads({TF_INTER_OP_THREADS})
 fn = tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"]
 out = {{}}
 for size in (1, {batch}):
@@ -265,6 +272,8 @@ def kserve_rows(args, version_dir: pathlib.Path, levels, body_file, use_h2load: 
         f"--model_dir={version_dir}",
         f"--http_port={port}",
         "--workers=1",
+        f"--tf_intra_op_threads={TF_INTRA_OP_THREADS}",
+        f"--tf_inter_op_threads={TF_INTER_OP_THREADS}",
     ]
     commands.append(shlex.join(command))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -381,8 +390,8 @@ def main(argv=None) -> int:
             f"--batching_parameters_file={pathlib.Path(args.config_dir) / 'batching_parameters.txt'}",
             f"--monitoring_config_file={pathlib.Path(args.config_dir) / 'monitoring.config'}",
             "--log_level=WARNING",
-            "--tensorflow_intra_op_parallelism=1",
-            "--tensorflow_inter_op_parallelism=1",
+            f"--tensorflow_intra_op_parallelism={TF_INTRA_OP_THREADS}",
+            f"--tensorflow_inter_op_parallelism={TF_INTER_OP_THREADS}",
         ]
         commands.append(shlex.join(server_command))
         server = subprocess.Popen(
@@ -467,6 +476,10 @@ def main(argv=None) -> int:
     against_kserve = kserve_ratios(rows, levels)
     for line in against_kserve["lines"]:
         print(line)
+    print(
+        f"TensorFlow threads (intra-op / inter-op), stand-in and KServe alike: {TF_INTRA_OP_THREADS} / "
+        f"{TF_INTER_OP_THREADS}"
+    )
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (shared cores inflate latency)")
     print("\ncommands:")
     for command in commands:
@@ -480,6 +493,7 @@ def main(argv=None) -> int:
         "load_average_before": load_before,
         "load_average_after": load_after,
         "seconds_per_cell": args.seconds,
+        "tensorflow_threads": {"intra_op": TF_INTRA_OP_THREADS, "inter_op": TF_INTER_OP_THREADS},
         "rows": rows,
         "in_process": in_process,
         "commands": commands,
