@@ -72,13 +72,27 @@ setup: $(SETUP_STAMP) ## Create .venv with every service and tool, pinned by req
 
 # The stamp depends on every file that decides what is installed, so a second run does nothing
 # and a change to the lock or a pyproject.toml reinstalls.
+# uv (the release the lock pins, installed into .venv by the venv's own pip) installs the lock
+# with uv's cache, a drop-in for pip at a fraction of its time (docs/benchmarks.md); if uv cannot
+# be installed, pip installs instead, with a warning. INSTALLER=pip uses pip throughout. Either
+# way mnist_run.lock_check then fails the set-up unless .venv holds exactly what the lock pins.
+INSTALLER ?= uv
 $(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$(PACKAGES)) $(PROTOS_GENERATOR)
 	$(call require_python_311)
+	@case "$(INSTALLER)" in uv|pip) ;; *) echo "error: INSTALLER=$(INSTALLER) must be uv or pip" >&2; exit 2 ;; esac
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PY) -m pip install --quiet --upgrade pip
-	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) setuptools wheel
-	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) -r requirements/dev.in
-	$(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) --no-build-isolation $(addprefix -e ,$(PACKAGES))
+	@install="$(VENV_PY) -m pip install --quiet"; \
+	 if [ "$(INSTALLER)" = uv ]; then \
+	   if $(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) uv; then install="$(VENV_BIN)/uv pip install --quiet --python $(VENV_PY)"; \
+	   else echo "warning: could not install uv into $(VENV); installing with pip instead (INSTALLER=pip does so from the start)" >&2; fi; \
+	 fi; \
+	 if [ "$$install" = "$(VENV_PY) -m pip install --quiet" ]; then $(VENV_PY) -m pip install --quiet --upgrade pip; fi; \
+	 echo "setup: $${install%% --quiet*} -c $(CONSTRAINTS) ..."; \
+	 $$install -c $(CONSTRAINTS) setuptools wheel && \
+	 $$install -c $(CONSTRAINTS) -r requirements/dev.in && \
+	 $$install -c $(CONSTRAINTS) --no-build-isolation $(addprefix -e ,$(PACKAGES)) || \
+	 { echo "error: installing the lock into $(VENV) failed (see above)$(if $(filter uv,$(INSTALLER)),; 'make setup INSTALLER=pip' installs with pip instead)" >&2; exit 1; }
+	$(VENV_PY) -m mnist_run.lock_check $(CONSTRAINTS)
 	$(VENV_PY) -m mnist_serving_protos.generate
 	@touch $@
 
