@@ -21,7 +21,7 @@ export: $(SETUP_STAMP) data ## Validate the trained model and publish it as the 
 	  --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" \
 	  --min-accuracy "$(MIN_ACCURACY)" --max-regression "$(MAX_REGRESSION)" --keep-versions "$(KEEP_VERSIONS)" \
 	  $(EXPORT_FLAGS)
-	$(if $(filter rollout,$(VERSION_POLICY)),$(if $(findstring ://,$(MODEL_BASE_PATH)),,@$(ROLLOUT) publish --percent "$(CANARY_PERCENT)"))
+	$(if $(filter rollout,$(VERSION_POLICY)),$(if $(findstring ://,$(MODEL_BASE_PATH)),,@$(ROLLOUT) publish $(call percent_flag,$(CANARY_PERCENT))))
 
 .PHONY: versions
 versions: $(SETUP_STAMP) ## List the published model versions in MODEL_BASE_PATH with their validation accuracy

@@ -1,12 +1,16 @@
 ##@ Model server
 
-# The real TF Serving image `make serve-docker` runs: the same pin as kustomize/base/tf-serving.yaml.
-SERVING_IMAGE ?= tensorflow/serving:2.21.0
+# The real TF Serving image `make serve-docker` runs: the same pin as kustomize/base/tf-serving.yaml
+# (tensorflow/serving's newest release is 2.20.0; there is no 2.21.0, see kustomize/README.md).
+SERVING_IMAGE ?= tensorflow/serving:2.20.0
 SERVING_CONFIG_DIR := services/tf-serving/config
 # POLL_SECONDS (mk/60-run.mk): how often the server looks for new versions under MODEL_BASE_PATH.
 # One TensorFlow thread per op: the batcher's num_batch_threads (one per core) give the
 # parallelism, and a 64-image batch costs a third less CPU than with two threads fighting per op.
 SERVING_TF_THREADS ?= --tensorflow_intra_op_parallelism=1 --tensorflow_inter_op_parallelism=1
+# The rollout's models.config names versions by labels; TF Serving checks labels before it loads
+# anything, so a labelled config starts only with this flag (as kustomize/base/tf-serving.yaml).
+ALLOW_LABELS_FLAG := --allow_version_labels_for_unavailable_models
 # make bench-serving: measured seconds per cell, and the concurrencies.
 BENCH_SERVING_SECONDS ?= 8
 BENCH_SERVING_CONCURRENCY ?= 1,16,64
@@ -15,6 +19,14 @@ BENCH_SERVING_CONCURRENCY ?= 1,16,64
 KSERVE_VENV := $(ARTIFACTS)/kserve/venv
 KSERVE_CONSTRAINTS := requirements/kserve-constraints.txt
 KSERVE_STAMP := $(KSERVE_VENV)/.setup-done
+# The TensorFlow release the pinned TF Serving is built for, in a venv of its own: the exported
+# SavedModel must load and answer there (mnist_exporter/serving_runtime_check.py).
+SERVING_COMPAT_VENV := $(ARTIFACTS)/serving-compat/venv
+SERVING_COMPAT_CONSTRAINTS := requirements/serving-compat-constraints.txt
+SERVING_COMPAT_STAMP := $(SERVING_COMPAT_VENV)/.setup-done
+SERVING_RUNTIME_CHECK := services/model-exporter/src/mnist_exporter/serving_runtime_check.py
+# tests/model_exporter/test_serving_runtime.py finds the venv here (also when ARTIFACTS is elsewhere).
+export SERVING_COMPAT_PYTHON := $(abspath $(SERVING_COMPAT_VENV)/bin/python)
 
 # Fails with the next step to take when MODEL_BASE_PATH has no numbered version yet.
 # (The version-folder rule is the pipeline's: mnist_common.pipeline.)
@@ -47,7 +59,7 @@ serve: $(SETUP_STAMP) ## TF Serving stand-in in the foreground on MODEL_BASE_PAT
 	@case "$(VERSION_POLICY)" in rollout|latest) ;; *) echo "error: VERSION_POLICY=$(VERSION_POLICY) must be rollout or latest" >&2; exit 2 ;; esac
 	$(if $(filter rollout,$(VERSION_POLICY)),@$(ROLLOUT) init)
 	@exec $(VENV_BIN)/tfserving-standin --host=$(HOST) --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
-	  $(if $(filter rollout,$(VERSION_POLICY)),--model_config_file="$(MODEL_CONFIG_FILE)" --model_config_file_poll_wait_seconds=$(POLL_SECONDS),--model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)") \
+	  $(if $(filter rollout,$(VERSION_POLICY)),--model_config_file="$(MODEL_CONFIG_FILE)" --model_config_file_poll_wait_seconds=$(POLL_SECONDS) $(ALLOW_LABELS_FLAG),--model_name=$(MODEL_NAME) --model_base_path="$(MODEL_BASE_PATH)") \
 	  --file_system_poll_wait_seconds=$(POLL_SECONDS) $(SERVING_TF_THREADS) \
 	  --enable_batching --batching_parameters_file=$(SERVING_CONFIG_DIR)/batching_parameters.txt \
 	  --monitoring_config_file=$(SERVING_CONFIG_DIR)/monitoring.config
@@ -81,6 +93,22 @@ kserve-setup: $(KSERVE_STAMP) ## Create the isolated KServe venv under ARTIFACTS
 
 $(KSERVE_STAMP): $(KSERVE_CONSTRAINTS)
 	$(call tool_venv,KServe,$(KSERVE_VENV),$(KSERVE_CONSTRAINTS),kserve tensorflow)
+
+.PHONY: serving-compat-setup
+serving-compat-setup: $(SERVING_COMPAT_STAMP) ## Create the venv with the TensorFlow that the pinned TF Serving is built for, pinned by requirements/serving-compat-constraints.txt
+
+$(SERVING_COMPAT_STAMP): $(SERVING_COMPAT_CONSTRAINTS)
+	$(call tool_venv,serving-compat,$(SERVING_COMPAT_VENV),$(SERVING_COMPAT_CONSTRAINTS),tensorflow-cpu)
+
+# make test exports with this repository's TensorFlow and loads the result there.
+test test-model-exporter: $(SERVING_COMPAT_STAMP)
+
+.PHONY: check-serving-runtime
+check-serving-runtime: $(SETUP_STAMP) $(SERVING_COMPAT_STAMP) ## Load the newest version in MODEL_BASE_PATH with the TensorFlow of the pinned TF Serving (ops, versions, signatures)
+	$(call require_model_version)
+	@newest="$$($(VENV_PY) -c 'import sys; from mnist_common.pipeline import published_versions; print(published_versions(sys.argv[1])[-1])' "$(MODEL_BASE_PATH)")"; \
+	 TF_CPP_MIN_LOG_LEVEL=3 $(SERVING_COMPAT_PYTHON) $(SERVING_RUNTIME_CHECK) "$(MODEL_BASE_PATH)/$$newest" || \
+	  { echo "error: version $$newest of $(MODEL_BASE_PATH) would not load in $(SERVING_IMAGE) (the line above says why)" >&2; exit 1; }
 
 .PHONY: bench-serving
 bench-serving: $(SETUP_STAMP) $(KSERVE_STAMP) ## Stand-in predict req/s, p50/p99 (REST, gRPC; concurrency 1/16/64) vs KServe, naive Flask and in-process; artifacts/bench/serving.json

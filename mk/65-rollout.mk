@@ -7,11 +7,13 @@ VERSION_POLICY ?= rollout
 ROLLOUT_FILE ?= $(ARTIFACTS)/rollout.json
 # Rendered from ROLLOUT_FILE; the model server re-reads it every POLL_SECONDS.
 MODEL_CONFIG_FILE ?= $(ARTIFACTS)/models.config
-# The share a newly published version gets as the canary (make export / retrain).
-CANARY_PERCENT ?= 10
+# The share a newly published version gets as the canary (make export / retrain, make deploy's
+# export); empty: the rollout's default (mnist_common.rollout.transitions.DEFAULT_CANARY_PERCENT, 10).
+CANARY_PERCENT ?=
 # make canary: VERSION (default the newest published) at PERCENT (default CANARY_PERCENT).
 VERSION ?=
 PERCENT ?= $(CANARY_PERCENT)
+percent_flag = $(if $(1),--percent "$(1)")
 # make promote: the guard's margins; FORCE=1 promotes a canary the guard refuses.
 ROLLOUT_POLICY ?= loadtest/rollout.yaml
 FORCE ?=
@@ -23,13 +25,13 @@ ROLLOUT_CLUSTER = $(VENV_PY) -m mnist_rollout --cluster $(if $(KUBE_CONTEXT),--c
   --policy-file "$(ROLLOUT_POLICY)"
 ROLLOUT = $(VENV_PY) -m mnist_rollout --state-file "$(ROLLOUT_FILE)" --model-config-file "$(MODEL_CONFIG_FILE)" \
   --model-base-path "$(MODEL_BASE_PATH)" --model-name "$(MODEL_NAME)" --rest-url http://127.0.0.1:$(REST_PORT) \
-  --metrics-url http://127.0.0.1:$(UI_PORT)/metrics --policy-file "$(ROLLOUT_POLICY)" --quiet-seconds 3
+  --metrics-url http://127.0.0.1:$(UI_PORT)/metrics --policy-file "$(ROLLOUT_POLICY)"
 # make canary / promote / rollback / rollout-status: the cluster's or the local stack's state.
 ROLLOUT_TARGET = $(if $(rollout_on_cluster),$(ROLLOUT_CLUSTER),$(ROLLOUT))
 
 .PHONY: canary
 canary: $(SETUP_STAMP) ## Make VERSION (default the newest published) the canary at PERCENT % of the web UI's predicts
-	@$(ROLLOUT_TARGET) canary --model-version "$(VERSION)" --percent "$(PERCENT)"
+	@$(ROLLOUT_TARGET) canary --model-version "$(VERSION)" $(call percent_flag,$(PERCENT))
 
 .PHONY: promote
 promote: $(SETUP_STAMP) ## The canary becomes stable at 100 % (refused when worse than stable beyond ROLLOUT_POLICY; FORCE=1)

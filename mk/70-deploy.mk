@@ -158,10 +158,15 @@ push_hint = case "$(REGISTRY)" in *-docker.pkg.dev/*) \
 GKE_CLUSTER ?= mnist
 # make gke-up/gke-down: DRY_RUN=1 prints every command without running any (no gcloud needed);
 # IAP_MEMBERS (e.g. user:me@example.com group:team@example.com) may sign in through IAP.
+# GKE_MACHINE_TYPE and GKE_NODES_PER_ZONE size the cluster (empty: mnist_deploy.bootstrap's
+# defaults; what they cost: kustomize/README.md).
 DRY_RUN ?=
 IAP_MEMBERS ?=
+GKE_MACHINE_TYPE ?=
+GKE_NODES_PER_ZONE ?=
 gke_bootstrap = $(VENV_PY) -m mnist_deploy.bootstrap $(1) --project "$(PROJECT_ID)" --region $(REGION) \
 	  --cluster $(GKE_CLUSTER) --bucket "$(GCS_BUCKET)" --static-ip-name $(STATIC_IP_NAME) \
+	  $(if $(GKE_MACHINE_TYPE),--machine-type $(GKE_MACHINE_TYPE),) $(if $(GKE_NODES_PER_ZONE),--nodes-per-zone $(GKE_NODES_PER_ZONE),) \
 	  --kubectl $(VENV_BIN)/kubectl $(foreach member,$(IAP_MEMBERS),--iap-member $(member)) $(if $(DRY_RUN),--dry-run,)
 
 .PHONY: gke-up gke-down
@@ -213,7 +218,7 @@ render: $(SETUP_STAMP) _need-tag ## Write the manifests of OVERLAY (local|gke) t
 
 .PHONY: deploy
 deploy: render ## Apply OVERLAY to the current kubectl context in stages, wait for training, export and rollouts
-	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag) --canary-percent "$(CANARY_PERCENT)" \
+	@$(VENV_BIN)/mnist-deploy deploy --manifests $(MANIFESTS) $(context_flag) $(if $(CANARY_PERCENT),--canary-percent "$(CANARY_PERCENT)") \
 	  $(foreach pair,$(DEPLOY_TIMEOUTS),--timeout $(pair)) $(if $(filter force,$(TRAIN)),--rerun-jobs) $(DEPLOY_FLAGS)
 
 .PHONY: status

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from mnist_deploy.applyset import group_kind
 from mnist_deploy.errors import Conflict, DeployError
 from mnist_deploy.order import describe
+from tests.deploy import pod_security
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DONE_STATUS = {
@@ -67,6 +68,14 @@ class FakeCluster:
         if not dry_run:
             self._store(key, live)
         return copy.deepcopy(live)
+
+    def dry_run(self, obj: dict) -> list[str]:
+        """A dry run, and the warnings PodSecurity admission would send for it under the stored
+        namespace's labels (tests/deploy/pod_security.py)."""
+        self.apply(obj, dry_run=True)
+        namespace = self.objects.get(f"Namespace/{obj['metadata'].get('namespace')}")
+        labels = (namespace or {}).get("metadata", {}).get("labels") or {}
+        return pod_security.controller_warnings(labels, obj)
 
     def _store(self, key: str, live: dict) -> dict:
         self.version += 1
@@ -129,6 +138,10 @@ class FakeCluster:
         if steps:
             return copy.deepcopy(steps.pop(0) if len(steps) > 1 else steps[0])
         return copy.deepcopy(self.pods.get(label_selector, []))
+
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
+        self.events.append(("pod_proxy_get", f"{pod}:{port}/{path}"))
+        raise OSError(f"pod {pod} is not served by this fake")
 
     def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str:
         self.events.append(("pod_log", f"{pod}/{container}"))

@@ -132,3 +132,62 @@ def exporter_pod_with(message: str) -> dict:
     pod = exporter_pod(1)
     pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = message
     return pod
+
+
+class ServingCluster(ExportingCluster):
+    """With a TF Serving pod running: it answers through the pod proxy with what the ConfigMap's
+    models.config asks for, as if each version loaded at once."""
+
+    SERVING_PODS = "app.kubernetes.io/component=tf-serving"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.rollout_writes: list[dict] = []  # the ConfigMap's data at each apply
+
+    def apply(self, obj, dry_run=False):
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == configmap.NAME and not dry_run:
+            self.rollout_writes.append(dict(obj.get("data") or {}))
+        return super().apply(obj, dry_run)
+
+    def list_pods(self, namespace, label_selector):
+        if label_selector == self.SERVING_PODS:
+            return [{"metadata": {"name": "tf-serving-0"}, "status": {"phase": "Running"}}]
+        return super().list_pods(namespace, label_selector)
+
+    def pod_proxy_get(self, namespace, pod, port, path):
+        from google.protobuf import text_format
+        from tensorflow_serving.config import model_server_config_pb2
+
+        self.events.append(("pod_proxy_get", f"{pod}:{port}/{path}"))
+        text = self.objects[f"ConfigMap/{configmap.NAME}"]["data"][configmap.MODELS_CONFIG]
+        entry = text_format.Parse(text, model_server_config_pb2.ModelServerConfig()).model_config_list.config[0]
+        if "/labels/" in path:
+            version = dict(entry.version_labels)[path.rsplit("/", 1)[1]]
+            return json.dumps({"model_version_status": [{"version": str(version), "state": "AVAILABLE"}]})
+        versions = entry.model_version_policy.specific.versions
+        return json.dumps({"model_version_status": [{"version": str(v), "state": "AVAILABLE"} for v in versions]})
+
+
+def test_with_tf_serving_running_an_export_is_published_in_phases(renders, poller, lines):
+    """TF Serving refuses a label moved to a version it has not loaded (ServerCore::
+    UpdateModelVersionLabelMap), so the deploy writes the version first, waits for the replica to
+    report it, then the labels, then the web UI's split."""
+    objects = renders["overlays/local"]
+    cluster = ServingCluster()
+    deploy.deploy(cluster, objects, poller, canary_percent=15)
+    cluster.next_version = 2
+    cluster.events.clear()
+    deploy.deploy(cluster, objects, poller, rerun_jobs=True, canary_percent=15)
+    key = f"ConfigMap/{configmap.NAME}"
+    writes = cluster.rollout_writes
+    configs = [data[configmap.MODELS_CONFIG] for data in writes]
+    splits = [data.get(configmap.ROLLOUT_JSON) for data in writes]
+    load = next(i for i, c in enumerate(configs) if "versions: 2" in c)
+    assert 'key: "canary" value: 1' in configs[load]  # v2 loads with the labels unchanged
+    label = next(i for i, c in enumerate(configs) if 'key: "canary" value: 2' in c)
+    split = next(i for i, s in enumerate(splits) if s and '"canary": 2' in s)
+    assert load < label < split
+    assert ("pod_proxy_get", "tf-serving-0:8501/v1/models/mnist") in cluster.events
+    state, published = rollout_of(cluster)
+    assert (state.stable, state.canary, state.canary_percent, published) == (1, 2, 15, [1, 2])
+    assert key in cluster.applied()

@@ -344,3 +344,54 @@ def test_the_make_targets_pass_the_settings_through():
     assert result.returncode == 0, result.stderr
     for flag in ('--project "p"', '--bucket "b"', "--iap-member user:a@example.com", "--dry-run", "--delete-storage"):
         assert flag in result.stdout
+
+
+def test_the_setup_runner_does_not_import_the_plan_back():
+    """bootstrap's main runs the plan with gcloud_runner; the runner takes the step type from
+    setup_step, so the two modules do not import each other."""
+    import ast
+    import inspect
+
+    from mnist_deploy import gcloud_runner
+
+    tree = ast.parse(inspect.getsource(gcloud_runner))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "mnist_deploy.bootstrap" not in imported and "mnist_deploy.setup_step" in imported
+    assert bootstrap.Step is gcloud_runner.Step
+
+
+def test_the_cluster_size_is_a_make_setting_and_the_readme_says_what_it_costs():
+    stamp = REPO_ROOT / ".venv" / ".setup-done"
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            os.fspath(stamp),
+            "gke-up",
+            "DRY_RUN=1",
+            "PROJECT_ID=p",
+            "GKE_MACHINE_TYPE=e2-standard-4",
+            "GKE_NODES_PER_ZONE=2",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--num-nodes=2 --machine-type=e2-standard-4" in result.stdout
+    # The README's figures are for what gke-up makes by default: a regional cluster, one node
+    # per zone of the defaults' machine type, and the smaller option it names.
+    readme = (REPO_ROOT / "kustomize" / "README.md").read_text()
+    section = readme.split("### What the cluster is, and what it costs", 1)[1].split("\n## ", 1)[0]
+    defaults = bootstrap.Settings(project="p")
+    assert f"default: 3 x `{defaults.machine_type}`" in section and defaults.num_nodes == 1
+    assert "GKE_MACHINE_TYPE=e2-standard-4" in section and "smaller: 3 x `e2-standard-4`" in section
+    assert "per day" in section.lower() and "cloud.google.com/kubernetes-engine/pricing" in section
+    vcpus = {"e2-standard-8": 8, "e2-standard-4": 4}
+    per_vcpu_hour, per_gb_hour = 0.021811, 0.002923
+    for machine, daily in (("e2-standard-8", "19.30"), ("e2-standard-4", "9.65")):
+        hourly = vcpus[machine] * per_vcpu_hour + 4 * vcpus[machine] * per_gb_hour
+        assert f"${hourly:.3f}" in section and f"${3 * hourly * 24:.2f}" == f"${daily}", machine

@@ -139,8 +139,8 @@ def test_flags_probes_and_addresses_must_agree_on_ports(gke):
 
 
 def test_pod_monitoring_ports_must_exist(gke):
-    find(gke, "PodMonitoring", "web-ui")["spec"]["endpoints"][0]["port"] = "metrics"
-    assert "port 'metrics'" in only(policy.check_ports(gke))
+    find(gke, "PodMonitoring", "web-ui")["spec"]["endpoints"][0]["port"] = "prometheus"
+    assert "port 'prometheus'" in only(policy.check_ports(gke))
 
 
 def test_only_writers_mount_storage_writable(gke):

@@ -164,12 +164,13 @@ def test_only_the_web_ui_reaches_tf_serving(renders):
                 ports = {port["port"] for port in rule.get("ports", [])}
                 if ports & {8500, 8501}:
                     sources.extend(rule.get("from", [{"anything": True}]))
-    pod_sources = [source for source in sources if "podSelector" in source]
+    pod_sources = [source for source in sources if "namespaceSelector" not in source]
     assert pod_sources == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "web-ui"}}}]
-    # Apart from the web UI, only Managed Prometheus (its own namespace) reaches the metrics port.
+    # Apart from the web UI, only Managed Prometheus' collector pods reach the metrics port.
     for source in sources:
-        assert "podSelector" in source or source == {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}
+        assert source in pod_sources or source == {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "collector"}},
         }
     assert all("ipBlock" not in source for source in sources)
 
@@ -199,9 +200,11 @@ def test_tf_serving_is_the_real_pinned_server_with_the_shared_config(renders):
     local = renders["overlays/local"]
     serving = find(local, "Deployment", "tf-serving")["spec"]["template"]["spec"]
     container = serving["containers"][0]
-    lock = (REPO_ROOT / "requirements" / "constraints.txt").read_text()
-    api_version = re.search(r"^tensorflow-serving-api==(\S+)$", lock, re.M).group(1)
-    assert container["image"] == f"tensorflow/serving:{api_version}", "serving image and client API differ"
+    # The server is the TensorFlow release the serving-compatibility check loads models with
+    # (tests/model_exporter/test_serving_runtime.py); the client API may be newer (same protos).
+    lock = (REPO_ROOT / "requirements" / "serving-compat-constraints.txt").read_text()
+    runtime = re.search(r"^tensorflow-cpu==(\S+)$", lock, re.M).group(1)
+    assert container["image"] == f"tensorflow/serving:{runtime}", "serving image and its checked runtime differ"
     args = container["args"]
     for flag in (
         "--port=8500",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 # The tiny training: small enough for seconds, with enough steps for batch normalisation to
@@ -72,3 +73,14 @@ def export(pipeline: Pipeline, *extra: str) -> subprocess.CompletedProcess:
         ],
         timeout=240,
     )
+
+
+def wait_for_line(log_path, text: str, process: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = log_path.read_text(errors="replace")
+        if text in output:
+            return output
+        assert process.poll() is None, f"make run exited ({process.returncode}):\n{output[-3000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {text!r} within {timeout:g} s:\n{log_path.read_text(errors='replace')[-3000:]}")

@@ -20,7 +20,7 @@ import requests
 from mnist_common.dataset import load_split
 from mnist_common.serving_client import create_client
 from mnist_run.ports import free_port, port_is_free
-from tests.e2e.e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export
+from tests.e2e.e2e_helpers import TRAINER_FLAGS, TRAINER_VARIABLES, export, wait_for_line
 
 pytestmark = pytest.mark.slow
 
@@ -109,17 +109,6 @@ def make_run(repo_root, pipeline, data_copy: str, ports: dict, log_path) -> subp
     )
 
 
-def wait_for_line(log_path, text: str, process: subprocess.Popen, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        output = log_path.read_text(errors="replace")
-        if text in output:
-            return output
-        assert process.poll() is None, f"make run exited ({process.returncode}):\n{output[-3000:]}"
-        time.sleep(0.5)
-    raise AssertionError(f"no {text!r} within {timeout:g} s:\n{log_path.read_text(errors='replace')[-3000:]}")
-
-
 def test_make_run_reuses_serves_hot_swaps_and_stops_on_ctrl_c(pipeline, repo_root, tmp_path):
     # make run prepares data (a copy: tests never write artifacts/), reuses the published tiny
     # model (same data, same trainer flags), and runs the Procfile in the foreground.
@@ -174,7 +163,7 @@ def test_make_run_reuses_serves_hot_swaps_and_stops_on_ctrl_c(pipeline, repo_roo
         assert load.failures == [], load.failures[:5]
         for route, seen in load.versions.items():
             assert seen[0] == 1 and seen[-1] == 2, f"{route} answered versions {sorted(set(seen))}"
-        wait_for_line(log_path, "now serving model version 2", run, timeout=15)
+        wait_for_line(log_path, "now serving: model version 2, the newest (no rollout)", run, timeout=15)
 
         # Ctrl-C: make, honcho, the model server, gunicorn and its workers, the announcer: all gone.
         pids = {child.pid for child in psutil.Process(run.pid).children(recursive=True)}

@@ -101,7 +101,11 @@ def test_promote_refuses_a_canary_with_a_higher_error_rate(tmp_path, web_ui, cap
     state_file, metrics_url = web_ui
     assert promote(tmp_path, state_file, metrics_url) == 1
     err = capsys.readouterr().err
-    assert "error rate: canary" in err and "p95" not in err
+    objections = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(objections) == 1 and objections[0].startswith("  - error rate: canary")
+    # Every figure compared is shown, the ones that passed too.
+    assert "refuses the promote" in err and "NO  error rate: canary" in err and "ok  p95 latency: canary" in err
+    assert "ok  canary requests: " in err
     assert rollout_state.read(str(state_file)).canary == 2  # nothing changed
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import text_format
-from mnist_rollout import decisions, live_metrics, policy, steps
-from mnist_rollout.decisions import PromotePolicy, RolloutRefused, VersionFigures
+from mnist_rollout import live_metrics
 from tensorflow_serving.config import model_server_config_pb2
 
-from mnist_common.rollout import model_config
+from mnist_common.rollout import guard, model_config, steps
 from mnist_common.rollout import state as rollout_state
+from mnist_common.rollout import transitions as decisions
+from mnist_common.rollout.guard import PromotePolicy, VersionFigures
 from mnist_common.rollout.state import RolloutState
+from mnist_common.rollout.transitions import RolloutRefused
 
 
 def test_the_first_published_version_is_stable_a_later_one_the_canary():
@@ -55,12 +57,12 @@ def figures(requests, errors, p95_ms):
 
 def test_the_promote_guard_names_the_figure_that_is_worse():
     margins = PromotePolicy(max_error_rate_increase=0.01, max_p95_increase_ms=50, min_canary_requests=20)
-    assert decisions.promote_objections(figures(1000, 5, 40), figures(200, 1, 60), margins) == []
-    error_rate = decisions.promote_objections(figures(1000, 5, 40), figures(200, 20, 40), margins)
+    assert guard.promote_objections(figures(1000, 5, 40), figures(200, 1, 60), margins) == []
+    error_rate = guard.promote_objections(figures(1000, 5, 40), figures(200, 20, 40), margins)
     assert len(error_rate) == 1 and error_rate[0].startswith("error rate")
-    latency = decisions.promote_objections(figures(1000, 0, 40), figures(200, 0, 120), margins)
+    latency = guard.promote_objections(figures(1000, 0, 40), figures(200, 0, 120), margins)
     assert len(latency) == 1 and latency[0].startswith("p95 latency")
-    too_few = decisions.promote_objections(figures(1000, 0, 40), figures(5, 0, 40), margins)
+    too_few = guard.promote_objections(figures(1000, 0, 40), figures(5, 0, 40), margins)
     assert too_few[0].startswith("canary requests")
 
 
@@ -111,14 +113,33 @@ def test_the_state_is_written_atomically_with_a_new_generation(tmp_path):
 def test_the_policy_file_is_checked(tmp_path):
     path = tmp_path / "rollout.yaml"
     path.write_text("promote:\n  max_p95_increase_ms: 20\n")
-    assert policy.load(str(path)).max_p95_increase_ms == 20
+    assert guard.load_policy(str(path)).max_p95_increase_ms == 20
     path.write_text("promote:\n  max_p95: 20\n")
-    with pytest.raises(policy.PolicyError, match="unknown promote field"):
-        policy.load(str(path))
+    with pytest.raises(guard.PolicyError, match="unknown promote field"):
+        guard.load_policy(str(path))
     path.write_text("promote:\n  min_canary_requests: -1\n")
-    with pytest.raises(policy.PolicyError, match="min_canary_requests"):
-        policy.load(str(path))
+    with pytest.raises(guard.PolicyError, match="min_canary_requests"):
+        guard.load_policy(str(path))
 
 
 def test_the_repository_policy_file_loads(repo_root):
-    assert policy.load(str(repo_root / "loadtest" / "rollout.yaml")) == PromotePolicy()
+    assert guard.load_policy(str(repo_root / "loadtest" / "rollout.yaml")) == PromotePolicy()
+
+
+def test_the_verdict_carries_every_figure_it_compared_whichever_way_it_goes():
+    margins = PromotePolicy(max_error_rate_increase=0.01, max_p95_increase_ms=50, min_canary_requests=20)
+    passed = guard.judge(figures(1000, 5, 40), figures(200, 1, 60), margins, stable_version=1, canary_version=2)
+    assert passed.allowed and passed.objections == []
+    assert [c.figure for c in passed.comparisons] == ["canary requests", "error rate", "p95 latency"]
+    error_rate = passed.comparisons[1]
+    assert (error_rate.canary, error_rate.stable) == (pytest.approx(0.005), pytest.approx(0.005))
+    assert error_rate.limit == pytest.approx(0.015)
+    latency = passed.comparisons[2]
+    assert (latency.canary, latency.stable, latency.limit) == (pytest.approx(60), pytest.approx(40), pytest.approx(90))
+    assert any("60.0 ms vs stable 40.0 ms" in line for line in passed.lines())
+    refused = guard.judge(figures(1000, 5, 40), figures(200, 20, 40), margins)
+    assert not refused.allowed and [c.figure for c in refused.comparisons if not c.passed] == ["error rate"]
+    assert "10.00% (20 of 200)" in refused.objections[0]
+    # Too few canary answers: nothing else is compared, and the count says how many there were.
+    early = guard.judge(None, figures(5, 0, 40), margins)
+    assert [c.figure for c in early.comparisons] == ["canary requests"] and early.comparisons[0].canary == 5

@@ -23,9 +23,11 @@ def standin_command(
     extra_flags: tuple[str, ...] = (),
 ) -> list[str]:
     """`python -m tfserving_standin.cli ...` on 127.0.0.1: one model from base_path, or a
-    models.config (config_file); batching and metrics with the repository's config files."""
+    models.config (config_file, labels allowed at start-up); batching and metrics with the repository's config files."""
     model_flags = (
-        [f"--model_config_file={config_file}"]
+        # As make serve and the cluster's Deployment: the labelled config loads at start-up only
+        # with this flag (TF Serving checks labels before it loads anything).
+        [f"--model_config_file={config_file}", "--allow_version_labels_for_unavailable_models"]
         if config_file
         else [f"--model_name={model_name}", f"--model_base_path={os.fspath(base_path)}"]
     )

@@ -62,6 +62,10 @@ def stack(request, tmp_path, exported_version, data_dir):
     base.mkdir(parents=True)
     publish(base, 1, exported_version)
     state_file, config_file = tmp_path / "rollout.json", tmp_path / "models.config"
+    # The guard's margins have their own tests; here the p95 of a few dozen answers on a shared
+    # 2-core machine varies by hundreds of ms, and what is checked is that no request fails.
+    lenient_policy = tmp_path / "rollout.yaml"
+    lenient_policy.write_text("promote:\n  max_p95_increase_ms: 5000\n")
 
     def rollout(*args) -> subprocess.CompletedProcess:
         command = [
@@ -79,6 +83,8 @@ def stack(request, tmp_path, exported_version, data_dir):
             stack.rest_url,
             "--metrics-url",
             f"{stack.ui_url}/metrics",
+            "--policy-file",
+            str(lenient_policy),
             "--quiet-seconds",
             "1",
             "--timeout",

@@ -21,19 +21,25 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = os.path.dirname(sys.executable)
 
 
-def gunicorn_bind(monkeypatch, host: str | None) -> str:
+def gunicorn_bind(monkeypatch, host: str | None, metrics_port: str | None = None) -> list[str]:
     if host is None:
         monkeypatch.delenv("HOST", raising=False)
     else:
         monkeypatch.setenv("HOST", host)
     monkeypatch.setenv("UI_PORT", "8123")
+    if metrics_port is None:
+        monkeypatch.delenv("METRICS_PORT", raising=False)
+    else:
+        monkeypatch.setenv("METRICS_PORT", metrics_port)
     return runpy.run_module("mnist_webui.gunicorn_conf")["bind"]
 
 
 def test_gunicorn_binds_loopback_unless_host_says_otherwise(monkeypatch):
-    assert gunicorn_bind(monkeypatch, None) == "127.0.0.1:8123"
-    assert gunicorn_bind(monkeypatch, "0.0.0.0") == "0.0.0.0:8123"
-    assert gunicorn_bind(monkeypatch, "::1") == "[::1]:8123"
+    assert gunicorn_bind(monkeypatch, None) == ["127.0.0.1:8123"]
+    assert gunicorn_bind(monkeypatch, "0.0.0.0") == ["0.0.0.0:8123"]
+    assert gunicorn_bind(monkeypatch, "::1") == ["[::1]:8123"]
+    # The metrics port (the cluster's) on the same host.
+    assert gunicorn_bind(monkeypatch, "0.0.0.0", "9090") == ["0.0.0.0:8123", "0.0.0.0:9090"]
 
 
 def make_dry_run(target: str, **variables: str) -> str:

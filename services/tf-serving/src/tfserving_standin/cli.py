@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=True,
         default=False,
-        help="a new version label may name a version that is not loaded yet",
+        help="a new version label may name a version that is not loaded yet (an existing one still moves "
+        "only to an AVAILABLE version)",
     )
     tf_flags.add_argument(
         "--enable_batching",
@@ -185,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         event_loop.run(_serve(options))
     except StartupError as error:
-        print(f"tfserving-standin: Failed to start server. Error: {error}", file=sys.stderr)
-        event_loop.exit_now(1)
+        # main.cc: `std::cout << "Failed to start server. Error: " << status`, then `return -1`.
+        print(f"Failed to start server. Error: {error}", file=sys.stderr)
+        event_loop.exit_now(255)
     except OSError as error:
         print(f"tfserving-standin: error: {error}", file=sys.stderr)
         return 1

@@ -19,8 +19,10 @@ from aiohttp import web
 from tfserving_standin.core.api import ServingApi
 from tfserving_standin.core.config import BatchingParameters, ModelConfig, MonitoringConfig
 from tfserving_standin.core.config_reload import ConfigReloader
+from tfserving_standin.core.errors import ServingError
 from tfserving_standin.core.manager import ModelManager
 from tfserving_standin.core.metrics import Metrics
+from tfserving_standin.core.server_core import ServerCore, status_text
 from tfserving_standin.grpc_api.dispatch import GrpcFrontEnd
 from tfserving_standin.rest_api.server import RestFrontEnd
 
@@ -67,17 +69,20 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> No
     batch_threads = options.batching.num_batch_threads if options.batching else 2
     executor = concurrent.futures.ThreadPoolExecutor(batch_threads, thread_name_prefix="batch")
     metrics = Metrics([model.name for model in options.models])
-    manager = ModelManager(options.models, options.batching, executor, metrics, unbatched_threads=batch_threads)
+    manager = ModelManager([], options.batching, executor, metrics, unbatched_threads=batch_threads)
     api = ServingApi(manager)
 
-    await manager.poll_once()  # initial load, before the ports open
-    problems = manager.label_problems(options.models, options.allow_unavailable_labels, at_startup=True)
-    if problems:
-        raise StartupError("; ".join(problems))
+    # ServerCore::Create: the first ReloadConfig, labels checked before anything is loaded, then
+    # the initial load, all before the ports open.
+    core = ServerCore(manager, options.allow_unavailable_labels)
+    try:
+        await core.reload_config(options.models)
+    except ServingError as error:
+        await manager.close()
+        executor.shutdown(wait=False)
+        raise StartupError(status_text(error)) from None
     reloader = (
-        ConfigReloader(manager, options.config_file, options.allow_unavailable_labels)
-        if options.config_file and options.config_poll_seconds > 0
-        else None
+        ConfigReloader(core, options.config_file) if options.config_file and options.config_poll_seconds > 0 else None
     )
 
     grpc_front_end = GrpcFrontEnd(

@@ -69,6 +69,21 @@ def model():
     )
 
 
+@bp.get("/model/status")
+def model_status():
+    """The version states and the rollout, without the metadata call: what a watcher polls
+    (`make run`'s announcer) asks the model server for status only, never for inference."""
+    gateway = webui().model
+    return jsonify(
+        {
+            "name": gateway.model_name,
+            "protocol": gateway.client.protocol,
+            "status": status_json(gateway.status()),
+            "rollout": rollout_json(gateway.rollout_state()),
+        }
+    )
+
+
 def status_json(status) -> dict:
     """The model server's version status, its error messages said in our words: TF Serving's own
     (file paths, TensorFlow op and node names) go to the log, not to visitors."""

@@ -6,7 +6,7 @@ from flask import Flask
 
 from mnist_common.coalescing import CoalescingClient
 from mnist_common.serving_client import create_client
-from mnist_webui import api, health, iap, pages, security
+from mnist_webui import api, health, iap, metrics_port, pages, security
 from mnist_webui.config import Settings, settings_from_env
 from mnist_webui.errors import register_error_handlers
 from mnist_webui.extensions import KEY, WebUi
@@ -55,8 +55,10 @@ def create_app(config: dict | None = None) -> Flask:
     if digits is None:
         digits = HeldOutDigits.load(settings.data_dir)
 
+    # Before IAP's hooks: the metrics port answers scrapes, which carry no IAP header.
+    metrics_port.install(app, settings.metrics_port)
     if settings.iap_audience:
-        # First of the request hooks: nothing else runs for a request IAP did not let through.
+        # First of the request hooks after the metrics port's: nothing else runs for a request IAP did not let through.
         iap.install(app, iap.IapVerifier(settings.iap_audience, iap_keys or iap.IapKeys()))
     elif settings.iap_required:
         iap.install_closed(app)

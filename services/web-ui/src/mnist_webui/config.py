@@ -36,6 +36,9 @@ class Settings:
     # The rollout state file (stable/canary split); empty: no labels, the server's default version.
     rollout_file: str = ""
     rollout_poll_seconds: float = 1.0
+    # A second port that serves only /metrics, without the IAP check (mnist_webui.metrics_port);
+    # 0: /metrics on the main port, as locally.
+    metrics_port: int = 0
 
     def as_flask_config(self) -> dict:
         return {"MNIST_SETTINGS": self, "MAX_CONTENT_LENGTH": self.max_request_bytes}
@@ -77,4 +80,14 @@ def settings_from_env(environ=None) -> Settings:
         iap_required=environ.get("IAP_REQUIRED", "").strip().lower() in ("1", "true", "yes"),
         rollout_file=environ.get("ROLLOUT_FILE", ""),
         rollout_poll_seconds=_number(environ, "ROLLOUT_POLL_SECONDS", 1.0, float, 0.05),
+        metrics_port=_metrics_port(environ),
     )
+
+
+def _metrics_port(environ) -> int:
+    port = _number(environ, "METRICS_PORT", 0, int, 0)
+    if port > 65535:
+        raise ConfigError(f"METRICS_PORT={port} is not a TCP port (1-65535, or 0 for none)")
+    if port and str(port) == environ.get("UI_PORT", "8080"):
+        raise ConfigError(f"METRICS_PORT={port} must differ from UI_PORT")
+    return port

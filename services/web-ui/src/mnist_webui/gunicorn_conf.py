@@ -3,7 +3,8 @@
 Threads per worker: a prediction mostly waits on the model server, so threads overlap that wait
 while the few CPU-bound parts stay short. One process per core sidesteps the GIL.
 
-Environment: HOST (127.0.0.1; 0.0.0.0 listens on every interface), UI_PORT (8080), WEB_WORKERS (number of CPUs), WEB_THREADS (16), WEB_TIMEOUT (30),
+Environment: HOST (127.0.0.1; 0.0.0.0 listens on every interface), UI_PORT (8080), METRICS_PORT
+(none: /metrics on UI_PORT), WEB_WORKERS (number of CPUs), WEB_THREADS (16), WEB_TIMEOUT (30),
 WEB_CLIENT_TIMEOUT (5: seconds a client has to send a whole request),
 WEB_ACCESS_LOG (0; 1 logs every request to stdout; the cluster sets 1), LOG_FORMAT (text; json
 in the cluster: mnist_common.logs).
@@ -45,7 +46,15 @@ except (ConfigError, ValueError) as error:
 # Loopback unless HOST says otherwise: the app has no sign-in of its own (the container sets
 # HOST=0.0.0.0, behind IAP; make ui warns when HOST opens it).
 host = os.environ.get("HOST") or "127.0.0.1"
-bind = f"[{host}]:{_int('UI_PORT', 8080)}" if ":" in host else f"{host}:{_int('UI_PORT', 8080)}"
+
+
+def _address(port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# METRICS_PORT (the cluster sets it): a second socket that answers only /metrics, without the
+# IAP check (mnist_webui.metrics_port); the Service never routes to it.
+bind = [_address(_int("UI_PORT", 8080))] + ([_address(_int("METRICS_PORT", 0))] if _int("METRICS_PORT", 0) else [])
 # uvicorn's event loop reads each request whole (within WEB_CLIENT_TIMEOUT) before one of the
 # WEB_THREADS threads runs the app: slow clients cannot hold the threads (see mnist_webui.worker).
 worker_class = "mnist_webui.worker.BufferedRequestWorker"

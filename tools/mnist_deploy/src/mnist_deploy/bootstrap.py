@@ -20,6 +20,7 @@ import sys
 from importlib import metadata
 
 from mnist_deploy.errors import DeployError
+from mnist_deploy.setup_step import Step
 
 # The Kubeflow Training Operator (TFJob, kubeflow.org/v1): the one pin, also read by CI's kind job.
 TRAINING_OPERATOR_VERSION = "v1.8.1"
@@ -56,6 +57,8 @@ class Settings:
     repository: str = "mnist"
     bucket: str = ""  # default: PROJECT-mnist
     static_ip_name: str = "mnist-web-ui"
+    # A regional cluster: --num-nodes is per zone, and the region's zones (three in us-central1)
+    # each get that many. Sizes and what they cost per day: kustomize/README.md.
     machine_type: str = "e2-standard-8"
     num_nodes: int = 1
     iap_members: tuple[str, ...] = ()
@@ -72,23 +75,6 @@ class Settings:
 
     def account(self, name: str) -> str:
         return f"{name}@{self.project}.iam.gserviceaccount.com"
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One thing the setup makes. `check` exits 0 when it exists; with `expect`, its output must
-    also hold that line (gcloud lists exit 0 when nothing matches). No check: always run (the
-    command is idempotent and only writes local config). No delete: gke-down keeps it (`kept`
-    says why)."""
-
-    name: str
-    why: str
-    create: tuple[str, ...]
-    check: tuple[str, ...] | None = None
-    expect: str | None = None
-    delete: tuple[str, ...] | None = None
-    kept: str = ""
-    storage: bool = False  # deleted only with --delete-storage
 
 
 def _gcloud(*args: str, project: str) -> tuple[str, ...]:
@@ -366,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MEMBER",
         help="who may sign in through IAP, e.g. user:me@example.com (repeatable)",
     )
+    parser.add_argument("--machine-type", default=Settings.machine_type, help="the nodes' machine type")
+    parser.add_argument(
+        "--nodes-per-zone",
+        type=int,
+        default=Settings.num_nodes,
+        help="nodes in each zone of the region (regional cluster)",
+    )
     parser.add_argument("--kubectl", default="kubectl", help="kubectl binary (installs the training operator)")
     parser.add_argument("--delete-storage", action="store_true", help="down: delete the bucket and its data too")
     parser.add_argument("--dry-run", action="store_true", help="print every command, run none (needs no gcloud)")
@@ -373,12 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mnist_deploy import gcloud_runner
+    from mnist_deploy import gcloud_runner  # runs the steps; imports this module's Step from setup_step
 
     args = build_parser().parse_args(argv)
     try:
         if not args.project:
             raise DeployError("no Google Cloud project: set PROJECT_ID=my-project (make) or --project")
+        if args.nodes_per_zone < 1:
+            raise DeployError(
+                f"--nodes-per-zone {args.nodes_per_zone}: a cluster needs at least one node per zone (make: GKE_NODES_PER_ZONE)"
+            )
         settings = Settings(
             project=args.project,
             region=args.region,
@@ -388,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             static_ip_name=args.static_ip_name,
             iap_members=tuple(args.iap_member),
             kubectl=args.kubectl,
+            machine_type=args.machine_type,
+            num_nodes=args.nodes_per_zone,
         )
         runner = gcloud_runner.Runner(dry_run=args.dry_run)
         if args.action == "up":

@@ -17,6 +17,7 @@ import argparse
 import sys
 from importlib import metadata
 
+from mnist_common.rollout.transitions import DEFAULT_CANARY_PERCENT
 from mnist_deploy import deploy as deploying
 from mnist_deploy import policy
 from mnist_deploy import render as rendering
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--canary-percent",
                 type=float,
-                default=10.0,
+                default=DEFAULT_CANARY_PERCENT,
                 metavar="PERCENT",
                 help="the web UI share a version the export stage publishes gets as the canary "
                 "(the first version becomes stable; default %(default)s)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Protocol
 
 from mnist_deploy.errors import Conflict, DeployError
@@ -29,9 +30,24 @@ def refusal_message(error) -> str:
         return str(error.body or "")
 
 
+# RFC 9111 5.5 (obsoleted, but what the API server still sends): `299 - "text"`, the text a quoted
+# string with backslash escapes. k8s.io/apiserver's warning package writes one header per warning.
+WARNING_HEADER = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+
+
+def warning_texts(values: list[str]) -> list[str]:
+    """The texts of an HTTP response's Warning headers."""
+    texts = []
+    for value in values:
+        match = WARNING_HEADER.match(value)
+        texts.append(re.sub(r"\\(.)", r"\1", match.group(1)) if match else value.strip())
+    return texts
+
+
 class Cluster(Protocol):
     def ensure_kind(self, obj: dict) -> None: ...
     def apply(self, obj: dict, dry_run: bool = False) -> dict: ...
+    def dry_run(self, obj: dict) -> list[str]: ...
     def create(self, obj: dict) -> dict: ...
     def replace(self, obj: dict) -> dict: ...
     def list_labelled(self, group_kind: str, namespace: str, label_selector: str) -> list[dict]: ...
@@ -40,6 +56,7 @@ class Cluster(Protocol):
     def delete(self, obj: dict) -> None: ...
     def list_pods(self, namespace: str, label_selector: str) -> list[dict]: ...
     def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str: ...
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str: ...  # OSError if not
 
 
 class KubeCluster:
@@ -68,12 +85,23 @@ class KubeCluster:
         """Server-side apply as field manager `mnist-deploy`, taking over fields it set before
         with other tools (force), so re-running `make deploy` always converges. With dry_run
         the server runs every check (admission, webhooks, schema) and stores nothing."""
+        return self._server_side_apply(obj, {"dry_run": "All"} if dry_run else {}).to_dict()
+
+    def dry_run(self, obj: dict) -> list[str]:
+        """A server-side dry run of obj (raises DeployError if refused); returns the warnings the
+        server sent with its answer (admission's, such as PodSecurity's `would violate ...` for
+        a workload whose pods the namespace's warn level would refuse, and deprecations)."""
+        response = self._server_side_apply(obj, {"dry_run": "All", "serialize": False})
+        headers = response.headers
+        values = headers.getlist("Warning") if hasattr(headers, "getlist") else headers.get_all("Warning") or []
+        return warning_texts(values)
+
+    def _server_side_apply(self, obj: dict, options: dict):
         from kubernetes.dynamic.exceptions import DynamicApiError
 
         resource = self._resource(obj)
-        options = {"dry_run": "All"} if dry_run else {}
         try:
-            result = self._dynamic.server_side_apply(
+            return self._dynamic.server_side_apply(
                 resource,
                 body=obj,
                 namespace=obj["metadata"].get("namespace"),
@@ -86,7 +114,6 @@ class KubeCluster:
                 f"the API server refused {obj['kind']}/{obj['metadata']['name']}: "
                 f"{error.status} {error.reason}: {refusal_message(error)}"
             ) from None
-        return result.to_dict()
 
     def _write(self, verb: str, obj: dict) -> dict:
         """create or replace, where a 409 (exists, or changed since it was read) is a Conflict:
@@ -165,6 +192,15 @@ class KubeCluster:
 
     def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> str:
         return self._core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=tail_lines)
+
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
+        """GET through the API server's pod proxy (the rollout watching each TF Serving replica)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{port}", namespace, path)
+        except ApiException as error:
+            raise OSError(f"pod {pod} port {port} /{path}: {error.status} {error.reason}") from None
 
 
 def connect(context: str | None = None) -> KubeCluster:

@@ -4,6 +4,7 @@ server-side dry run first and recorded in an ApplySet inventory (what left it is
 
 from __future__ import annotations
 
+from mnist_common.rollout.transitions import DEFAULT_CANARY_PERCENT
 from mnist_deploy import applyset, preflight, publish
 from mnist_deploy.apply import apply_stage
 from mnist_deploy.cluster import Cluster
@@ -31,7 +32,7 @@ def deploy(
     lock_identity: str | None = None,
     lease_seconds: int = LEASE_SECONDS,
     rerun_jobs: bool = False,
-    canary_percent: float = publish.DEFAULT_CANARY_PERCENT,
+    canary_percent: float = DEFAULT_CANARY_PERCENT,
 ) -> None:
     """Apply the render in stages, waiting for each; rerun_jobs (TRAIN=force) runs the data,
     training and export workloads again even where the same spec already ran. A version the
@@ -59,8 +60,15 @@ def deploy(
     poller.heartbeats.append(lock.renew_if_due)
     try:
         live_parent = _own_parent(cluster, namespace)
+        # An existing namespace gets its labels first: its PodSecurity warn level decides what
+        # the dry run below is told about the workloads (a namespace from before `warn` was set
+        # would let a template that breaks the profile through).
+        for obj in rest:
+            if obj["kind"] == "Namespace":
+                cluster.apply(obj)
         poller.report(f"== dry run: {len(rest)} objects")
-        preflight.check(cluster, rest)
+        for warning in preflight.check(cluster, rest):
+            poller.report(f"  warning: {warning}")
         wanted_kinds = {applyset.group_kind(obj) for obj in members}
         # The inventory names old and new kinds until pruning is done: a deploy that stops
         # half-way leaves the next one able to find everything.
@@ -83,7 +91,7 @@ def deploy(
 
 
 def _publish(cluster: Cluster, namespace: str, canary_percent: float, poller: Poller) -> None:
-    published = publish.publish_export(cluster, namespace, canary_percent)
+    published = publish.publish_export(cluster, namespace, canary_percent, say=poller.report)
     if published is None:
         poller.report("  export: no new version published; the rollout is unchanged")
     else:

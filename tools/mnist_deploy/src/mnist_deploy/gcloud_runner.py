@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import sys
 
-from mnist_deploy.bootstrap import Step
 from mnist_deploy.errors import DeployError, StageFailed
+from mnist_deploy.setup_step import Step
 
 CHECK_TIMEOUT_SECONDS = 300
 INSTALL_GCLOUD = "install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"

@@ -1,13 +1,10 @@
 """make canary / promote / rollback / rollout-status: a model version rolls out like code.
 
-    decisions.py     pure transitions: canary, promote, rollback; the promote guard (publish is mnist_common.rollout's)
-    policy.py        the promote guard's margins (loadtest/rollout.yaml)
-    steps.py         the order in which a change reaches a running model server without failing requests
-    live.py          carrying the steps out against a running model server and web UI
-    live_metrics.py  per-version figures from the web UI's Prometheus metrics
-    cluster_state.py the ConfigMap model-rollout through the Kubernetes API (--cluster)
-    cluster_commands.py  canary / promote / rollback / status carried out on that ConfigMap
-    cli.py           `python -m mnist_rollout`: what the make targets run
+    cli.py           `python -m mnist_rollout`: one table of commands over the local or the cluster store
+    cluster_state.py the Kubernetes API as the rollout needs it: the ConfigMap model-rollout, the
+                     pods, GETs through the API server's pod proxy (--cluster)
+    live_metrics.py  per-version figures from the web UI's Prometheus metrics, summed over pods
 
-The state itself and its rendering as a model config are mnist_common.rollout (every part reads them).
+The state, its rendering as a model config, the transitions, the promote guard, the phases and
+the two stores are mnist_common.rollout (every part reads them; mnist_deploy publishes with them).
 """

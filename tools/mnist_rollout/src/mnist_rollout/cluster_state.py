@@ -1,53 +1,26 @@
-"""The rollout on a cluster: the state is the ConfigMap model-rollout (mnist_common.rollout.configmap),
-mounted by TF Serving (models.config, re-read every 30 s) and the web UI (rollout.json), so a
-change is one server-side apply and reaches the pods without a restart.
+"""The rollout's way into a cluster: mnist_common.rollout.configmap.KubeAccess through the
+kubernetes client of the kubeconfig's context (or in-cluster).
 
-`change` reads the ConfigMap, applies a pure transition of decisions.py and writes the whole
-ConfigMap back as field manager `mnist-rollout`. The versions `make canary` may name are the ones
-the cluster's export Job recorded in published.json: the cluster's model storage (a PVC or a
-bucket) is not readable from the machine running make. The promote guard reads the web UI's
-/metrics through the Kubernetes API's service proxy.
+    read_configmap / apply_configmap   the ConfigMap model-rollout, written by server-side apply
+                                       as field manager mnist-rollout (forcing: the deploy created it)
+    pods                               the Running pods of a component (tf-serving, web-ui)
+    pod_get                            GET through the API server's pod proxy: each TF Serving
+                                       replica's REST API (port 8501), each web UI pod's `metrics` port
+
+What it needs: RBAC get/patch on configmaps/model-rollout, list on pods, get on pods/proxy in the
+namespace; a NetworkPolicy letting the API server (the control plane's range) reach those ports.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from mnist_common.rollout import configmap
-from mnist_common.rollout.state import RolloutState
-from mnist_rollout import decisions
+from mnist_common.rollout.transitions import RolloutRefused
 
 NAMESPACE = "mnist"
-WEB_UI_METRICS = ("web-ui:http", "metrics")  # service (name:port) and path for the API's proxy
 
 
-class RolloutConfigMap(Protocol):
-    def read(self) -> dict | None: ...  # the ConfigMap's data, None when it does not exist
-    def apply(self, manifest: dict) -> None: ...
-    def web_ui_metrics(self) -> str | None: ...  # the exposition text, None when it cannot be read
-
-
-class NoConfigMap(decisions.RolloutRefused):
-    pass
-
-
-def load(cluster: RolloutConfigMap) -> tuple[RolloutState | None, list[int]]:
-    data = cluster.read()
-    if data is None:
-        raise NoConfigMap(f"the cluster has no ConfigMap {configmap.NAME} in {NAMESPACE}: run make deploy first")
-    return configmap.read_data(data)
-
-
-def write(
-    cluster: RolloutConfigMap, new: RolloutState, current: RolloutState | None, published: list[int]
-) -> RolloutState:
-    written = configmap.stamped(new, current)
-    cluster.apply(configmap.manifest(written, published, NAMESPACE))
-    return written
-
-
-class KubeRolloutConfigMap:
-    """RolloutConfigMap through the kubernetes client (the kubeconfig's context, or in-cluster)."""
+class KubeAccess:
+    """configmap.KubeAccess through the kubernetes client."""
 
     def __init__(self, api_client, namespace: str = NAMESPACE):
         from kubernetes import client, dynamic
@@ -55,8 +28,9 @@ class KubeRolloutConfigMap:
         self._core = client.CoreV1Api(api_client)
         self._dynamic = dynamic.DynamicClient(api_client)
         self.namespace = namespace
+        self._ports: dict[str, dict[str, int]] = {}
 
-    def read(self) -> dict | None:
+    def read_configmap(self) -> dict | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -64,12 +38,10 @@ class KubeRolloutConfigMap:
         except ApiException as error:
             if error.status == 404:
                 return None
-            raise decisions.RolloutRefused(
-                f"cannot read ConfigMap {configmap.NAME}: {error.status} {error.reason}"
-            ) from None
+            raise RolloutRefused(f"cannot read ConfigMap {configmap.NAME}: {error.status} {error.reason}") from None
         return found.data or {}
 
-    def apply(self, manifest: dict) -> None:
+    def apply_configmap(self, manifest: dict) -> None:
         from kubernetes.dynamic.exceptions import DynamicApiError
 
         resource = self._dynamic.resources.get(api_version="v1", kind="ConfigMap")
@@ -83,21 +55,39 @@ class KubeRolloutConfigMap:
                 force_conflicts=True,
             )
         except DynamicApiError as error:
-            raise decisions.RolloutRefused(
+            raise RolloutRefused(
                 f"the API server refused ConfigMap {configmap.NAME}: {error.status} {error.reason}"
             ) from None
 
-    def web_ui_metrics(self) -> str | None:
+    def pods(self, component: str) -> list[str]:
         from kubernetes.client.exceptions import ApiException
 
-        service, path = WEB_UI_METRICS
         try:
-            return self._core.connect_get_namespaced_service_proxy_with_path(service, self.namespace, path)
-        except (ApiException, OSError):
-            return None
+            found = self._core.list_namespaced_pod(
+                self.namespace, label_selector=f"app.kubernetes.io/component={component}"
+            )
+        except ApiException as error:
+            raise RolloutRefused(f"cannot list the {component} pods: {error.status} {error.reason}") from None
+        running = [p for p in found.items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+        for pod in running:  # the pod proxy takes a port number: named ports are looked up here
+            self._ports[pod.metadata.name] = {
+                port.name: port.container_port for c in pod.spec.containers for port in (c.ports or []) if port.name
+            }
+        return sorted(pod.metadata.name for pod in running)
+
+    def pod_get(self, pod: str, port, path: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        number = port if isinstance(port, int) else self._ports.get(pod, {}).get(port)
+        if number is None:
+            raise OSError(f"pod {pod} has no container port named {port}")
+        try:
+            return self._core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{number}", self.namespace, path)
+        except ApiException as error:
+            raise OSError(f"pod {pod} port {port} /{path}: {error.status} {error.reason}") from None
 
 
-def connect(context: str | None) -> KubeRolloutConfigMap:
+def connect(context: str | None) -> KubeAccess:
     import os
 
     from kubernetes import client, config
@@ -111,7 +101,7 @@ def connect(context: str | None) -> KubeRolloutConfigMap:
             config.load_incluster_config()
             api_client = client.ApiClient()
         except ConfigException:
-            raise decisions.RolloutRefused(
+            raise RolloutRefused(
                 f"no Kubernetes cluster configured ({kube_error}): point KUBECONFIG or ~/.kube/config at one"
             ) from None
-    return KubeRolloutConfigMap(api_client)
+    return KubeAccess(api_client)

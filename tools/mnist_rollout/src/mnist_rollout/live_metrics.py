@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import math
 
-from mnist_rollout.decisions import VersionFigures
+from mnist_common.rollout.guard import VersionFigures
 
 PREDICTIONS = "webui_predictions"
 DURATION = "webui_prediction_duration_seconds"
@@ -38,7 +38,9 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
     return lower_bound
 
 
-def figures_by_version(exposition: str) -> dict[int, VersionFigures]:
+def figures_by_version(*expositions: str) -> dict[int, VersionFigures]:
+    """Per-version figures summed over every exposition given (one per web UI pod): counts and
+    histogram buckets add up, so quantiles and rates are those of all the pods' answers together."""
     from prometheus_client.parser import text_string_to_metric_families
 
     requests = collections.Counter()
@@ -46,7 +48,8 @@ def figures_by_version(exposition: str) -> dict[int, VersionFigures]:
     duration_buckets: dict[int, dict[float, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     confidence_sum = collections.Counter()
     confidence_count = collections.Counter()
-    for family in text_string_to_metric_families(exposition):
+    families = (family for exposition in expositions for family in text_string_to_metric_families(exposition))
+    for family in families:
         for sample in family.samples:
             raw_version = sample.labels.get("version", "")
             if not raw_version.isdigit():

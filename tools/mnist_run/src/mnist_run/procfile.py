@@ -110,7 +110,7 @@ class ProcfileStack:
     def wait_until_serving(self, ui_url: str, timeout_seconds: float = 120.0) -> None:
         """Wait until the web UI at ui_url reaches a model server with an AVAILABLE version
         (its /readyz is about the UI process alone)."""
-        from mnist_run.announce import newest_available_version
+        from mnist_run.announce import STATUS_PATH, newest_available_version
 
         def serves(response) -> bool:
             try:
@@ -118,7 +118,7 @@ class ProcfileStack:
             except ValueError:
                 return False
 
-        self.wait_until_ok(ui_url.rstrip("/") + "/api/v1/model", timeout_seconds, accept=serves)
+        self.wait_until_ok(ui_url.rstrip("/") + STATUS_PATH, timeout_seconds, accept=serves)
 
     def wait_until_ok(self, url: str, timeout_seconds: float = 120.0, accept=lambda response: True) -> None:
         """Wait for `url` to answer 200 (and `accept` the answer); StackError if honcho exits or

@@ -23,6 +23,16 @@ class ServerConfig:
     versions: tuple[int, ...]
     labels: tuple[tuple[str, int], ...]
 
+    def __post_init__(self):
+        # TF Serving accepts a label on a version the same config unloads (the label check runs
+        # while the version still serves), and the label then answers NOT_FOUND: never write one.
+        for label, version in self.labels:
+            if version not in self.versions:
+                raise ValueError(
+                    f"label {label} names v{version}, which the config does not load "
+                    f"(versions {', '.join(f'v{v}' for v in self.versions)})"
+                )
+
     @property
     def label_map(self) -> dict[str, int]:
         return dict(self.labels)

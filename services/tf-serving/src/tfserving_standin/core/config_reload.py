@@ -1,11 +1,11 @@
-"""--model_config_file_poll_wait_seconds: re-reading the model config file while serving.
+"""--model_config_file_poll_wait_seconds: Server::PollFilesystemAndReloadConfig
+(tensorflow_serving/model_servers/server.cc).
 
-Every interval the file is read; when its bytes differ from the config in force (or from the
-last one refused), it is parsed and checked, and applied or refused as TF Serving does: a file
-that does not parse, that adds or removes models, or whose version label names a version that is
-not AVAILABLE is refused with an error line saying why, and the config in force keeps serving.
-An applied config changes the labels at once; versions it adds or drops are loaded and unloaded
-by the same steps as a new version folder (the new one serves before the old one goes).
+Every interval the file is read and parsed and handed to ServerCore::ReloadConfig
+(server_core.py), changed or not, as TF Serving does: a file that does not parse is logged as
+"Failed to read ModelServerConfig file: ...", a config ReloadConfig refuses as
+"PollFilesystemAndReloadConfig failed to ReloadConfig: ...", and the config in force keeps
+serving. A refused config stays stored, so each later poll of the same file logs the same error.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mnist_common import storage
 from tfserving_standin.core.config import ConfigError, ModelConfig, load_model_config_file, resolve_local
-from tfserving_standin.core.manager import ModelManager
+from tfserving_standin.core.errors import ServingError
+from tfserving_standin.core.server_core import ServerCore
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,9 @@ def load_resolved(path: str) -> list[ModelConfig]:
 
 
 class ConfigReloader:
-    def __init__(self, manager: ModelManager, path: str, allow_unavailable_labels: bool = False):
-        self._manager = manager
+    def __init__(self, core: ServerCore, path: str):
+        self._core = core
         self._path = path
-        self._allow_unavailable = allow_unavailable_labels
-        self._seen = _read(path)  # the bytes in force at start-up
 
     async def watch_forever(self, interval_seconds: float) -> None:
         while True:
@@ -41,42 +39,22 @@ class ConfigReloader:
                 log.exception("re-reading %s failed", self._path)
 
     async def check_once(self) -> bool:
-        """Apply the file if it changed and can be applied; True when a new config was applied."""
-        raw = await asyncio.to_thread(_read, self._path)
-        if raw is None or raw == self._seen:
-            return False
-        self._seen = raw  # refused or applied, it is not looked at again until it changes
+        """One PollFilesystemAndReloadConfig; True when the versions or labels in force changed."""
         try:
             models = await asyncio.to_thread(load_resolved, self._path)
         except ConfigError as error:
-            self._refuse(str(error))
+            log.error("Failed to read ModelServerConfig file: %s", error)
             return False
-        names, current = {m.name for m in models}, set(self._manager.models)
-        if names != current:
-            self._refuse(
-                f"the stand-in does not add or remove models while running "
-                f"(serving {', '.join(sorted(current))}; the file has {', '.join(sorted(names))})"
+        try:
+            changed = await self._core.reload_config(models)
+        except ServingError as error:
+            log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", error.message)
+            return False
+        if changed:
+            described = "; ".join(
+                f"{m.name}: {m.policy.kind} {list(m.policy.versions) if m.policy.kind == 'specific' else ''}".rstrip()
+                + (f" labels {dict(sorted(m.labels.items()))}" if m.labels else "")
+                for m in models
             )
-            return False
-        problems = self._manager.label_problems(models, self._allow_unavailable)
-        if problems:
-            self._refuse("; ".join(problems))
-            return False
-        await self._manager.replace_models(models)
-        described = "; ".join(
-            f"{m.name}: {m.policy.kind} {list(m.policy.versions) if m.policy.kind == 'specific' else ''}".rstrip()
-            + (f" labels {dict(sorted(m.labels.items()))}" if m.labels else "")
-            for m in models
-        )
-        log.info("Applied the new model config from %s (%s)", self._path, described)
-        return True
-
-    def _refuse(self, why: str) -> None:
-        log.error("Refused the new model config in %s, the previous config keeps serving: %s", self._path, why)
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        return storage.read_bytes(path)
-    except OSError:
-        return None  # mid-replace or briefly missing: look again at the next poll
+            log.info("Finished reloading config %s (%s)", self._path, described)
+        return changed

@@ -48,7 +48,10 @@ class ModelManager:
         metrics=None,
         unbatched_threads: int = 2,
     ):
-        self.models = {model.name: model for model in models}
+        self.models = {model.name: model for model in models}  # the source config in force
+        # The label map in force (ServerCore's model_labels_to_versions_): set only by
+        # server_core.ServerCore once a config's labels pass its check; None before the first.
+        self.labels: dict[str, dict[str, int]] | None = None
         self._batching = batching
         self._batch_executor = batch_executor
         self._load_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load")
@@ -65,10 +68,7 @@ class ModelManager:
         if label is not None:
             if states is None:
                 raise not_found(f"Servable not found for request: Latest({model_name})")
-            labels = self.models[model_name].labels
-            if label not in labels:
-                raise invalid_argument(f"Unrecognized servable version label: {label}")
-            version = labels[label]
+            version = self.version_for_label(model_name, label)
         if version is not None:
             state = (states or {}).get(version)
             if state is None or state.state != AVAILABLE:
@@ -83,10 +83,7 @@ class ModelManager:
         """Version states for GetModelStatus, newest first, with TF Serving's errors."""
         states = self._states.get(model_name) or {}
         if label is not None:
-            labels = self.models[model_name].labels if model_name in self.models else {}
-            if label not in labels:
-                raise invalid_argument(f"Unrecognized servable version label: {label}")
-            version = labels[label]
+            version = self.version_for_label(model_name, label)
         if version is not None:
             if version not in states:
                 raise not_found(f"Could not find version {version} of model {model_name}")
@@ -107,40 +104,34 @@ class ModelManager:
             state.batchers[signature.name] = batcher
         return batcher
 
-    # ---- a new --model_config_file while running ------------------------------------------------
+    def version_for_label(self, model_name: str, label: str) -> int:
+        """ServerCore::GetModelVersionForLabel: the version the label map in force names."""
+        version = (self.labels or {}).get(model_name, {}).get(label)
+        if version is None:
+            raise invalid_argument(f"Unrecognized servable version label: {label}")
+        return version
 
-    def label_problems(
-        self, models: list[ModelConfig], allow_unavailable: bool = False, at_startup: bool = False
-    ) -> list[str]:
-        """Why these models' labels cannot be applied now, in TF Serving's words; empty when they can.
+    def version_states(self, model_name: str) -> dict[int, str]:
+        """{version: state} as ServableStateMonitor::GetVersionStates sees them now."""
+        return {version: state.state for version, state in self._states.get(model_name, {}).items()}
 
-        A label may only name an AVAILABLE version. With allow_unavailable
-        (--allow_version_labels_for_unavailable_models), a label that does not exist yet may name
-        any version, but one that exists still moves only to an AVAILABLE version. At start-up
-        (after the initial load) every label is new.
-        """
-        problems = []
-        for model in models:
-            states = self._states.get(model.name, {})
-            current = {} if at_startup else (self.models[model.name].labels if model.name in self.models else {})
-            for label, version in sorted(model.labels.items()):
-                if current.get(label) == version:
-                    continue
-                state = states.get(version)
-                if state is not None and state.state == AVAILABLE:
-                    continue
-                if allow_unavailable and label not in current:
-                    continue
-                problems.append(
-                    f"FAILED_PRECONDITION: Request to assign label to version {version} of model "
-                    f"{model.name}, which is not currently available for inference"
-                )
-        return problems
+    # ---- a new source config (ServerCore::AddModelsViaModelConfigList) --------------------------
 
     async def replace_models(self, models: list[ModelConfig]) -> None:
-        """Serve with these configs from now on (same model names); loads and unloads follow at once."""
+        """Serve these models from now on: versions the new policies add are loaded (and new
+        models waited for), models left out are unloaded, versions no longer aspired are
+        unloaded once an aspired one serves."""
         async with self._poll_lock:
+            removed = [name for name in self.models if name not in {m.name for m in models}]
             self.models = {model.name: model for model in models}
+            for model in models:
+                self._states.setdefault(model.name, {})
+                if self._metrics:
+                    self._metrics.know(model.name)
+            for name in removed:
+                for state in list(self._states.get(name, {}).values()):
+                    if state.state == AVAILABLE:
+                        await self._unload(name, state)
         await self.poll_once()
 
     # ---- polling the base paths ----------------------------------------------------------------
@@ -159,10 +150,27 @@ class ModelManager:
                     log.exception("polling model %s failed", model.name)
 
     async def _poll_model(self, model: ModelConfig) -> None:
+        if not await asyncio.to_thread(storage.exists, model.base_path):
+            # FileSystemStoragePathSource: PollFileSystemForServable's error, logged by
+            # PollFileSystemAndInvokeCallback; nothing is aspired or unaspired, so what is
+            # loaded keeps serving.
+            log.error(
+                "FileSystemStoragePathSource encountered a filesystem access error: Could not find base path "
+                "%s for servable %s with error NOT_FOUND: %s; No such file or directory",
+                model.base_path,
+                model.name,
+                model.base_path,
+            )
+            return
         listing = await asyncio.to_thread(_list_versions, model.base_path)
         if not listing:
-            log.warning("No versions of servable %s found under base path %s", model.name, model.base_path)
-            return  # keep serving what is loaded, as TF Serving does
+            log.warning(
+                "No versions of servable %s found under base path %s. Did you forget to name your leaf "
+                "directory as a number (eg. '/1/')?",
+                model.name,
+                model.base_path,
+            )
+            return  # the stand-in keeps what is loaded (see docs/serving-contract.md's fidelity table)
         aspired = model.policy.select(sorted(listing))
         states = self._states[model.name]
         for version in sorted(aspired, reverse=True):

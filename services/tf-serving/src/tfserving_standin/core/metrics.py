@@ -57,6 +57,10 @@ class Metrics:
             self._errors.labels(model, version_label, api, entrypoint, status).inc()
         self._latency.labels(model, version_label, api, entrypoint).observe(seconds)
 
+    def know(self, model_name: str) -> None:
+        """A model added by a new model config is counted under its own name."""
+        self._known.add(model_name)
+
     def batch_observer(self, model_name: str, version: int, signature: str):
         return self._batch_size.labels(model_name, str(version), signature).observe
 

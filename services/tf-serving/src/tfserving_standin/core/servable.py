@@ -122,7 +122,7 @@ def _spec_from_tensor_info(name: str, info: meta_graph_pb2.TensorInfo) -> Tensor
 
 def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The SignatureDef map of the SavedModel's serving MetaGraph, as GetModelMetadata returns it."""
-    pb_path = storage.join(path, "saved_model.pb")
+    pb_path = storage.join(path, pipeline.SAVED_MODEL_FILE)
     try:
         data = storage.read_bytes(pb_path)
     except FileNotFoundError:
