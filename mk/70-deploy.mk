@@ -127,7 +127,7 @@ run-containers: _need-docker _need-tag data ## The local stack from the built im
 	    $(call image_of,mnist-model-exporter) mnist-export --train-dir=/mnt/storage/training \
 	    --data-dir=/mnt/storage/data/mnist --model-base-path=/mnt/storage/models/mnist $(EXPORT_FLAGS); fi
 	@echo "run-containers: $(SERVING_IMAGE) (gRPC $(HOST):$(GRPC_PORT), REST $(HOST):$(REST_PORT)) and $(call image_of,mnist-web-ui) (http://$(HOST):$(UI_PORT)); Ctrl-C stops both"
-	@trap '$(DOCKER) rm -f mnist-containers-tf-serving >/dev/null 2>&1 || true' EXIT INT TERM; \
+	@trap '$(DOCKER) rm -f mnist-containers-tf-serving >/dev/null 2>&1; $(DOCKER) network rm $(CONTAINERS_NETWORK) >/dev/null 2>&1 || true' EXIT INT TERM; \
 	 $(DOCKER) run -d $(container_flags) --name mnist-containers-tf-serving --network-alias tf-serving \
 	  -p $(HOST):$(GRPC_PORT):8500 -p $(HOST):$(REST_PORT):8501 \
 	  -v "$(abspath $(MODEL_BASE_PATH))":/models/mnist:ro -v "$(abspath $(SERVING_CONFIG_DIR))":/etc/tf-serving:ro \

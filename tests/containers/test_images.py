@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from mnist_deploy.content_tags import IMAGES
+from mnist_run.ports import free_port
 from tests.containers.conftest import docker, make_images
 from tests.support.make import make
 from tests.support.paths import REPO_ROOT
@@ -55,12 +55,6 @@ def test_the_web_ui_image_is_small_and_has_no_tensorflow(built_images):
     assert size < WEB_UI_MAX_BYTES, f"mnist-web-ui is {size / 1e6:.0f} MB (limit {WEB_UI_MAX_BYTES / 1e6:.0f} MB)"
     probe = docker("run", "--rm", ref, "python", "-c", "import tensorflow", check=False)
     assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 
 import pytest
 import requests
 
 from mnist_common.dataset import load_split
+from mnist_run.ports import free_ports
 from tests.containers.conftest import docker
 from tests.support.make import VENV
 from tests.support.models import export_version, fit_tiny_model
@@ -24,17 +24,6 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 NAMES = ("mnist-containers-web-ui", "mnist-containers-tf-serving")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def test_run_containers_serves_the_published_version_and_ctrl_c_stops_it(
@@ -109,3 +98,7 @@ def test_run_containers_serves_the_published_version_and_ctrl_c_stops_it(
             if leftover:
                 docker("rm", "-f", *leftover, check=False)
     assert not leftover, f"Ctrl-C left containers running:\n{(tmp_path / 'run-containers.log').read_text()[-2000:]}"
+    network = docker("network", "ls", "-q", "--filter", "name=^mnist-containers$", check=False).stdout.split()
+    if network:
+        docker("network", "rm", *network, check=False)
+    assert not network, "Ctrl-C left the network mnist-containers"
