@@ -68,6 +68,67 @@ def test_evaluate_writes_the_test_figures_in_kfps_formats(tmp_path, published_ba
     assert "test accuracy" in capsys.readouterr().out
 
 
+def test_evaluate_hands_on_the_evaluation_written_at_export_without_recomputing_it(
+    tmp_path, published_base, data_dir, monkeypatch, capsys
+):
+    from mnist_exporter import held_out
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the version's evaluation from export was computed again")
+
+    monkeypatch.setattr(held_out, "evaluate_saved_model", must_not_run)
+    assert run_evaluate(tmp_path, published_base, data_dir) == 0
+    with open(os.path.join(published_base, "1", "assets.extra", "evaluation.json")) as handle:
+        exported = json.load(handle)
+    figures = json.loads((tmp_path / "metrics").read_text())
+    matrix = json.loads((tmp_path / "cm").read_text())
+    assert [row["row"] for row in matrix["rows"]] == exported["confusion_matrix"]
+    assert (figures["test_accuracy"], figures["test_digits"], figures["test_mistakes"]) == (
+        exported["accuracy"],
+        exported["digits"],
+        exported["mistakes_total"],
+    )
+    assert (figures["test_accuracy_low"], figures["test_accuracy_high"]) == (
+        exported["interval"]["low"],
+        exported["interval"]["high"],
+    )
+    assert figures["test_per_class_recall"] == {str(row["digit"]): row["recall"] for row in exported["per_class"]}
+    assert figures["evaluation"] == "written at export"
+    assert "| test evaluation | written at export |" in (tmp_path / "card.md").read_text()
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("remove", "the version has no readable evaluation from export"),
+        ("other data", "made on another data set than --data-dir's"),
+    ],
+)
+def test_evaluate_computes_an_evaluation_the_version_lacks_and_says_so(
+    tmp_path, published_base, data_dir, capsys, damage, said
+):
+    base = tmp_path / "models"
+    shutil.copytree(published_base, base)
+    path = base / "1" / "assets.extra" / "evaluation.json"
+    exported = json.loads(path.read_text())
+    if damage == "remove":
+        path.unlink()
+    else:
+        path.write_text(json.dumps(exported | {"dataset_sha256": "0" * 64}))
+    left = path.read_bytes() if path.exists() else None
+    assert run_evaluate(tmp_path, base, data_dir) == 0
+    assert said in capsys.readouterr().err
+    figures = json.loads((tmp_path / "metrics").read_text())
+    matrix = json.loads((tmp_path / "cm").read_text())
+    # held_out's own computation on the same version and data: the export's figures again.
+    assert [row["row"] for row in matrix["rows"]] == exported["confusion_matrix"]
+    assert figures["test_accuracy"] == exported["accuracy"] and figures["test_digits"] == exported["digits"]
+    assert figures["evaluation"].startswith("computed by mnist-evaluate") and said in figures["evaluation"]
+    assert said in (tmp_path / "card.md").read_text()
+    assert (path.read_bytes() if path.exists() else None) == left  # the published version is not rewritten
+
+
 @pytest.mark.parametrize(
     ("result", "message"),
     [

@@ -1,7 +1,14 @@
-"""mnist-evaluate: a published version, loaded as TF Serving loads it, judged on the held-out test split.
+"""mnist-evaluate: a published version's held-out evaluation, handed to Kubeflow Pipelines in its formats.
 
-The Kubeflow pipeline's evaluate step (tools/mnist_kfp). It writes three files:
-    --metrics-out           the figures as JSON (test accuracy, loss, digits; the card's validation accuracy)
+The Kubeflow pipeline's evaluate step (tools/mnist_kfp). The figures are the version's own
+evaluation on the held-out test split, written at export beside the model card
+(assets.extra/evaluation.json, mnist_exporter.held_out: the one place it is computed, the one the
+web UI's /model page shows), so the pipeline and the page report the same numbers. Only where that
+evaluation is missing (a version exported before it existed), unreadable, or made on another data
+set than --data-dir's does this command compute it, with held_out's own function, and it says so.
+It writes three files:
+    --metrics-out           the figures as JSON (test accuracy with its 95 % Wilson interval, digits,
+                            mistakes, per-digit precision and recall; the card's validation accuracy)
     --confusion-matrix-out  the 10x10 confusion matrix in Kubeflow Pipelines' own format
     --model-card-out        the version's model card as Markdown, with the test figures added
 and, given --executor-input (KFP's `{{$}}`), the ExecutorOutput file the KFP launcher reads after
@@ -26,23 +33,19 @@ import os
 import sys
 from importlib import metadata
 
-import numpy as np
-
-from mnist_common import dataset, pipeline, storage
+from mnist_common import dataset, idx, pipeline, storage
+from mnist_exporter import held_out
 
 CLASSES = [str(digit) for digit in range(10)]
 EXIT_INPUT_ERROR = 2
+# Where the figures came from, as the metrics JSON and the card say it.
+FROM_EXPORT = "written at export"
+# What this command reads from held_out's evaluation document.
+READS = ("accuracy", "interval", "digits", "correct", "mistakes_total", "per_class", "confusion_matrix")
 
 
 class EvaluationInputError(Exception):
     """A missing version, test split or bad flag; the message names it."""
-
-
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> list[list[int]]:
-    """rows: the true digit; columns: the predicted one."""
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (labels.astype(np.int64), predicted.astype(np.int64)), 1)
-    return matrix.tolist()
 
 
 def kfp_confusion_matrix(matrix: list[list[int]]) -> dict:
@@ -71,7 +74,13 @@ def card_markdown(card: dict, version: int, figures: dict) -> str:
         ("created", card.get("created", "")),
         ("git commit", card.get("git_commit", "")),
         ("dataset sha256", card.get("dataset_sha256", "")),
-        ("test accuracy (held-out)", f"{figures['test_accuracy']:.4f} on {figures['test_digits']} digits"),
+        (
+            "test accuracy (held-out)",
+            f"{figures['test_accuracy']:.4f} on {figures['test_digits']} digits "
+            f"(95 % Wilson interval {figures['test_accuracy_low']:.4f}-{figures['test_accuracy_high']:.4f})",
+        ),
+        ("test mistakes", figures["test_mistakes"]),
+        ("test evaluation", figures["evaluation"]),
         ("validation accuracy (gate)", validation.get("accuracy", "")),
         ("gate: min accuracy", gate.get("min_accuracy", "")),
         ("gate: max regression", gate.get("max_regression", "")),
@@ -83,9 +92,68 @@ def card_markdown(card: dict, version: int, figures: dict) -> str:
     ]
     lines = [f"# Model card: {card.get('model_name', 'mnist')} version {version}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
-    lines += ["", "Per-digit accuracy on the held-out test split:", "", "| digit | accuracy |", "|---|---|"]
-    lines += [f"| {digit} | {accuracy:.4f} |" for digit, accuracy in figures["test_per_class_accuracy"].items()]
+    lines += ["", "Per digit on the held-out test split:", "", "| digit | precision | recall |", "|---|---|---|"]
+    lines += [
+        f"| {digit} | {_share(precision)} | {_share(figures['test_per_class_recall'][digit])} |"
+        for digit, precision in figures["test_per_class_precision"].items()
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def version_evaluation(data_dir: str, base: str, version: int) -> tuple[dict, str]:
+    """(held_out's evaluation of `version` on --data-dir's test split, where it came from).
+
+    The one written at export when it is there and made on this data set; otherwise computed now
+    with held_out's own function (never written back: a published version is not changed)."""
+    try:
+        digest = dataset.dataset_sha256(data_dir)
+    except (dataset.DatasetError, KeyError, OSError) as error:
+        raise EvaluationInputError(f"--data-dir {data_dir}: no usable data set manifest ({error})") from None
+    stored = pipeline.read_evaluation(base, version)
+    if stored is None:
+        why = "the version has no readable evaluation from export"
+    elif stored.get("schema") != held_out.EVALUATION_SCHEMA or stored.get("split") != held_out.SPLIT:
+        why = f"its evaluation from export is schema {stored.get('schema')!r} on {stored.get('split')!r}"
+    elif any(key not in stored for key in READS):
+        why = f"its evaluation from export lacks {[key for key in READS if key not in stored]}"
+    elif stored.get("dataset_sha256") != digest:
+        why = "its evaluation from export was made on another data set than --data-dir's"
+    else:
+        return stored, FROM_EXPORT
+    try:
+        test = dataset.load_split(data_dir, held_out.SPLIT)
+        source = str(dataset.read_manifest(data_dir).get("source", "unknown"))
+    except (OSError, ValueError, idx.IdxFormatError) as error:
+        raise EvaluationInputError(f"--data-dir {data_dir}: the test split does not load ({error})") from None
+    if len(test) == 0:
+        raise EvaluationInputError(f"--data-dir {data_dir}: the test split is empty")
+    print(f"mnist-evaluate: version {version}: {why}; evaluating it now on the test split", file=sys.stderr)
+    computed = held_out.evaluate_saved_model(
+        pipeline.version_path(base, version), test.images, test.labels, dataset_sha256=digest, source=source
+    )
+    return computed, f"computed by mnist-evaluate ({why})"
+
+
+def kfp_figures(evaluation: dict, card: dict, version: int, origin: str) -> dict:
+    """The metrics JSON: held_out's figures under the names the pipeline reads."""
+    per_class = {str(row["digit"]): row for row in evaluation["per_class"]}
+    return {
+        "version": version,
+        "test_accuracy": evaluation["accuracy"],
+        "test_accuracy_low": evaluation["interval"]["low"],
+        "test_accuracy_high": evaluation["interval"]["high"],
+        "test_digits": evaluation["digits"],
+        "test_correct": evaluation["correct"],
+        "test_mistakes": evaluation["mistakes_total"],
+        "test_per_class_precision": {digit: row["precision"] for digit, row in per_class.items()},
+        "test_per_class_recall": {digit: row["recall"] for digit, row in per_class.items()},
+        "validation_accuracy": card.get("validation", {}).get("accuracy"),
+        "evaluation": origin,
+    }
 
 
 def evaluate_version(data_dir: str, base: str, version: int) -> tuple[dict, list[list[int]], dict]:
@@ -95,29 +163,8 @@ def evaluate_version(data_dir: str, base: str, version: int) -> tuple[dict, list
     card = pipeline.read_model_card(base, version)
     if card is None:
         raise EvaluationInputError(f"{pipeline.model_card_path(base, version)}: no readable model card")
-    try:
-        test = dataset.load_split(data_dir, "test")
-    except (OSError, ValueError) as error:
-        raise EvaluationInputError(f"--data-dir {data_dir}: the test split does not load ({error})") from None
-    if len(test) == 0:
-        raise EvaluationInputError(f"--data-dir {data_dir}: the test split is empty")
-
-    import tensorflow as tf
-
-    from mnist_exporter.validation import evaluate, predict_classes
-
-    loaded = tf.saved_model.load(pipeline.version_path(base, version))
-    evaluation = evaluate(loaded, test.images, test.labels)
-    _, predicted = predict_classes(loaded, test.as_float())
-    figures = {
-        "version": version,
-        "test_accuracy": round(evaluation.accuracy, 6),
-        "test_loss": round(evaluation.loss, 6),
-        "test_digits": evaluation.count,
-        "test_per_class_accuracy": evaluation.per_class_accuracy,
-        "validation_accuracy": card.get("validation", {}).get("accuracy"),
-    }
-    return figures, confusion_matrix(test.labels, predicted), card
+    evaluation, origin = version_evaluation(data_dir, base, version)
+    return kfp_figures(evaluation, card, version, origin), evaluation["confusion_matrix"], card
 
 
 def executor_output(executor_input: dict, metadata_by_output: dict[str, dict]) -> tuple[str, dict]:
@@ -179,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT_ERROR
     print(
         f"mnist-evaluate: version {version}: test accuracy {figures['test_accuracy']:.4f} on "
-        f"{figures['test_digits']} held-out digits (validation {figures['validation_accuracy']})"
+        f"{figures['test_digits']} held-out digits, {figures['evaluation']} (validation {figures['validation_accuracy']})"
     )
     return 0
 
