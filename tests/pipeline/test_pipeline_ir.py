@@ -13,7 +13,8 @@ import subprocess
 import pytest
 import yaml
 from mnist_kfp import parameters
-from mnist_kfp.steps import ORDER, STEPS
+from mnist_kfp.local_run import ir_steps
+from mnist_kfp.steps import BRANCHES, ORDER, STEPS
 
 from tests.pipeline.conftest import IMAGES, MAKE_DEFAULTS, compile_args, kfp_module
 from tests.support.make import make
@@ -21,10 +22,37 @@ from tests.support.paths import KUSTOMIZE, VENV_BIN
 
 IMAGE_FIELD = {"trainer": "mnist-trainer", "exporter": "mnist-model-exporter"}
 PLACEHOLDER = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([\w-]+)'\](?:\.(path|output_file))?\}\}")
+# Inside a condition's DAG, KFP names a pipeline parameter "pipelinechannel--NAME".
+CHANNEL = "pipelinechannel--"
 
 
 def tasks(ir: dict) -> dict:
-    return ir["root"]["dag"]["tasks"]
+    """Every container step, the two train branches' included."""
+    return ir_steps(ir)
+
+
+def all_tasks(ir: dict) -> dict:
+    dags = [ir["root"]["dag"]] + [c["dag"] for c in ir["components"].values() if "dag" in c]
+    return {name: task for dag in dags for name, task in dag["tasks"].items()}
+
+
+def steps_in(ir: dict, task: str) -> set[str]:
+    """The container steps a task stands for: itself, or every step inside its DAG (a branch)."""
+    component = ir["components"][all_tasks(ir)[task]["componentRef"]["name"]]
+    if "dag" not in component:
+        return {task}
+    return set().union(*(steps_in(ir, inner) for inner in component["dag"]["tasks"]))
+
+
+def waits_for(ir: dict, task: str) -> set[str]:
+    """The steps a step waits for: its own dependencies and those of the branches it is inside."""
+    found = set().union(set(), *(steps_in(ir, d) for d in all_tasks(ir)[task].get("dependentTasks", [])))
+    for name, component in ir["components"].items():
+        if "dag" in component and task in component["dag"]["tasks"]:
+            for outer, spec in all_tasks(ir).items():
+                if spec["componentRef"]["name"] == name:
+                    found |= waits_for(ir, outer)
+    return found
 
 
 def container(ir: dict, task: str) -> dict:
@@ -53,7 +81,7 @@ def resolved_args(ir: dict, task: str) -> list[str]:
     values = {}
     for name, source in wiring.items():
         if "componentInputParameter" in source:
-            values[name] = defaults.get(source["componentInputParameter"])
+            values[name] = defaults.get(source["componentInputParameter"].removeprefix(CHANNEL))
         else:  # another step's output: export's result
             values[name] = json.dumps({"version": 1, "published": True})
 
@@ -79,8 +107,13 @@ def resolved_args(ir: dict, task: str) -> list[str]:
 
 def test_the_pipeline_has_the_declared_steps_in_order(compiled):
     assert set(tasks(compiled)) == set(STEPS)
-    for before, after in zip(ORDER, ORDER[1:], strict=False):
-        assert before in tasks(compiled)[after].get("dependentTasks", []), f"{after} does not wait for {before}"
+    stages = [step for step in ORDER if step not in BRANCHES.values()]
+    for before, after in zip(stages, stages[1:], strict=False):
+        assert before in waits_for(compiled, after), f"{after} does not wait for {before}"
+        if before in BRANCHES:  # the stage after a branch waits for either branch
+            assert BRANCHES[before] in waits_for(compiled, after), f"{after} does not wait for {BRANCHES[before]}"
+    for single, distributed in BRANCHES.items():
+        assert waits_for(compiled, single) == waits_for(compiled, distributed)
 
 
 @pytest.mark.parametrize("task", ORDER)
@@ -136,12 +169,22 @@ def test_every_step_input_comes_from_the_pipeline_parameter_of_its_name_or_an_ea
     for task, spec in tasks(compiled).items():
         for name, source in spec["inputs"].get("parameters", {}).items():
             if "componentInputParameter" in source:
-                assert source["componentInputParameter"] == name, f"{task}.{name}"
+                parameter = source["componentInputParameter"].removeprefix(CHANNEL)
+                assert parameter == TFJOB_PARAMETERS.get(name, name), f"{task}.{name}"
             else:
                 assert source["taskOutputParameter"] == {"outputParameterKey": "result", "producerTask": "export"}
         for name, source in spec["inputs"].get("artifacts", {}).items():
-            producer = source["taskOutputArtifact"]["producerTask"]
-            assert ORDER.index(producer) < ORDER.index(task), f"{task}.{name} from {producer}"
+            producer = source.get("taskOutputArtifact", {}).get("producerTask") or source["componentInputArtifact"]
+            for step in steps_in(compiled, producer) if producer in all_tasks(compiled) else {"prepare-data"}:
+                assert ORDER.index(step) < ORDER.index(task), f"{task}.{name} from {step}"
+
+
+# The train-tfjob step's inputs named apart from the pipeline parameter that feeds them.
+TFJOB_PARAMETERS = {
+    "workers": "distributed_workers",
+    "storage_claim": "tfjob_storage_claim",
+    "deadline_seconds": "tfjob_deadline_seconds",
+}
 
 
 def _parsed(parser_factory, args):

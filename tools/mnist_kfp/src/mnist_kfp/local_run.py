@@ -66,14 +66,26 @@ class HostPaths:
     data_cache_dir: str
 
 
+def ir_steps(package: dict) -> dict[str, dict]:
+    """{task name: task} of every container step, at the top or inside a condition's DAG (a
+    dsl.If/Else branch is a task whose component is a DAG of its own)."""
+    components = package["components"]
+    dags = [package["root"]["dag"]] + [component["dag"] for component in components.values() if "dag" in component]
+    return {
+        name: task
+        for dag in dags
+        for name, task in dag["tasks"].items()
+        if "executorLabel" in components[task["componentRef"]["name"]]
+    }
+
+
 def ir_images(package: dict) -> dict[str, str]:
     """{task name: image} of a compiled pipeline."""
     executors = package["deploymentSpec"]["executors"]
-    tasks = package["root"]["dag"]["tasks"]
     components = package["components"]
     return {
         name: executors[components[task["componentRef"]["name"]]["executorLabel"]]["container"]["image"]
-        for name, task in tasks.items()
+        for name, task in ir_steps(package).items()
     }
 
 
@@ -215,7 +227,8 @@ def newest_output(pipeline_root: str, before: set[str], task: str, name: str) ->
 
 def run(args) -> int:
     with open(args.package) as handle:
-        package = yaml.safe_load(handle)
+        # The pipeline spec; a second document, the Kubernetes platform spec, is the cluster's.
+        package = next(yaml.safe_load_all(handle))
     paths = host_paths(args)
     given = dict(local_arguments(paths)) | dict(pair.split("=", 1) for pair in args.set)
     arguments = typed_arguments(given, ir_parameter_types(package))
