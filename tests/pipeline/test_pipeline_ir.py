@@ -292,3 +292,65 @@ def test_make_pipeline_submit_without_a_host_says_what_to_set(tmp_path):
     done = make("pipeline-submit", "KFP_HOST=", "GCS_BUCKET=b", f"PIPELINE_PACKAGE={tmp_path}/mnist.yaml", timeout=300)
     assert done.returncode != 0
     assert "pipeline-submit: error: no Kubeflow Pipelines host: set KFP_HOST=" in done.stderr
+
+
+def branch_condition(ir: dict, step: str) -> str:
+    """The trigger condition (a CEL expression) of the condition DAG a step sits in."""
+    for name, component in ir["components"].items():
+        if "dag" in component and step in component["dag"]["tasks"]:
+            for task in all_tasks(ir).values():
+                if task["componentRef"]["name"] == name:
+                    return task["triggerPolicy"]["condition"]
+    raise AssertionError(f"{step} is not inside a condition")
+
+
+def test_distributed_workers_picks_exactly_one_train_branch(compiled):
+    single = branch_condition(compiled, "train")
+    workers = "int(inputs.parameter_values['pipelinechannel--distributed_workers'])"
+    assert single == f"{workers} < 2"
+    assert branch_condition(compiled, "train-tfjob") == f"!({single})"  # dsl.Else: the other case exactly
+    assert pipeline_defaults(compiled)["distributed_workers"] == 0  # a single container unless asked
+
+
+def test_export_reads_the_model_of_whichever_branch_ran(compiled):
+    source = tasks(compiled)["export"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+    outer = compiled["components"][all_tasks(compiled)[source["producerTask"]]["componentRef"]["name"]]
+    selectors = outer["dag"]["outputs"]["artifacts"][source["outputArtifactKey"]]["artifactSelectors"]
+    producers = set()
+    for selector in selectors:
+        inner = compiled["components"][all_tasks(compiled)[selector["producerSubtask"]]["componentRef"]["name"]]
+        for chosen in inner["dag"]["outputs"]["artifacts"][selector["outputArtifactKey"]]["artifactSelectors"]:
+            assert chosen["outputArtifactKey"] == "model"
+            producers.add(chosen["producerSubtask"])
+    assert producers == {"train", "train-tfjob"}
+
+
+def test_the_tfjob_step_ships_the_clusters_own_tfjob_and_parses_with_its_own_parser(compiled):
+    from mnist_trainer import tfjob_run
+
+    manifest = yaml.safe_load((KUSTOMIZE / "components" / "distributed-training" / "tfjob.yaml").read_text())
+    args = tfjob_run._parser().parse_args(resolved_args(compiled, "train-tfjob"))
+    assert json.loads(args.tfjob_manifest) == manifest  # the kustomize file itself, not a restatement
+    assert args.image == IMAGES["mnist-trainer"]  # the TFJob's pods run the content-tagged trainer
+    assert args.run_id == "{{$.pipeline_job_uuid}}"  # KFP's run id: one TFJob per run
+    assert args.storage_dir == tfjob_run.storage_mount_path(manifest)
+    claim = next(v for v in manifest["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["volumes"])
+    assert args.storage_claim == claim["persistentVolumeClaim"]["claimName"]
+    assert args.deadline_seconds == manifest["spec"]["runPolicy"]["activeDeadlineSeconds"]
+    assert (args.data_dir, args.model_dir) == ("/kfp/inputs/data", "/kfp/outputs/model")
+    single = {a.split("=")[0] for a in resolved_args(compiled, "train") if a.startswith("--")} - {"--data-dir"}
+    assert {"--epochs", "--batch-size", "--learning-rate", "--seed"} <= single
+    env = parameters.training_env()
+    assert (args.epochs, args.batch_size, args.seed) == (env["EPOCHS"], env["BATCH_SIZE"], env["SEED"])
+
+
+def test_the_tfjob_step_mounts_the_claim_the_tfjobs_pods_mount(compiled, platform):
+    from mnist_trainer import tfjob_run
+
+    manifest = yaml.safe_load((KUSTOMIZE / "components" / "distributed-training" / "tfjob.yaml").read_text())
+    label = compiled["components"][tasks(compiled)["train-tfjob"]["componentRef"]["name"]]["executorLabel"]
+    executors = platform["deploymentSpec"]["executors"]
+    assert set(executors) == {label}  # only the TFJob step needs anything of Kubernetes
+    (mount,) = executors[label]["pvcMount"]
+    assert mount["mountPath"] == tfjob_run.storage_mount_path(manifest)
+    assert mount["pvcNameParameter"] == {"componentInputParameter": "pipelinechannel--tfjob_storage_claim"}

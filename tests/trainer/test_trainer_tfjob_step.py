@@ -295,6 +295,16 @@ class _Forgetful(dict):
         pass
 
 
+def test_a_bad_training_flag_is_refused_by_mnist_trains_parser_before_anything_is_created(
+    cluster, manifest, tmp_path, capsys
+):
+    fake = cluster([SUCCEEDED])
+    with pytest.raises(SystemExit) as exit_:
+        run_step(fake, manifest, tmp_path, "--epochs", "zero")
+    assert exit_.value.code == 2 and "--epochs" in capsys.readouterr().err
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from mnist_common.kube_api import InClusterApi, KubeApiError
+from mnist_trainer.config import parse_config
 
 PROG = "mnist-train-tfjob"
 API_VERSION, PLURAL = "kubeflow.org/v1", "tfjobs"
@@ -196,6 +197,8 @@ def main(argv: Sequence[str] | None = None, api: InClusterApi | None = None) -> 
     run_folder = f"{RUNS_FOLDER}/{name}"
     train_args = [f"--epochs={args.epochs}", f"--batch-size={args.batch_size}"]
     train_args += [f"--learning-rate={args.learning_rate}", f"--seed={args.seed}"]
+    # mnist-train's own parser checks the flags now (it exits 2 naming a bad one), not in the pods.
+    parse_config(["--data-dir", args.data_dir, "--model-dir", args.model_dir, *train_args], environ={})
     try:
         api = api or InClusterApi.from_pod()
         namespace = args.namespace or api.pod_namespace()
