@@ -199,7 +199,8 @@ def test_a_succeeded_tfjob_hands_the_chiefs_model_to_the_step_output(cluster, ma
     assert (tmp_path / "outputs" / "model" / "model.keras").read_bytes() == b"keras"
     assert "succeeded" in capsys.readouterr().out
 
-    method, path, auth, created = fake.requests[0]
+    assert fake.requests[0][:2] == ("GET", f"/apis/kubeflow.org/v1/namespaces/{NAMESPACE}/tfjobs/{NAME}")
+    method, path, auth, created = fake.requests[1]
     assert (method, path, auth) == ("POST", f"/apis/kubeflow.org/v1/namespaces/{NAMESPACE}/tfjobs", "Bearer pod-token")
     assert (created["apiVersion"], created["kind"]) == ("kubeflow.org/v1", "TFJob")
     assert (created["metadata"]["name"], created["metadata"]["namespace"]) == (NAME, NAMESPACE)
@@ -236,7 +237,28 @@ def test_a_succeeded_tfjob_hands_the_chiefs_model_to_the_step_output(cluster, ma
 def test_two_workers_are_a_chief_and_one_worker(cluster, manifest, tmp_path):
     fake = cluster([SUCCEEDED])
     assert run_step(fake, manifest, tmp_path, workers=2) == 0
-    assert fake.requests[0][3]["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 1
+    assert fake.requests[1][3]["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 1
+
+
+def test_a_retried_step_waits_for_the_tfjob_its_run_already_created(cluster, manifest, tmp_path, capsys):
+    fake = cluster([[CREATED, RUNNING], SUCCEEDED])
+    fake.objects[NAME] = _created_by_a_first_attempt(manifest)
+    assert run_step(fake, manifest, tmp_path) == 0
+    assert "exists (a retried step)" in capsys.readouterr().out
+    assert [r[0] for r in fake.requests].count("POST") == 0
+
+
+def _created_by_a_first_attempt(manifest):
+    return tfjob_run.tfjob_for(
+        manifest,
+        name=NAME,
+        namespace=NAMESPACE,
+        image="registry.test/mnist-trainer:c-1",
+        workers=3,
+        storage_claim="pipeline-storage",
+        run_folder=f"pipeline-runs/{NAME}",
+        train_args=[],
+    )
 
 
 def test_a_failed_tfjob_fails_the_step_naming_it_and_the_operators_reason(cluster, manifest, tmp_path, capsys):

@@ -218,9 +218,13 @@ def main(argv: Sequence[str] | None = None, api: InClusterApi | None = None) -> 
         return _fail(str(error), EXIT_FAILED)
     local_folder = os.path.join(args.storage_dir, run_folder)
     shutil.copytree(args.data_dir, os.path.join(local_folder, "data"), dirs_exist_ok=True)
-    print(f"{PROG}: creating TFJob {namespace}/{name}: 1 Chief, {args.workers - 1} Worker(s)", flush=True)
     try:
-        api.create_custom(API_VERSION, namespace, PLURAL, tfjob)
+        if api.get_custom(API_VERSION, namespace, PLURAL, name) is not None:
+            # KFP retried this step within the same run: wait for the TFJob it already created.
+            print(f"{PROG}: TFJob {namespace}/{name} exists (a retried step): waiting for it", flush=True)
+        else:
+            print(f"{PROG}: creating TFJob {namespace}/{name}: 1 Chief, {args.workers - 1} Worker(s)", flush=True)
+            api.create_custom(API_VERSION, namespace, PLURAL, tfjob)
         wait(api, namespace, name, args.deadline_seconds, args.poll_seconds)
     except (TfJobFailed, KubeApiError) as error:
         return _fail(str(error), EXIT_FAILED)
