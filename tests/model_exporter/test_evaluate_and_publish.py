@@ -246,7 +246,7 @@ class FakeApiServer:
 
 
 def publish_to_cluster(fake, version: int, capsys=None):
-    from mnist_exporter.kube_api import InClusterApi
+    from mnist_common.kube_api import InClusterApi
 
     api = InClusterApi(fake.url, token="pod-token", ca_file=False)
     argv = [

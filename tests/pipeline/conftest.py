@@ -56,8 +56,20 @@ def compile_args(out, images=IMAGES, defaults=MAKE_DEFAULTS) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def compiled(tmp_path_factory) -> dict:
+def compiled_documents(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("pipeline") / "mnist.yaml"
     done = kfp_module(*compile_args(out))
     assert done.returncode == 0, done.stderr
-    return yaml.safe_load(out.read_text())
+    return list(yaml.safe_load_all(out.read_text()))
+
+
+@pytest.fixture(scope="session")
+def compiled(compiled_documents) -> dict:
+    """The PipelineSpec (the IR's first document)."""
+    return compiled_documents[0]
+
+
+@pytest.fixture(scope="session")
+def platform(compiled_documents) -> dict:
+    """The Kubernetes PlatformSpec (the IR's second document; kfp-kubernetes writes it)."""
+    return compiled_documents[1]["platforms"]["kubernetes"]

@@ -48,3 +48,38 @@ def test_parameters_are_typed_as_the_ir_declares_them():
         typed_arguments({"epochs": "two"}, types)
     with pytest.raises(LocalRunError, match="'epoch' is not one of the pipeline's"):
         typed_arguments({"epoch": "2"}, types)
+
+
+class _Store:
+    """kfp.local's IOStore as far as DAG outputs use it: get_task_output raises ValueError for a
+    task that did not run (kfp/local/io.py, IOStore.get_task_output)."""
+
+    def __init__(self, ran: dict):
+        self.ran = ran
+
+    def get_task_output(self, task, key):
+        if task not in self.ran:
+            raise ValueError(f"Tried to get output '{key}' from task '{task}'")
+        return self.ran[task][key]
+
+
+def _oneof(*branches):
+    from types import SimpleNamespace
+
+    selectors = [SimpleNamespace(producer_subtask=task, output_artifact_key="model") for task in branches]
+    return SimpleNamespace(artifacts={"oneof-1": SimpleNamespace(artifact_selectors=selectors)})
+
+
+def test_a_oneof_over_artifacts_is_the_branch_that_ran():
+    from mnist_kfp.local_run import oneof_dag_output_artifacts
+
+    spec = _oneof("condition-2", "condition-3")
+    ran = _Store({"condition-2": {"model": "the single container's model"}})
+    assert oneof_dag_output_artifacts(None, spec, ran) == {"oneof-1": "the single container's model"}
+    ran = _Store({"condition-3": {"model": "the TFJob's model"}})
+    assert oneof_dag_output_artifacts(None, spec, ran) == {"oneof-1": "the TFJob's model"}
+    with pytest.raises(ValueError, match="0 branches produced it"):
+        oneof_dag_output_artifacts(None, spec, _Store({}))
+    both = _Store({"condition-2": {"model": "a"}, "condition-3": {"model": "b"}})
+    with pytest.raises(ValueError, match="2 branches produced it"):
+        oneof_dag_output_artifacts(None, spec, both)

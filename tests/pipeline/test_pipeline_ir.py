@@ -13,7 +13,8 @@ import subprocess
 import pytest
 import yaml
 from mnist_kfp import parameters
-from mnist_kfp.steps import ORDER, STEPS
+from mnist_kfp.local_run import ir_steps
+from mnist_kfp.steps import BRANCHES, ORDER, STEPS
 
 from tests.pipeline.conftest import IMAGES, MAKE_DEFAULTS, compile_args, kfp_module
 from tests.support.make import make
@@ -21,10 +22,37 @@ from tests.support.paths import KUSTOMIZE, VENV_BIN
 
 IMAGE_FIELD = {"trainer": "mnist-trainer", "exporter": "mnist-model-exporter"}
 PLACEHOLDER = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([\w-]+)'\](?:\.(path|output_file))?\}\}")
+# Inside a condition's DAG, KFP names a pipeline parameter "pipelinechannel--NAME".
+CHANNEL = "pipelinechannel--"
 
 
 def tasks(ir: dict) -> dict:
-    return ir["root"]["dag"]["tasks"]
+    """Every container step, the two train branches' included."""
+    return ir_steps(ir)
+
+
+def all_tasks(ir: dict) -> dict:
+    dags = [ir["root"]["dag"]] + [c["dag"] for c in ir["components"].values() if "dag" in c]
+    return {name: task for dag in dags for name, task in dag["tasks"].items()}
+
+
+def steps_in(ir: dict, task: str) -> set[str]:
+    """The container steps a task stands for: itself, or every step inside its DAG (a branch)."""
+    component = ir["components"][all_tasks(ir)[task]["componentRef"]["name"]]
+    if "dag" not in component:
+        return {task}
+    return set().union(*(steps_in(ir, inner) for inner in component["dag"]["tasks"]))
+
+
+def waits_for(ir: dict, task: str) -> set[str]:
+    """The steps a step waits for: its own dependencies and those of the branches it is inside."""
+    found = set().union(set(), *(steps_in(ir, d) for d in all_tasks(ir)[task].get("dependentTasks", [])))
+    for name, component in ir["components"].items():
+        if "dag" in component and task in component["dag"]["tasks"]:
+            for outer, spec in all_tasks(ir).items():
+                if spec["componentRef"]["name"] == name:
+                    found |= waits_for(ir, outer)
+    return found
 
 
 def container(ir: dict, task: str) -> dict:
@@ -53,7 +81,7 @@ def resolved_args(ir: dict, task: str) -> list[str]:
     values = {}
     for name, source in wiring.items():
         if "componentInputParameter" in source:
-            values[name] = defaults.get(source["componentInputParameter"])
+            values[name] = defaults.get(source["componentInputParameter"].removeprefix(CHANNEL))
         else:  # another step's output: export's result
             values[name] = json.dumps({"version": 1, "published": True})
 
@@ -79,8 +107,13 @@ def resolved_args(ir: dict, task: str) -> list[str]:
 
 def test_the_pipeline_has_the_declared_steps_in_order(compiled):
     assert set(tasks(compiled)) == set(STEPS)
-    for before, after in zip(ORDER, ORDER[1:], strict=False):
-        assert before in tasks(compiled)[after].get("dependentTasks", []), f"{after} does not wait for {before}"
+    stages = [step for step in ORDER if step not in BRANCHES.values()]
+    for before, after in zip(stages, stages[1:], strict=False):
+        assert before in waits_for(compiled, after), f"{after} does not wait for {before}"
+        if before in BRANCHES:  # the stage after a branch waits for either branch
+            assert BRANCHES[before] in waits_for(compiled, after), f"{after} does not wait for {BRANCHES[before]}"
+    for single, distributed in BRANCHES.items():
+        assert waits_for(compiled, single) == waits_for(compiled, distributed)
 
 
 @pytest.mark.parametrize("task", ORDER)
@@ -136,12 +169,22 @@ def test_every_step_input_comes_from_the_pipeline_parameter_of_its_name_or_an_ea
     for task, spec in tasks(compiled).items():
         for name, source in spec["inputs"].get("parameters", {}).items():
             if "componentInputParameter" in source:
-                assert source["componentInputParameter"] == name, f"{task}.{name}"
+                parameter = source["componentInputParameter"].removeprefix(CHANNEL)
+                assert parameter == TFJOB_PARAMETERS.get(name, name), f"{task}.{name}"
             else:
                 assert source["taskOutputParameter"] == {"outputParameterKey": "result", "producerTask": "export"}
         for name, source in spec["inputs"].get("artifacts", {}).items():
-            producer = source["taskOutputArtifact"]["producerTask"]
-            assert ORDER.index(producer) < ORDER.index(task), f"{task}.{name} from {producer}"
+            producer = source.get("taskOutputArtifact", {}).get("producerTask") or source["componentInputArtifact"]
+            for step in steps_in(compiled, producer) if producer in all_tasks(compiled) else {"prepare-data"}:
+                assert ORDER.index(step) < ORDER.index(task), f"{task}.{name} from {step}"
+
+
+# The train-tfjob step's inputs named apart from the pipeline parameter that feeds them.
+TFJOB_PARAMETERS = {
+    "workers": "distributed_workers",
+    "storage_claim": "tfjob_storage_claim",
+    "deadline_seconds": "tfjob_deadline_seconds",
+}
 
 
 def _parsed(parser_factory, args):
@@ -249,3 +292,65 @@ def test_make_pipeline_submit_without_a_host_says_what_to_set(tmp_path):
     done = make("pipeline-submit", "KFP_HOST=", "GCS_BUCKET=b", f"PIPELINE_PACKAGE={tmp_path}/mnist.yaml", timeout=300)
     assert done.returncode != 0
     assert "pipeline-submit: error: no Kubeflow Pipelines host: set KFP_HOST=" in done.stderr
+
+
+def branch_condition(ir: dict, step: str) -> str:
+    """The trigger condition (a CEL expression) of the condition DAG a step sits in."""
+    for name, component in ir["components"].items():
+        if "dag" in component and step in component["dag"]["tasks"]:
+            for task in all_tasks(ir).values():
+                if task["componentRef"]["name"] == name:
+                    return task["triggerPolicy"]["condition"]
+    raise AssertionError(f"{step} is not inside a condition")
+
+
+def test_distributed_workers_picks_exactly_one_train_branch(compiled):
+    single = branch_condition(compiled, "train")
+    workers = "int(inputs.parameter_values['pipelinechannel--distributed_workers'])"
+    assert single == f"{workers} < 2"
+    assert branch_condition(compiled, "train-tfjob") == f"!({single})"  # dsl.Else: the other case exactly
+    assert pipeline_defaults(compiled)["distributed_workers"] == 0  # a single container unless asked
+
+
+def test_export_reads_the_model_of_whichever_branch_ran(compiled):
+    source = tasks(compiled)["export"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+    outer = compiled["components"][all_tasks(compiled)[source["producerTask"]]["componentRef"]["name"]]
+    selectors = outer["dag"]["outputs"]["artifacts"][source["outputArtifactKey"]]["artifactSelectors"]
+    producers = set()
+    for selector in selectors:
+        inner = compiled["components"][all_tasks(compiled)[selector["producerSubtask"]]["componentRef"]["name"]]
+        for chosen in inner["dag"]["outputs"]["artifacts"][selector["outputArtifactKey"]]["artifactSelectors"]:
+            assert chosen["outputArtifactKey"] == "model"
+            producers.add(chosen["producerSubtask"])
+    assert producers == {"train", "train-tfjob"}
+
+
+def test_the_tfjob_step_ships_the_clusters_own_tfjob_and_parses_with_its_own_parser(compiled):
+    from mnist_trainer import tfjob_run
+
+    manifest = yaml.safe_load((KUSTOMIZE / "components" / "distributed-training" / "tfjob.yaml").read_text())
+    args = tfjob_run._parser().parse_args(resolved_args(compiled, "train-tfjob"))
+    assert json.loads(args.tfjob_manifest) == manifest  # the kustomize file itself, not a restatement
+    assert args.image == IMAGES["mnist-trainer"]  # the TFJob's pods run the content-tagged trainer
+    assert args.run_id == "{{$.pipeline_job_uuid}}"  # KFP's run id: one TFJob per run
+    assert args.storage_dir == tfjob_run.storage_mount_path(manifest)
+    claim = next(v for v in manifest["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["volumes"])
+    assert args.storage_claim == claim["persistentVolumeClaim"]["claimName"]
+    assert args.deadline_seconds == manifest["spec"]["runPolicy"]["activeDeadlineSeconds"]
+    assert (args.data_dir, args.model_dir) == ("/kfp/inputs/data", "/kfp/outputs/model")
+    single = {a.split("=")[0] for a in resolved_args(compiled, "train") if a.startswith("--")} - {"--data-dir"}
+    assert {"--epochs", "--batch-size", "--learning-rate", "--seed"} <= single
+    env = parameters.training_env()
+    assert (args.epochs, args.batch_size, args.seed) == (env["EPOCHS"], env["BATCH_SIZE"], env["SEED"])
+
+
+def test_the_tfjob_step_mounts_the_claim_the_tfjobs_pods_mount(compiled, platform):
+    from mnist_trainer import tfjob_run
+
+    manifest = yaml.safe_load((KUSTOMIZE / "components" / "distributed-training" / "tfjob.yaml").read_text())
+    label = compiled["components"][tasks(compiled)["train-tfjob"]["componentRef"]["name"]]["executorLabel"]
+    executors = platform["deploymentSpec"]["executors"]
+    assert set(executors) == {label}  # only the TFJob step needs anything of Kubernetes
+    (mount,) = executors[label]["pvcMount"]
+    assert mount["mountPath"] == tfjob_run.storage_mount_path(manifest)
+    assert mount["pvcNameParameter"] == {"componentInputParameter": "pipelinechannel--tfjob_storage_claim"}

@@ -20,12 +20,12 @@ import argparse
 import sys
 from importlib import metadata
 
+from mnist_common.kube_api import InClusterApi, KubeApiError
 from mnist_common.rollout import configmap, runner, steps
 from mnist_common.rollout import state as rollout_state
 from mnist_common.rollout.local import LocalFiles
 from mnist_common.rollout.transitions import publish
 from mnist_exporter.evaluate import EvaluationInputError, export_version
-from mnist_exporter.kube_api import InClusterApi, KubeApiError
 
 EXIT_INPUT_ERROR = 2
 

@@ -3,7 +3,8 @@ installed at run time. Each step is the same command a make target or a cluster 
 
     step          image                  command         make target / cluster Job
     prepare-data  mnist-trainer          mnist-data      make data      / Job mnist-data
-    train         mnist-trainer          mnist-train     make train     / Job mnist-train (or the TFJob)
+    train         mnist-trainer          mnist-train     make train     / Job mnist-train
+    train-tfjob   mnist-trainer          mnist-train-tfjob  (distributed_workers >= 2) / the TFJob
     export        mnist-model-exporter   mnist-export    make export    / Job mnist-export
     evaluate      mnist-model-exporter   mnist-evaluate  (the held-out test split; KFP's Metrics)
     publish       mnist-model-exporter   mnist-publish   make canary    / the deploy's publish
@@ -19,19 +20,21 @@ from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output, OutputPath
 from mnist_kfp.parameters import Images
 from mnist_kfp.steps import STEPS
+from mnist_kfp.tfjob import TfJobSource
 
 
 @dataclasses.dataclass(frozen=True)
 class Components:
     prepare_data: object
     train: object
+    train_tfjob: object
     export: object
     evaluate: object
     publish: object
 
 
-def build(images: Images) -> Components:
-    """The five components, bound to the given image references."""
+def build(images: Images, tfjob: TfJobSource) -> Components:
+    """The components, bound to the given image references and the cluster's TFJob."""
 
     def image(step: str) -> str:
         return getattr(images, STEPS[step].image)
@@ -57,6 +60,52 @@ def build(images: Images) -> Components:
             image=image("train"),
             command=[STEPS["train"].command],
             args=[
+                "--data-dir",
+                data.path,
+                "--model-dir",
+                model.path,
+                "--epochs",
+                epochs,
+                "--batch-size",
+                batch_size,
+                "--learning-rate",
+                learning_rate,
+                "--seed",
+                seed,
+            ],
+        )
+
+    @dsl.container_component
+    def train_tfjob(
+        data: Input[Dataset],
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        seed: int,
+        workers: int,
+        storage_claim: str,
+        deadline_seconds: int,
+        model: Output[Model],
+    ):
+        # The TFJob's pods run the same trainer image; the run's id names the TFJob and its folder.
+        return dsl.ContainerSpec(
+            image=image("train-tfjob"),
+            command=[STEPS["train-tfjob"].command],
+            args=[
+                "--tfjob-manifest",
+                tfjob.manifest_json,
+                "--image",
+                image("train"),
+                "--run-id",
+                dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                "--workers",
+                workers,
+                "--storage-claim",
+                storage_claim,
+                "--storage-dir",
+                tfjob.storage_mount_path,
+                "--deadline-seconds",
+                deadline_seconds,
                 "--data-dir",
                 data.path,
                 "--model-dir",
@@ -172,4 +221,4 @@ def build(images: Images) -> Components:
             ],
         )
 
-    return Components(prepare_data, train, export, evaluate, publish)
+    return Components(prepare_data, train, train_tfjob, export, evaluate, publish)

@@ -6,7 +6,7 @@ calling user, so what they write belongs to whoever ran make. Before anything ru
 IR names must be built here (nothing is pulled: the images are this checkout's). A failed step ends
 the run with one line naming the step, its exit code and the reason its command gave.
 
-Two places where kfp.local 2.17 differs from the KFP backend are brought in line here:
+Three places where kfp.local 2.17 differs from the KFP backend are brought in line here:
 - its container runner (kfp/local/docker_task_handler.py, run_docker_container) starts containers
   with auto_remove and reports success when the container is gone before its exit code is read; a
   gate refusal must never read as success, so each container is run here, its exit code waited
@@ -15,7 +15,13 @@ Two places where kfp.local 2.17 differs from the KFP backend are brought in line
   them (kfp/local/executor_output_utils.py, get_outputs_from_executor_output), which container
   components other than evaluate do not; the backend's launcher registers every output artifact
   the executor input declares, merged with what the file says (backend/src/v2/component/
-  launcher_v2.go, uploadOutputArtifacts), and so does this module.
+  launcher_v2.go, uploadOutputArtifacts), and so does this module;
+- it refuses a dsl.OneOf over artifacts (kfp/local/orchestrator/orchestrator_utils.py,
+  get_dag_output_artifacts: "Expected 1 artifact in ArtifactSelectorSpec"), which the pipeline
+  uses to hand export the model of whichever train branch ran; the SDK compiles such a OneOf to
+  one artifact selector per branch, and this module resolves it to the branch that produced the
+  artifact, as kfp.local itself does for a OneOf over parameters (get_dag_output_parameters,
+  value_from_oneof).
 """
 
 from __future__ import annotations
@@ -66,14 +72,26 @@ class HostPaths:
     data_cache_dir: str
 
 
+def ir_steps(package: dict) -> dict[str, dict]:
+    """{task name: task} of every container step, at the top or inside a condition's DAG (a
+    dsl.If/Else branch is a task whose component is a DAG of its own)."""
+    components = package["components"]
+    dags = [package["root"]["dag"]] + [component["dag"] for component in components.values() if "dag" in component]
+    return {
+        name: task
+        for dag in dags
+        for name, task in dag["tasks"].items()
+        if "executorLabel" in components[task["componentRef"]["name"]]
+    }
+
+
 def ir_images(package: dict) -> dict[str, str]:
     """{task name: image} of a compiled pipeline."""
     executors = package["deploymentSpec"]["executors"]
-    tasks = package["root"]["dag"]["tasks"]
     components = package["components"]
     return {
         name: executors[components[task["componentRef"]["name"]]["executorLabel"]]["container"]["image"]
-        for name, task in tasks.items()
+        for name, task in ir_steps(package).items()
     }
 
 
@@ -154,6 +172,22 @@ class ContainerRunner:
         return run.exit_code
 
 
+def oneof_dag_output_artifacts(cls, dag_outputs_spec, io_store) -> dict:
+    """A DAG's output artifacts, a selector list being a dsl.OneOf: the one branch that ran."""
+    outputs = {}
+    for key, spec in dag_outputs_spec.artifacts.items():
+        found = []
+        for selector in spec.artifact_selectors:
+            try:
+                found.append(io_store.get_task_output(selector.producer_subtask, selector.output_artifact_key))
+            except (KeyError, ValueError):  # the branch did not run
+                continue
+        if len(found) != 1:
+            raise ValueError(f"dsl.OneOf output {key!r}: {len(found)} branches produced it, expected exactly one")
+        outputs[key] = found[0]
+    return outputs
+
+
 def outputs_with_declared_artifacts(executor_input, component_spec) -> dict:
     """kfp.local's get_outputs_for_task, with every declared output artifact, as the backend has."""
     from kfp.local import executor_output_utils
@@ -215,7 +249,8 @@ def newest_output(pipeline_root: str, before: set[str], task: str, name: str) ->
 
 def run(args) -> int:
     with open(args.package) as handle:
-        package = yaml.safe_load(handle)
+        # The pipeline spec; a second document, the Kubernetes platform spec, is the cluster's.
+        package = next(yaml.safe_load_all(handle))
     paths = host_paths(args)
     given = dict(local_arguments(paths)) | dict(pair.split("=", 1) for pair in args.set)
     arguments = typed_arguments(given, ir_parameter_types(package))
@@ -223,6 +258,7 @@ def run(args) -> int:
     import docker
     from kfp import components, local
     from kfp.local import docker_task_handler, executor_output_utils
+    from kfp.local.orchestrator import orchestrator_utils
 
     try:
         client = docker.from_env()
@@ -242,6 +278,7 @@ def run(args) -> int:
     runner = ContainerRunner()
     docker_task_handler.run_docker_container = runner
     executor_output_utils.get_outputs_for_task = outputs_with_declared_artifacts
+    orchestrator_utils.OrchestratorUtils.get_dag_output_artifacts = classmethod(oneof_dag_output_artifacts)
     local.init(
         runner=local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", mounts=mounts(paths)),
         pipeline_root=paths.pipeline_root,

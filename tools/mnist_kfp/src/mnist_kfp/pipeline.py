@@ -1,5 +1,11 @@
 """The pipeline: prepare data -> train -> export (the validation gate) -> evaluate -> publish.
 
+Training runs in one of two ways, chosen by distributed_workers: below 2 (the default 0) the
+train step in a single container, as make train and the cluster's Job do; 2 or more the
+train-tfjob step, which creates a kubeflow.org/v1 TFJob of that many replicas (one Chief, the
+rest Workers) from the cluster's own TFJob (mnist_kfp.tfjob), waits for it, and hands the Chief's
+model on; the export step reads whichever branch ran (dsl.OneOf).
+
 A gate refusal (mnist-export exits 3, naming each failed check) fails the export step, and KFP
 runs nothing that depends on it: nothing is evaluated or published. The version reaches the
 rollout as the canary at canary_percent (the first version ever published becomes stable): on a
@@ -10,7 +16,8 @@ Compiled by `python -m mnist_kfp compile` (make pipeline) to KFP's IR YAML.
 """
 
 # No `from __future__ import annotations`: KFP reads the parameter types from the annotations.
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
+from mnist_kfp import tfjob as tfjob_source
 from mnist_kfp.components import build
 from mnist_kfp.parameters import Images
 from mnist_kfp.steps import STEPS
@@ -29,7 +36,8 @@ TRAIN_RESOURCES = {"cpu_request": "1", "cpu_limit": "2", "memory_request": "2G",
 
 def build_pipeline(images: Images, defaults: dict):
     """The pipeline function, its parameters defaulting to `defaults` (mnist_kfp.parameters)."""
-    steps = build(images)
+    tfjob = tfjob_source.load()
+    steps = build(images, tfjob)
     d = defaults
 
     @dsl.pipeline(name=NAME, description=DESCRIPTION)
@@ -51,24 +59,42 @@ def build_pipeline(images: Images, defaults: dict):
         model_config_file: str = "",
         served_base_path: str = "",
         rollout_namespace: str = ROLLOUT_NAMESPACE,
+        distributed_workers: int = 0,
+        tfjob_storage_claim: str = tfjob.storage_claim,
+        tfjob_deadline_seconds: int = tfjob.deadline_seconds,
     ):
         data = steps.prepare_data(data_source=data_source, data_seed=data_seed, data_cache_dir=data_cache_dir)
-        trained = steps.train(
-            data=data.outputs["data"],
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-        )
-        (
-            trained.set_cpu_request(TRAIN_RESOURCES["cpu_request"])
-            .set_cpu_limit(TRAIN_RESOURCES["cpu_limit"])
-            .set_memory_request(TRAIN_RESOURCES["memory_request"])
-            .set_memory_limit(TRAIN_RESOURCES["memory_limit"])
-        )
+        with dsl.If(distributed_workers < 2, name="single-container"):
+            trained = steps.train(
+                data=data.outputs["data"],
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+            )
+            (
+                trained.set_cpu_request(TRAIN_RESOURCES["cpu_request"])
+                .set_cpu_limit(TRAIN_RESOURCES["cpu_limit"])
+                .set_memory_request(TRAIN_RESOURCES["memory_request"])
+                .set_memory_limit(TRAIN_RESOURCES["memory_limit"])
+            )
+        with dsl.Else(name="tfjob"):
+            launched = steps.train_tfjob(
+                data=data.outputs["data"],
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                workers=distributed_workers,
+                storage_claim=tfjob_storage_claim,
+                deadline_seconds=tfjob_deadline_seconds,
+            )
+            # The step's pod mounts the TFJob's storage claim where the TFJob's pods do.
+            kubernetes.mount_pvc(launched, pvc_name=tfjob_storage_claim, mount_path=tfjob.storage_mount_path)
+        model = dsl.OneOf(trained.outputs["model"], launched.outputs["model"])
         exported = steps.export(
             data=data.outputs["data"],
-            model=trained.outputs["model"],
+            model=model,
             model_base_path=model_base_path,
             model_name=model_name,
             min_accuracy=min_accuracy,
@@ -91,6 +117,7 @@ def build_pipeline(images: Images, defaults: dict):
         for name, task in (
             ("prepare-data", data),
             ("train", trained),
+            ("train-tfjob", launched),
             ("export", exported),
             ("evaluate", evaluated),
             ("publish", published),

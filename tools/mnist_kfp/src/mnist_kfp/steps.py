@@ -22,9 +22,13 @@ class Step:
 STEPS = {
     "prepare-data": Step("trainer", "mnist-data", cached=True),
     "train": Step("trainer", "mnist-train", cached=True),
+    # The distributed alternative to train (distributed_workers >= 2): one of the two runs.
+    "train-tfjob": Step("trainer", "mnist-train-tfjob", cached=True),
     "export": Step("exporter", "mnist-export", cached=False),
     "evaluate": Step("exporter", "mnist-evaluate", cached=False),
     "publish": Step("exporter", "mnist-publish", cached=False),
 }
-# The order the steps run in: each depends on the one before.
+# The order the steps run in: each depends on the one before (train and train-tfjob are the two
+# branches of one stage: exactly one of them runs).
 ORDER = tuple(STEPS)
+BRANCHES = {"train": "train-tfjob"}

@@ -26,7 +26,7 @@ def main(args) -> int:
         return 2
     with open(args.package, "rb") as handle:
         raw = handle.read()
-    package = yaml.safe_load(raw)
+    package = next(yaml.safe_load_all(raw))  # the pipeline spec; the platform spec follows it
     given = dict(pair.split("=", 1) for pair in args.set)
     if not given.get("model_base_path"):
         print(

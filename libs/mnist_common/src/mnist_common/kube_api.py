@@ -1,7 +1,9 @@
-"""The Kubernetes API from inside a pod, for the one object a pipeline step changes: the ConfigMap
-model-rollout (mnist_common.rollout.configmap), and the pods the rollout watches. Plain HTTPS with the pod's service-account token,
-as every in-cluster client does (the kubernetes client's load_incluster_config reads the same
-environment variables and files), so the exporter image needs no Kubernetes client library.
+"""The Kubernetes API from inside a pod, for what the pipeline's steps change: the ConfigMap
+model-rollout (mnist_common.rollout.configmap) and the pods the rollout watches (the exporter's
+publish step), and the TFJob of a distributed training run (the trainer's mnist-train-tfjob).
+Plain HTTPS with the pod's service-account token, as every in-cluster client does (the kubernetes
+client's load_incluster_config reads the same environment variables and files), so no image
+needs a Kubernetes client library.
 
 A ConfigMap write is a server-side apply as field manager `mnist-rollout` (PATCH with content
 type application/apply-patch+yaml, force=true; JSON is YAML); the rollout's phases also read the
@@ -36,12 +38,21 @@ class InClusterApi:
         if not host or not os.path.exists(token_file):
             raise KubeApiError(
                 "not in a Kubernetes pod with a service-account token (KUBERNETES_SERVICE_HOST, "
-                f"{token_file}): --configmap-namespace works only inside the cluster"
+                f"{token_file}): this step talks to the Kubernetes API and works only inside the cluster"
             )
         with open(token_file) as handle:
             token = handle.read().strip()
         host = f"[{host}]" if ":" in host else host
         return cls(f"https://{host}:{port}", token, os.path.join(SERVICE_ACCOUNT, "ca.crt"))
+
+    @staticmethod
+    def pod_namespace() -> str:
+        """The namespace this pod runs in, as its service account's token was issued for."""
+        try:
+            with open(os.path.join(SERVICE_ACCOUNT, "namespace")) as handle:
+                return handle.read().strip()
+        except OSError as error:
+            raise KubeApiError(f"the pod's namespace is unknown ({error})") from None
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         try:
@@ -94,3 +105,35 @@ class InClusterApi:
         if answer.status_code != 200:
             raise OSError(f"{pod}:{port}/{path}: {answer.status_code}")
         return answer.text
+
+    # Custom objects (a CRD's kind, e.g. kubeflow.org/v1 tfjobs): the API server's paths
+    # /apis/GROUP/VERSION/namespaces/NS/PLURAL[/NAME], as for every namespaced resource.
+    def _custom_path(self, api_version: str, namespace: str, plural: str, name: str = "") -> str:
+        path = f"/apis/{api_version}/namespaces/{namespace}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def create_custom(self, api_version: str, namespace: str, plural: str, body: dict) -> dict:
+        answer = self._request("POST", self._custom_path(api_version, namespace, plural), json=body)
+        if answer.status_code not in (200, 201, 202):
+            name = body.get("metadata", {}).get("name")
+            raise KubeApiError(f"creating {plural} {namespace}/{name}: {answer.status_code} {answer.text[:300]}")
+        return answer.json()
+
+    def get_custom(self, api_version: str, namespace: str, plural: str, name: str) -> dict | None:
+        """The object, or None when it does not exist."""
+        answer = self._request("GET", self._custom_path(api_version, namespace, plural, name))
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise KubeApiError(f"reading {plural} {namespace}/{name}: {answer.status_code} {answer.text[:300]}")
+        return answer.json()
+
+    def delete_custom(self, api_version: str, namespace: str, plural: str, name: str) -> None:
+        """Delete the object and, in the background, what it owns (its pods); gone already is fine."""
+        answer = self._request(
+            "DELETE",
+            self._custom_path(api_version, namespace, plural, name),
+            json={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+        )
+        if answer.status_code not in (200, 202, 404):
+            raise KubeApiError(f"deleting {plural} {namespace}/{name}: {answer.status_code} {answer.text[:300]}")
