@@ -73,25 +73,24 @@ setup: $(SETUP_STAMP) ## Create .venv with every service and tool, pinned by req
 # The stamp depends on every file that decides what is installed, so a second run does nothing
 # and a change to the lock or a pyproject.toml reinstalls.
 # uv (the release the lock pins, installed into .venv by the venv's own pip) installs the lock
-# with uv's cache, a drop-in for pip at a fraction of its time (docs/benchmarks.md); if uv cannot
-# be installed, pip installs instead, with a warning. INSTALLER=pip uses pip throughout. Either
-# way mnist_run.lock_check then fails the set-up unless .venv holds exactly what the lock pins.
+# with uv's cache, a drop-in for pip at a fraction of its time (docs/benchmarks.md).
+# INSTALLER=pip uses pip throughout. Either way mnist_run.lock_check then fails the set-up unless
+# .venv holds exactly what the lock pins. The install commands are written out in full (no shell
+# variable), so `make -n setup` shows what runs and tests/deploy resolves each one.
 INSTALLER ?= uv
+SETUP_PIP := $(VENV_PY) -m pip install --quiet
+SETUP_INSTALL = $(if $(filter uv,$(INSTALLER)),$(VENV_BIN)/uv pip install --quiet --python $(VENV_PY),$(SETUP_PIP))
+setup_failed = { echo "error: installing the lock into $(VENV) failed (see above)$(if $(filter uv,$(INSTALLER)),; 'make setup INSTALLER=pip' installs with pip instead)" >&2; exit 1; }
 $(SETUP_STAMP): $(CONSTRAINTS) requirements/dev.in $(addsuffix /pyproject.toml,$(PACKAGES)) $(PROTOS_GENERATOR)
 	$(call require_python_311)
 	@case "$(INSTALLER)" in uv|pip) ;; *) echo "error: INSTALLER=$(INSTALLER) must be uv or pip" >&2; exit 2 ;; esac
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	@install="$(VENV_PY) -m pip install --quiet"; \
-	 if [ "$(INSTALLER)" = uv ]; then \
-	   if $(VENV_PY) -m pip install --quiet -c $(CONSTRAINTS) uv; then install="$(VENV_BIN)/uv pip install --quiet --python $(VENV_PY)"; \
-	   else echo "warning: could not install uv into $(VENV); installing with pip instead (INSTALLER=pip does so from the start)" >&2; fi; \
-	 fi; \
-	 if [ "$$install" = "$(VENV_PY) -m pip install --quiet" ]; then $(VENV_PY) -m pip install --quiet --upgrade pip; fi; \
-	 echo "setup: $${install%% --quiet*} -c $(CONSTRAINTS) ..."; \
-	 $$install -c $(CONSTRAINTS) setuptools wheel && \
-	 $$install -c $(CONSTRAINTS) -r requirements/dev.in && \
-	 $$install -c $(CONSTRAINTS) --no-build-isolation $(addprefix -e ,$(PACKAGES)) || \
-	 { echo "error: installing the lock into $(VENV) failed (see above)$(if $(filter uv,$(INSTALLER)),; 'make setup INSTALLER=pip' installs with pip instead)" >&2; exit 1; }
+	$(if $(filter uv,$(INSTALLER)),$(SETUP_PIP) -c $(CONSTRAINTS) uv,$(SETUP_PIP) --upgrade pip) || \
+	  { echo "error: could not install $(if $(filter uv,$(INSTALLER)),uv,pip's upgrade) into $(VENV) (see above)$(if $(filter uv,$(INSTALLER)),; 'make setup INSTALLER=pip' installs with pip instead)" >&2; exit 1; }
+	@echo "setup: installing the lock with $(INSTALLER)"
+	$(SETUP_INSTALL) -c $(CONSTRAINTS) setuptools wheel || $(setup_failed)
+	$(SETUP_INSTALL) -c $(CONSTRAINTS) -r requirements/dev.in || $(setup_failed)
+	$(SETUP_INSTALL) -c $(CONSTRAINTS) --no-build-isolation $(addprefix -e ,$(PACKAGES)) || $(setup_failed)
 	$(VENV_PY) -m mnist_run.lock_check $(CONSTRAINTS)
 	$(VENV_PY) -m mnist_serving_protos.generate
 	@touch $@

@@ -243,7 +243,8 @@ def pip_arguments(command: str) -> tuple[list[str], str]:
     words = shlex.split(command)
     words = words[words.index("install") + 1 :]
     arguments, lock = [], DEFAULT_LOCK
-    skip_value = {"--target", "-t", "--prefix", "--root"}
+    # --python: which environment `uv pip install` writes into (make setup's), not what it resolves.
+    skip_value = {"--target", "-t", "--prefix", "--root", "--python"}
     dropped = {"--quiet", "-q", "--upgrade", "-U", "--no-build-isolation", "--user"}
     iterator = iter(words)
     for word in iterator:

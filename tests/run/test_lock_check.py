@@ -1,6 +1,6 @@
 """`make setup`'s last word on the installers: the venv holds exactly what the lock pins.
 
-uv installs the lock by default (INSTALLER=uv) and pip on request or when uv cannot be had; the
+uv installs the lock by default (INSTALLER=uv) and pip on request (INSTALLER=pip); the
 check after either (mnist_run.lock_check) is what makes uv a drop-in rather than a second
 resolver: a version the lock does not pin, or a distribution it does not list, fails the set-up.
 """
