@@ -56,6 +56,7 @@ def test_chief_and_worker_train_together_and_only_the_chief_writes(data_dir, tmp
         "ckpt-1.index",
         "ckpt-2.data-00000-of-00001",
         "ckpt-2.index",
+        "history.json",  # the per-epoch figures kept across a resume (the model page's curves)
         "run.json",
     ]
     # The worker's own checkpoint and model copies went to its temporary dir and were deleted.
